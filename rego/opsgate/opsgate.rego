@@ -1,0 +1,46 @@
+# METADATA
+# title: Guardrails entrypoint
+# description: |
+#   Evaluates every policy of the ruleset named in input.ruleset.name, i.e. each
+#   package data.guardrails.<ruleset>.<policy>, collecting its `deny` set into
+#   violations and its `approval` set into approvals. A new policy, or the
+#   policies of a new ruleset, need no change here. An unknown ruleset yields
+#   an allow. This package lives outside data.guardrails so that the dynamic
+#   lookup below does not depend on itself.
+package opsgate
+
+_violations contains v if {
+	some v in data.guardrails[input.ruleset.name][_].deny
+}
+
+_approvals contains a if {
+	some a in data.guardrails[input.ruleset.name][_].approval
+}
+
+# Deterministic order: policy, then action_index (null first), then message.
+_sorted(results) := [r[3] | some r in sort([[x.policy, x.action_index, x.message, x] | some x in results])]
+
+# METADATA
+# title: Violations
+# description: Every deny result of the ruleset's policies, sorted.
+violations := _sorted(_violations)
+
+# METADATA
+# title: Approvals
+# description: Every approval result of the ruleset's policies, sorted.
+approvals := _sorted(_approvals)
+
+# METADATA
+# title: Decision
+# description: The verdict for one item (ruleset, facts, proposal).
+decision := {
+	"allow": count(violations) == 0,
+	"violations": violations,
+	"requires_approval": count(approvals) > 0,
+	"approvals": approvals,
+}
+
+# METADATA
+# title: Batch decision
+# description: The verdicts for input.items, in the same order.
+batch := [d | some item in input.items; d := decision with input as item]

@@ -1,0 +1,1 @@
+"""opsgate: policy-as-code decisions from YAML rules, approved by Rego guardrails."""

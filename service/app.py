@@ -1,0 +1,119 @@
+"""The HTTP surface: decode, call the decision service, encode.  Nothing else."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+
+from service.errors import OpsgateError
+from service.runtime import Runtime
+from service.settings import Settings
+
+log = logging.getLogger("opsgate.http")
+_JSON = msgspec.json.Encoder()
+
+
+def _json(content: Any, status: int = 200) -> Response[bytes]:
+    return Response(_JSON.encode(content), status_code=status, media_type=MediaType.JSON)
+
+
+def _caller(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _decide(request: Request[Any, Any, Any], state: State, ruleset: str) -> Response[bytes]:
+    runtime: Runtime = state.runtime
+    response = await runtime.service.decide(ruleset, await request.body(), _caller(request))
+    return _json(response)
+
+
+@post("/decide", summary="Decide with the default ruleset (ops)", status_code=200)
+async def decide_default(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    return await _decide(request, state, state.runtime.settings.default_ruleset)
+
+
+@post("/decide/{ruleset:str}", summary="Decide with the named ruleset", status_code=200)
+async def decide_named(request: Request[Any, Any, Any], state: State, ruleset: str) -> Response[bytes]:
+    return await _decide(request, state, ruleset)
+
+
+@post("/run", summary="Alias of POST /decide/ops", status_code=200)
+async def run_ops(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    return await _decide(request, state, "ops")
+
+
+@get("/health", summary="Liveness")
+async def health() -> Response[bytes]:
+    return _json({"status": "ok"})
+
+
+@get("/ready", summary="Readiness: OPA answering and rules loaded")
+async def ready(state: State) -> Response[bytes]:
+    runtime: Runtime = state.runtime
+    opa_up = await runtime.guardrails.healthy()
+    process = runtime.guardrails.process
+    body = {
+        "ready": opa_up and bool(runtime.catalog.rulesets),
+        "opa": {
+            "up": opa_up,
+            "mode": "child" if process else "external",
+            "pid": process.pid if process else None,
+            "restarts": process.restarts if process else 0,
+            "bundle_revision": runtime.guardrails.revision,
+        },
+        "version": runtime.catalog.version,
+        "rulesets": {name: rs.version for name, rs in runtime.catalog.rulesets.items()},
+    }
+    return _json(body, 200 if body["ready"] else 503)
+
+
+def _error_body(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
+    return {"status": "error", "error": {"code": code, "message": message, "details": details or []}}
+
+
+def _opsgate_error(_: Request[Any, Any, Any], error: OpsgateError) -> Response[bytes]:
+    details = [{"path": p.path, "reason": p.reason} for p in error.problems]
+    return _json(_error_body(error.code, error.message, details), error.status)
+
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def _http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
+    code = _HTTP_CODES.get(error.status_code, "http_error")
+    return _json(_error_body(code, str(error.detail)), error.status_code)
+
+
+def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _json(_error_body("internal_error", "internal error; see the service log"), 500)
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The Litestar app for ``settings``; OPA and the log start with it and stop with it."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime = await Runtime.start(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    return Litestar(
+        route_handlers=[decide_default, decide_named, run_ops, health, ready],
+        lifespan=[lifespan],
+        exception_handlers={OpsgateError: _opsgate_error, HTTPException: _http_error, Exception: _unexpected},
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema"),
+        debug=False,
+    )

@@ -1,0 +1,134 @@
+"""The ``opsgate`` command: serve, decide, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from pathlib import Path
+
+import msgspec
+
+from service import settings as settings_module
+from service.catalog import load_catalog
+from service.errors import OpsgateError, Problem, RulesetInvalid
+from service.guardrails import check_policies, find_opa
+from service.runtime import Runtime
+from service.settings import Settings
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rules-dir", type=Path, help="ruleset directory (default: rules)")
+    parser.add_argument("--rego-dir", type=Path, help="guardrail policy directory (default: rego)")
+
+
+def _service_flags(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--db", help="decision log: a SQLite file path (default: var/decisions.db)")
+    parser.add_argument("--opa-url", help="use an external OPA server at this URL instead of a child process")
+    parser.add_argument("--opa-bin", help="the opa binary (default: OPSGATE_OPA_BIN, PATH, or the cached build)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="opsgate", description="Policy-as-code decision service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", help="listen address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: 8080)")
+    _service_flags(serve)
+
+    decide = commands.add_parser("decide", help="decide once, locally, and print the JSON response")
+    decide.add_argument("file", help="a JSON file of facts, or - for standard input")
+    decide.add_argument("--ruleset", help="ruleset name (default: ops)")
+    _service_flags(decide)
+
+    check = commands.add_parser("check", help="check rulesets and policies; file:line:column on error")
+    _common(check)
+    check.add_argument("--opa-bin", help="the opa binary used for `opa check --strict`")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {
+        name: getattr(args, name, None)
+        for name in ("host", "port", "rules_dir", "rego_dir", "db", "opa_url", "opa_bin")
+    }
+    return settings_module.from_env(**flags)
+
+
+def cmd_serve(settings: Settings) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="info",
+    )
+    return 0
+
+
+def cmd_decide(settings: Settings, file: str, ruleset: str | None) -> int:
+    body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+
+    async def run() -> bytes:
+        runtime = await Runtime.start(settings)
+        try:
+            response = await runtime.service.decide(ruleset or settings.default_ruleset, body, f"cli:{getpass.getuser()}")
+            return msgspec.json.format(msgspec.json.encode(response), indent=2)
+        finally:
+            await runtime.close()
+
+    sys.stdout.write(asyncio.run(run()).decode() + "\n")
+    return 0
+
+
+def cmd_check(settings: Settings) -> int:
+    problems: list[Problem] = []
+    count = 0
+    try:
+        catalog = load_catalog(settings.rules_dir, settings.rego_dir)
+        count = sum(len(rs.rules) for rs in catalog.rulesets.values())
+    except RulesetInvalid as error:
+        problems.extend(error.problems)
+    problems.extend(check_policies(find_opa(settings.opa_bin), settings.rego_dir, settings.rego_dir.name))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        print(f"{len(errors)} error(s)", file=sys.stderr)
+        return 1
+    print(f"ok: {count} rules in {settings.rules_dir}, policies in {settings.rego_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            return cmd_serve(settings)
+        if args.command == "decide":
+            return cmd_decide(settings, args.file, args.ruleset)
+        return cmd_check(settings)
+    except OpsgateError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(f"opsgate: {error.message}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"opsgate: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""One error tree with stable codes; ``app.py`` maps it to HTTP in one place."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """One located problem: a field path over HTTP, or file:line:column on disk."""
+
+    reason: str
+    path: str = ""
+    file: str = ""
+    line: int = 0
+    column: int = 0
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}: " if self.file else ""
+        field = f"{self.path}: " if self.path else ""
+        return f"{where}{self.severity}: {field}{self.reason}"
+
+
+class OpsgateError(Exception):
+    """Base of every error opsgate raises on purpose."""
+
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+
+class BadRequest(OpsgateError):
+    code = "malformed_request"
+    status = 400
+
+
+class InvalidFacts(OpsgateError):
+    code = "invalid_facts"
+    status = 422
+
+
+class UnknownRuleset(OpsgateError):
+    code = "unknown_ruleset"
+    status = 404
+
+
+class PayloadTooLarge(OpsgateError):
+    code = "payload_too_large"
+    status = 413
+
+
+class RulesetInvalid(OpsgateError):
+    """A ruleset or policy file is broken; ``problems`` carry file:line:column."""
+
+    code = "ruleset_invalid"
+    status = 422
+
+
+class EngineError(OpsgateError):
+    """The rule engine failed or lost a result: never answered as a decision."""
+
+    code = "engine_error"
+
+
+class GuardrailsUnavailable(OpsgateError):
+    """OPA could not give a verdict (down, slow or erroring)."""
+
+    code = "guardrails_unavailable"
+    status = 503
+
+
+class OpaNotFound(OpsgateError):
+    code = "opa_not_found"
+
+
+class DecisionLogError(OpsgateError):
+    code = "decision_log_error"
+    status = 503
+
+
+class ExpressionError(Exception):
+    """A parse or evaluation error at ``offset`` within one expression's text.
+
+    The ruleset loader turns it into a located Problem (file:line:column).
+    """
+
+    def __init__(self, reason: str, offset: int) -> None:
+        super().__init__(f"{reason} (at offset {offset})")
+        self.reason = reason
+        self.offset = offset

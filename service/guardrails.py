@@ -1,0 +1,368 @@
+"""Guardrails: the only module that runs or queries OPA.
+
+OPA runs as one long-lived child (``opa run --server``) on a unix socket in a
+private runtime directory, loaded with a bundle built from ``rego/`` whose
+revision is the policy version.  A supervisor restarts it when it dies.  Every
+query has a timeout; any failure yields ``Verdict(available=False)``, which the
+decision turns into an escalation (fail closed).  ``opa_url`` names an external
+OPA (a sidecar) instead of the child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from service.decision import Verdict, Violation
+from service.errors import OpaNotFound, OpsgateError, Problem
+from service.opa_http import OpaHttpClient, OpaHttpError, encode
+
+log = logging.getLogger("opsgate.guardrails")
+
+DECISION_PATH = "/v1/data/opsgate/decision"
+BATCH_PATH = "/v1/data/opsgate/batch"
+OPA_VERSION = "1.4.2"
+
+
+# --- finding the binary ---------------------------------------------------------
+
+
+def find_opa(explicit: str | None = None) -> str:
+    """``explicit`` (OPSGATE_OPA_BIN), an opa 1.x on PATH, or the cached build."""
+    candidates = [explicit] if explicit else []
+    candidates += [shutil.which("opa"), str(cached_opa_path())]
+    for candidate in candidates:
+        if candidate and _is_opa_1x(candidate):
+            return candidate
+        if explicit and candidate == explicit:
+            raise OpaNotFound(f"OPSGATE_OPA_BIN={explicit} is not an opa 1.x binary")
+    raise OpaNotFound("no opa 1.x binary found: run `make opa` (builds it once) or set OPSGATE_OPA_BIN")
+
+
+def cached_opa_path() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "opsgate" / f"opa-{OPA_VERSION}" / "opa"
+
+
+def _is_opa_1x(path: str) -> bool:
+    try:
+        out = subprocess.run([path, "version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except OSError:
+        return False
+    return out.startswith("Version: 1.")
+
+
+# --- the policy bundle ----------------------------------------------------------
+
+
+class PolicyFile(msgspec.Struct, frozen=True):
+    path: str  # as shown to authors, e.g. rego/guardrails/ops/retry_limit/retry_limit.rego
+    content: bytes
+
+
+class PolicyBundle(msgspec.Struct, frozen=True):
+    """The files of ``rego/`` that make up the served bundle, and where each rule is."""
+
+    root: str
+    files: tuple[PolicyFile, ...]
+    locations: dict[str, str]  # a deny/approval rule's custom.id -> "file:line"
+
+    @property
+    def hashed(self) -> list[tuple[str, bytes]]:
+        return [(f.path, f.content) for f in self.files]
+
+
+def read_policies(rego_dir: Path, display_root: str = "rego") -> PolicyBundle:
+    """Every .rego (tests excluded) and data.json under ``rego_dir``."""
+    files: list[PolicyFile] = []
+    for path in sorted(rego_dir.rglob("*")):
+        if path.is_file() and _in_bundle(path):
+            display = f"{display_root}/{path.relative_to(rego_dir).as_posix()}"
+            files.append(PolicyFile(display, path.read_bytes()))
+    locations: dict[str, str] = {}
+    for file in files:
+        if file.path.endswith(".rego"):
+            locations.update(_metadata_locations(file))
+    return PolicyBundle(str(rego_dir), tuple(files), locations)
+
+
+def _in_bundle(path: Path) -> bool:
+    return (path.suffix == ".rego" and not path.name.endswith("_test.rego")) or path.name == "data.json"
+
+
+_ID_LINE = re.compile(r"^#\s+id:\s*['\"]?([^'\"\s]+)")
+
+
+def _metadata_locations(file: PolicyFile) -> dict[str, str]:
+    """Map each ``# METADATA`` block's custom id to the line of the rule it annotates."""
+    found: dict[str, str] = {}
+    pending: str | None = None
+    in_block = False
+    for number, raw in enumerate(file.content.decode("utf-8", "replace").splitlines(), start=1):
+        line = raw.strip()
+        if line == "# METADATA":
+            in_block, pending = True, None
+        elif in_block and line.startswith("#"):
+            match = _ID_LINE.match(line)
+            pending = match.group(1) if match else pending
+        elif in_block and line:
+            if pending:
+                found[pending] = f"{file.path}:{number}"
+            in_block = False
+    return found
+
+
+def write_bundle(bundle: PolicyBundle, target: Path, revision: str) -> Path:
+    """Write the bundle's files with a ``.manifest`` carrying ``revision``."""
+    shutil.rmtree(target, ignore_errors=True)
+    for file in bundle.files:
+        relative = file.path.split("/", 1)[1]
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(file.content)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / ".manifest").write_text(json.dumps({"revision": revision}))
+    return target
+
+
+def check_policies(opa_bin: str, rego_dir: Path, display_root: str = "rego") -> list[Problem]:
+    """``opa check --strict``, its errors as file:line:column problems."""
+    result = subprocess.run(
+        [opa_bin, "check", "--strict", "--format", "json", str(rego_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode == 0:
+        return []
+    try:
+        errors = json.loads(result.stdout or result.stderr).get("errors", [])
+    except json.JSONDecodeError:
+        return [Problem(f"opa check failed: {(result.stderr or result.stdout).strip()}", file=display_root)]
+    return [_opa_problem(error, rego_dir, display_root) for error in errors]
+
+
+def _opa_problem(error: dict[str, Any], rego_dir: Path, display_root: str) -> Problem:
+    location = error.get("location") or {}
+    file = str(location.get("file", ""))
+    if file.startswith(str(rego_dir)):
+        file = display_root + file[len(str(rego_dir)) :]
+    reason = f"{error.get('code', 'rego_error')}: {error.get('message', '')}"
+    return Problem(reason, file=file, line=int(location.get("row", 0)), column=int(location.get("col", 0)))
+
+
+# --- the OPA child process ------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if hasattr(ctypes, "CDLL") else None
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class OpaProcess:
+    """One supervised ``opa run --server`` child on a private unix socket."""
+
+    def __init__(self, opa_bin: str, restart_backoff: float = 0.2, max_backoff: float = 2.0) -> None:
+        self.opa_bin = opa_bin
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="opsgate-opa-"))
+        os.chmod(self.runtime_dir, 0o700)
+        self.socket = self.runtime_dir / "opa.sock"
+        self.address = f"unix://{self.socket}"
+        self.restarts = 0
+        self._bundle_dir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._backoff = (restart_backoff, max_backoff)
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    async def start(self, bundle: PolicyBundle, revision: str) -> None:
+        self._bundle_dir = write_bundle(bundle, self.runtime_dir / "bundle", revision)
+        await self._spawn()
+        if self._supervisor is None:
+            self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _spawn(self) -> None:
+        self.socket.unlink(missing_ok=True)
+        args = [
+            self.opa_bin, "run", "--server", "--addr", self.address, "--bundle", str(self._bundle_dir),
+            "--skip-version-check", "--disable-telemetry", "--log-level", "error",
+            "--unix-socket-perm", "700", "--shutdown-grace-period", "1",
+        ]  # fmt: skip
+        with open(self.runtime_dir / "opa.log", "ab") as out:
+            self._proc = subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        await self._wait_healthy(timeout=15.0)
+
+    async def _wait_healthy(self, timeout: float) -> None:
+        client = OpaHttpClient(self.address)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise OpsgateError(f"opa exited at start (code {self._proc and self._proc.returncode}): {self.log_tail()}")
+            try:
+                if await client.get("/health") == 200:
+                    return
+            except OpaHttpError:
+                pass
+            await asyncio.sleep(0.02)
+        raise OpsgateError(f"opa did not become healthy within {timeout:g}s: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        try:
+            return (self.runtime_dir / "opa.log").read_text(errors="replace")[-500:].strip()
+        except OSError:
+            return ""
+
+    async def _supervise(self) -> None:
+        delay = self._backoff[0]
+        while not self._stopping:
+            await asyncio.sleep(0.1)
+            if self._stopping or self.running:
+                continue
+            code = self._proc.returncode if self._proc else None
+            log.warning("opa child exited (code %s); restarting in %.1fs", code, delay)
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            try:
+                await self._spawn()
+                self.restarts += 1
+                delay = self._backoff[0]
+                log.warning("opa child restarted (pid %s)", self.pid)
+            except OpsgateError as error:
+                log.error("opa restart failed: %s", error)
+                delay = min(delay * 2, self._backoff[1])
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            self._supervisor = None
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self._proc.wait, 5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        shutil.rmtree(self.runtime_dir, ignore_errors=True)
+
+
+# --- asking for a verdict -------------------------------------------------------
+
+
+class _Answer(msgspec.Struct):
+    result: Any = None
+
+
+class _RawVerdict(msgspec.Struct):
+    allow: bool
+    violations: list[Violation] = []
+    requires_approval: bool = False
+    approvals: list[Violation] = []
+
+
+_DECODE_ANSWER = msgspec.json.Decoder(_Answer)
+
+
+class Guardrails:
+    """Asks OPA for verdicts; never raises for an OPA failure, answers unavailable."""
+
+    def __init__(
+        self,
+        opa_bin: str | None,
+        timeout: float = 0.1,
+        opa_url: str | None = None,
+        restart_backoff: float = 0.2,
+    ) -> None:
+        self.timeout = timeout
+        self.process = None if opa_url else OpaProcess(opa_bin or find_opa(), restart_backoff)
+        self.client = OpaHttpClient(opa_url or self.process.address)  # type: ignore[union-attr]
+        self.revision = ""
+        self.bundle: PolicyBundle | None = None
+
+    async def start(self, bundle: PolicyBundle, revision: str) -> None:
+        self.bundle, self.revision = bundle, revision
+        if self.process is not None:
+            await self.process.start(bundle, revision)
+
+    async def healthy(self) -> bool:
+        try:
+            return await asyncio.wait_for(self.client.get("/health"), timeout=max(self.timeout, 0.5)) == 200
+        except (OpaHttpError, TimeoutError):
+            return False
+
+    async def check(self, item: dict[str, Any]) -> Verdict:
+        """One verdict for ``{ruleset, facts, proposal}``."""
+        try:
+            raw = await self._query(DECISION_PATH, {"input": item})
+            return self._verdict(msgspec.convert(raw, _RawVerdict))
+        except _Unavailable as error:
+            return Verdict(available=False, revision=self.revision, error=str(error))
+        except msgspec.ValidationError as error:
+            return Verdict(available=False, revision=self.revision, error=f"unexpected verdict shape: {error}")
+
+    async def check_many(self, items: Sequence[dict[str, Any]]) -> list[Verdict]:
+        """Verdicts for many items in one OPA query, in order."""
+        try:
+            raw = await self._query(BATCH_PATH, {"input": {"items": list(items)}})
+            verdicts = msgspec.convert(raw, list[_RawVerdict])
+        except (_Unavailable, msgspec.ValidationError) as error:
+            return [Verdict(available=False, revision=self.revision, error=str(error)) for _ in items]
+        return [self._verdict(v) for v in verdicts]
+
+    async def _query(self, path: str, payload: dict[str, Any]) -> Any:
+        try:
+            body = await asyncio.wait_for(self.client.post(path, encode(payload)), timeout=self.timeout)
+        except TimeoutError:
+            raise _Unavailable(f"OPA did not answer within {self.timeout * 1000:g} ms") from None
+        except OpaHttpError as error:
+            raise _Unavailable(str(error)) from None
+        answer = _DECODE_ANSWER.decode(body)
+        if answer.result is None:
+            raise _Unavailable("OPA returned no result (is the guardrails entrypoint loaded?)")
+        return answer.result
+
+    def _verdict(self, raw: _RawVerdict) -> Verdict:
+        locate = (self.bundle.locations if self.bundle else {}).get
+        return Verdict(
+            available=True,
+            allow=raw.allow and not raw.violations,
+            violations=[msgspec.structs.replace(v, location=locate(v.id)) for v in raw.violations],
+            requires_approval=raw.requires_approval,
+            approvals=[msgspec.structs.replace(v, location=locate(v.id)) for v in raw.approvals],
+            revision=self.revision,
+        )
+
+    async def close(self) -> None:
+        self.client.close()
+        if self.process is not None:
+            await self.process.stop()
+
+
+class _Unavailable(Exception):
+    pass

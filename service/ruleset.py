@@ -1,0 +1,295 @@
+"""Ruleset files (``rules/*.yaml``): their format, and loading them into compiled rules.
+
+Pure: reads text, never touches the engine or OPA.  Every problem is reported
+as file:line:column, all of them at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path as FsPath
+from typing import Any, Literal
+
+import msgspec
+
+from service import expr
+from service.compile import Compiled, compile_condition
+from service.errors import ExpressionError, Problem, RulesetInvalid
+from service.schema import FactDecoder, FieldSpec
+from service.yamlsrc import Key, Source, SyntaxProblem, load, validation_problem
+
+Value = str | int | float | bool | None
+AUTONOMY_LEVELS = ("L0", "L1", "L2", "L3", "L4")
+
+
+# --- the file format ----------------------------------------------------------
+
+
+class ThenSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    decision: str
+    confidence: Value
+    autonomy: Literal["L0", "L1", "L2", "L3", "L4"]
+    actions: list[dict[str, Value]] = []
+
+
+class RuleSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str
+    title: str
+    when: Value
+    then: ThenSpec
+    priority: int = 0
+    description: str = ""
+
+
+class PriorityCase(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    value: str
+    when: Value = True
+
+
+class EscalationSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a decision becomes when guardrails deny it or cannot be asked."""
+
+    decision: str
+    autonomy: Literal["L0", "L1", "L2", "L3", "L4"] = "L0"
+    action: dict[str, Value] = {}
+
+
+class RulesetSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    agent: str
+    description: str
+    owner: str
+    facts: dict[str, FieldSpec]
+    rules: list[RuleSpec]
+    escalation: EscalationSpec
+    hit_policy: Literal["first", "collect"] = "first"
+    params: dict[str, Value] = {}
+    priority: list[PriorityCase] = []
+
+
+# --- the compiled form --------------------------------------------------------
+
+
+class Output(msgspec.Struct, frozen=True):
+    """An output expression with the text it was written as."""
+
+    text: str
+    node: expr.Node
+
+
+class CompiledAction(msgspec.Struct, frozen=True):
+    type: str
+    fields: tuple[tuple[str, Output], ...]
+
+
+class Rule(msgspec.Struct, frozen=True):
+    id: str
+    title: str
+    description: str
+    priority: int
+    order: int  # position in the file: breaks priority ties
+    file: str
+    line: int
+    when_text: str
+    when: expr.Node
+    compiled: Compiled
+    decision: str
+    confidence: Output
+    autonomy: str
+    actions: tuple[CompiledAction, ...]
+
+
+class Ruleset(msgspec.Struct, frozen=True):
+    name: str
+    agent: str
+    description: str
+    owner: str
+    file: str
+    version: str
+    hit_policy: str
+    params: dict[str, Value]
+    facts: dict[str, FieldSpec]
+    rules: tuple[Rule, ...]
+    priority: tuple[tuple[expr.Node, str], ...]
+    escalation_decision: str
+    escalation_autonomy: str
+    escalation_action: CompiledAction
+    decoder: FactDecoder
+
+
+# --- loading ------------------------------------------------------------------
+
+
+def content_hash(files: Iterable[tuple[str, bytes]]) -> str:
+    """sha256 over (path, sha256(content)) of each file, in path order."""
+    digest = hashlib.sha256()
+    for path, content in sorted(files):
+        digest.update(f"{path}\0{hashlib.sha256(content).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+def load_ruleset(path: FsPath, display: str, policy_files: list[tuple[str, bytes]]) -> Ruleset:
+    """Load and compile one ruleset; raises RulesetInvalid listing every problem."""
+    content = path.read_bytes()
+    try:
+        source = load(content.decode("utf-8"), display)
+    except SyntaxProblem as error:
+        raise RulesetInvalid(f"{display}: invalid ruleset", [error.problem]) from None
+    except UnicodeDecodeError as error:
+        raise RulesetInvalid(str(error), [Problem("file is not UTF-8", file=display, line=1, column=1)]) from None
+    try:
+        spec = msgspec.convert(source.data, RulesetSpec)
+    except msgspec.ValidationError as error:
+        raise RulesetInvalid(f"{display}: invalid ruleset", [validation_problem(source, error)]) from None
+    version = content_hash([(display, content), *policy_files])
+    builder = _Builder(source, spec)
+    ruleset = builder.build(version)
+    if builder.problems:
+        raise RulesetInvalid(f"{display}: invalid ruleset", builder.problems)
+    return ruleset
+
+
+class _Builder:
+    def __init__(self, source: Source, spec: RulesetSpec) -> None:
+        self.source = source
+        self.spec = spec
+        self.problems: list[Problem] = []
+        self.roots = set(spec.facts) | {"params"}
+
+    def build(self, version: str) -> Ruleset:
+        spec = self.spec
+        self._check_names()
+        rules = tuple(self._rule(i, rule) for i, rule in enumerate(spec.rules))
+        priority = tuple(
+            (self._expression(("priority", i, "when"), case.when), case.value) for i, case in enumerate(spec.priority)
+        )
+        escalation = self._action(("escalation", "action"), {"type": "", **spec.escalation.action})
+        return Ruleset(
+            name=spec.name,
+            agent=spec.agent,
+            description=spec.description,
+            owner=spec.owner,
+            file=self.source.file,
+            version=version,
+            hit_policy=spec.hit_policy,
+            params=dict(spec.params),
+            facts=dict(spec.facts),
+            rules=rules,
+            priority=priority,
+            escalation_decision=spec.escalation.decision,
+            escalation_autonomy=spec.escalation.autonomy,
+            escalation_action=escalation,
+            decoder=FactDecoder(spec.name, dict(spec.facts)),
+        )
+
+    def _check_names(self) -> None:
+        if not self.spec.rules:
+            self.problems.append(self.source.problem(("rules",), "a ruleset needs at least one rule"))
+        seen: set[str] = set()
+        for index, rule in enumerate(self.spec.rules):
+            if rule.id in seen:
+                self.problems.append(self.source.problem(("rules", index, "id"), f"duplicate rule id {rule.id!r}"))
+            seen.add(rule.id)
+        if "params" in self.spec.facts or "item" in self.spec.facts:
+            self.problems.append(self.source.problem(("facts",), "'params' and 'item' are reserved names"))
+
+    def _rule(self, index: int, rule: RuleSpec) -> Rule:
+        key: Key = ("rules", index)
+        when = self._expression((*key, "when"), rule.when)
+        then = rule.then
+        compiled = self._compile((*key, "when"), when, f"r{index}_")
+        return Rule(
+            id=rule.id,
+            title=rule.title,
+            description=rule.description,
+            priority=rule.priority,
+            order=index,
+            file=self.source.file,
+            line=self.source.locate(key).line,
+            when_text=_text(rule.when),
+            when=when,
+            compiled=compiled,
+            decision=then.decision,
+            confidence=Output(_text(then.confidence), self._expression((*key, "then", "confidence"), then.confidence)),
+            autonomy=then.autonomy,
+            actions=tuple(self._action((*key, "then", "actions", i), a) for i, a in enumerate(then.actions)),
+        )
+
+    def _compile(self, key: Key, node: expr.Node, prefix: str) -> Compiled:
+        try:
+            return compile_condition(node, self.spec.params, prefix)
+        except ExpressionError as error:
+            self._expression_problem(key, error)
+            return Compiled({})
+
+    def _action(self, key: Key, action: dict[str, Value]) -> CompiledAction:
+        kind = action.get("type")
+        if not isinstance(kind, str):
+            self.problems.append(self.source.problem(key, "an action needs a literal 'type'"))
+            kind = ""
+        fields = tuple(
+            (name, Output(_text(value), self._expression((*key, name), value)))
+            for name, value in action.items()
+            if name != "type"
+        )
+        return CompiledAction(kind, fields)
+
+    def _expression(self, key: Key, value: Value) -> expr.Node:
+        if not isinstance(value, str):
+            return expr.Literal(0, value)
+        try:
+            node = expr.parse(value)
+        except ExpressionError as error:
+            self._expression_problem(key, error)
+            return expr.Literal(0, None)
+        self._check_references(key, node)
+        return node
+
+    def _check_references(self, key: Key, node: expr.Node) -> None:
+        item_scopes = _item_scoped_paths(node)
+        for path in expr.paths(node):
+            root = path.parts[0]
+            if root == "item" and id(path) in item_scopes:
+                continue
+            if root not in self.roots:
+                self._at(key, path.pos, f"unknown name {root!r} (facts are: {', '.join(sorted(self.spec.facts))})")
+            elif root == "params" and (len(path.parts) != 2 or path.parts[1] not in self.spec.params):
+                self._at(key, path.pos, f"unknown param {path.dotted!r}")
+            elif root != "params" and not _schema_has(self.spec.facts, path.parts):
+                self._at(key, path.pos, f"unknown fact path {path.dotted!r}")
+        for call in expr.calls(node):
+            if call.name not in expr.ALL_FUNCTIONS:
+                known = ", ".join(sorted(expr.ALL_FUNCTIONS))
+                self._at(key, call.pos, f"unknown function {call.name!r} (known: {known})")
+
+    def _expression_problem(self, key: Key, error: ExpressionError) -> None:
+        self._at(key, error.offset, error.reason)
+
+    def _at(self, key: Key, offset: int, reason: str) -> None:
+        mark = self.source.expression_mark(key, offset)
+        path = ".".join(str(p) for p in key)
+        self.problems.append(Problem(reason, path=path, file=self.source.file, line=mark.line, column=mark.column))
+
+
+def _text(value: Value) -> str:
+    return value if isinstance(value, str) else expr.render(expr.Literal(0, value))
+
+
+def _schema_has(fields: dict[str, FieldSpec], parts: tuple[str, ...]) -> bool:
+    spec = fields.get(parts[0])
+    for name in parts[1:]:
+        if spec is None or spec.type != "object" or not spec.fields:
+            return False
+        spec = spec.fields.get(name)
+    return spec is not None
+
+
+def _item_scoped_paths(node: expr.Node) -> set[int]:
+    """ids of the paths that sit where ``item`` is bound (filter/sort arguments)."""
+    scoped: set[int] = set()
+    for call in expr.calls(node):
+        if call.name in expr.ITEM_FUNCTIONS:
+            for arg in call.args[1:]:
+                scoped.update(id(p) for p in expr.paths(arg))
+    return scoped

@@ -1,0 +1,126 @@
+"""A ruleset's declared fact schema, and the msgspec type that enforces it."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+
+from service.errors import BadRequest, InvalidFacts, Problem
+
+FieldType = Literal["int", "number", "str", "bool", "object", "list"]
+
+# Lists in facts are bounded by default so one request cannot hold the engine hostage.
+DEFAULT_MAX_ITEMS = 1000
+
+
+class FieldSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One field of the fact schema, as written in a ruleset file."""
+
+    type: FieldType
+    description: str = ""
+    required: bool = True
+    default: Any = None
+    enum: list[Any] | None = None
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    fields: dict[str, FieldSpec] | None = None
+    items: FieldSpec | None = None
+
+
+_SCALARS: dict[str, Any] = {"int": int, "str": str, "bool": bool}
+
+
+def _constrained(spec: FieldSpec) -> Any:
+    bounds = {k: v for k in ("ge", "gt", "le", "lt") if (v := getattr(spec, k)) is not None}
+    if spec.enum:
+        return Literal[tuple(spec.enum)]
+    if spec.type == "number":
+        return Union[Annotated[int, msgspec.Meta(**bounds)], Annotated[float, msgspec.Meta(**bounds)]]
+    if spec.type == "int":
+        return Annotated[int, msgspec.Meta(**{k: int(v) for k, v in bounds.items()})] if bounds else int
+    if spec.type == "str":
+        lengths = {k: v for k in ("min_length", "max_length") if (v := getattr(spec, k)) is not None}
+        return Annotated[str, msgspec.Meta(**lengths)] if lengths else str
+    return _SCALARS[spec.type]
+
+
+def field_type(name: str, spec: FieldSpec) -> Any:
+    """The msgspec type for one field (objects become nested Structs)."""
+    if spec.type == "object":
+        return struct_type(name, spec.fields or {})
+    if spec.type == "list":
+        item = field_type(name + "Item", spec.items) if spec.items else Any
+        max_items = spec.max_length if spec.max_length is not None else DEFAULT_MAX_ITEMS
+        return Annotated[list[item], msgspec.Meta(max_length=max_items)]  # type: ignore[valid-type]
+    return _constrained(spec)
+
+
+def struct_type(name: str, fields: dict[str, FieldSpec]) -> type[msgspec.Struct]:
+    definitions: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for field_name, spec in fields.items():
+        typ = field_type(_camel(name, field_name), spec)
+        if spec.required:
+            definitions.append((field_name, typ))
+        elif spec.type == "list" and spec.default is None:
+            definitions.append((field_name, typ, msgspec.field(default_factory=list)))
+        else:
+            definitions.append((field_name, Union[typ, None], spec.default))
+    required_first = sorted(definitions, key=lambda d: len(d) != 2)
+    return msgspec.defstruct(name, required_first, forbid_unknown_fields=True, kw_only=True)
+
+
+def _camel(*parts: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in parts)
+
+
+class FactDecoder:
+    """Decodes a request body into plain facts, or raises a 400/422 with the field path."""
+
+    def __init__(self, ruleset_name: str, fields: dict[str, FieldSpec]) -> None:
+        self.type = struct_type(_camel(ruleset_name, "Facts"), fields)
+        self._decoder = msgspec.json.Decoder(self.type)
+
+    def decode_json(self, body: bytes) -> dict[str, Any]:
+        try:
+            facts = self._decoder.decode(body)
+        except msgspec.ValidationError as error:
+            raise _invalid(error) from None
+        except msgspec.DecodeError as error:
+            raise BadRequest(f"malformed JSON: {error}") from None
+        return msgspec.to_builtins(facts)  # type: ignore[no-any-return]
+
+    def convert(self, data: Any) -> dict[str, Any]:
+        try:
+            facts = msgspec.convert(data, self.type)
+        except msgspec.ValidationError as error:
+            raise _invalid(error) from None
+        return msgspec.to_builtins(facts)  # type: ignore[no-any-return]
+
+
+_MISSING = re.compile(r"Object missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
+
+
+def _invalid(error: msgspec.ValidationError) -> InvalidFacts:
+    problem = facts_problem(str(error))
+    return InvalidFacts(f"invalid facts: {problem.path or '$'}: {problem.reason}", [problem])
+
+
+def facts_problem(message: str) -> Problem:
+    """``Expected `int` >= 0 - at `$.process.attempts``` -> path and reason."""
+    reason, sep, where = message.rpartition(" - at ")
+    if not sep:
+        reason, where = message, ""
+    path = where.strip("`").removeprefix("$").removeprefix(".")
+    for pattern, text in ((_MISSING, "required field is missing"), (_UNKNOWN, "unknown field")):
+        match = pattern.match(reason)
+        if match:
+            path = f"{path}.{match.group(1)}" if path else match.group(1)
+            reason = text
+    return Problem(reason, path=path or "$")

@@ -1,0 +1,62 @@
+"""Settings: read once (CLI flags over environment over defaults), then passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from service.errors import OpsgateError
+
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    rules_dir: Path = Path("rules")
+    rego_dir: Path = Path("rego")
+    db: str = "var/decisions.db"
+    default_ruleset: str = "ops"
+    opa_bin: str | None = None
+    opa_url: str | None = None
+    opa_timeout_ms: float = 100.0
+    opa_restart_backoff_s: float = 0.2
+    max_body_bytes: int = DEFAULT_MAX_BODY
+
+    @property
+    def db_path(self) -> Path:
+        if "://" in self.db:
+            raise OpsgateError(f"unsupported decision log URL {self.db!r}: only a SQLite file path is supported")
+        return Path(self.db.removeprefix("sqlite:"))
+
+
+# environment variable -> (field, parser)
+_ENV: dict[str, tuple[str, type]] = {
+    "OPSGATE_HOST": ("host", str),
+    "OPSGATE_PORT": ("port", int),
+    "OPSGATE_RULES_DIR": ("rules_dir", Path),
+    "OPSGATE_REGO_DIR": ("rego_dir", Path),
+    "OPSGATE_DB": ("db", str),
+    "OPSGATE_DEFAULT_RULESET": ("default_ruleset", str),
+    "OPSGATE_OPA_BIN": ("opa_bin", str),
+    "OPSGATE_OPA_URL": ("opa_url", str),
+    "OPSGATE_OPA_TIMEOUT_MS": ("opa_timeout_ms", float),
+    "OPSGATE_MAX_BODY_BYTES": ("max_body_bytes", int),
+}
+
+
+def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Defaults, then ``OPSGATE_*`` variables, then explicit overrides (CLI flags)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for variable, (field, parse) in _ENV.items():
+        if environ.get(variable):
+            try:
+                values[field] = parse(environ[variable])
+            except ValueError as error:
+                raise OpsgateError(f"{variable}={environ[variable]!r} is invalid: {error}") from None
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,124 @@
+"""YAML loading that remembers where every value came from (file:line:column)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+import yaml
+
+from service.errors import Problem
+
+Key = tuple[str | int, ...]
+
+
+class Mark(msgspec.Struct, frozen=True):
+    line: int  # 1-based
+    column: int  # 1-based
+    style: str | None = None  # the scalar's YAML style: None (plain), "'", '"', "|", ">"
+
+
+class Source(msgspec.Struct, frozen=True):
+    """A parsed YAML document with the position of each value and each key."""
+
+    file: str
+    data: Any
+    values: dict[Key, Mark]
+    keys: dict[Key, Mark]
+
+    def problem(self, key: Key, reason: str, *, at_key: bool = False, severity: str = "error") -> Problem:
+        mark = self.locate(key, at_key=at_key)
+        return Problem(reason, path=dotted(key), file=self.file, line=mark.line, column=mark.column, severity=severity)
+
+    def locate(self, key: Key, *, at_key: bool = False) -> Mark:
+        """The closest known position for ``key``, walking up to its parents."""
+        table = self.keys if at_key else self.values
+        while key:
+            if key in table:
+                return table[key]
+            key = key[:-1]
+            table = self.values
+        return Mark(1, 1)
+
+    def expression_mark(self, key: Key, offset: int) -> Mark:
+        """Position of character ``offset`` inside the scalar at ``key``."""
+        mark = self.locate(key)
+        if mark.style in ("|", ">"):
+            return Mark(mark.line + 1, offset + 1)
+        quote = 1 if mark.style in ("'", '"') else 0
+        return Mark(mark.line, mark.column + quote + offset)
+
+
+def dotted(key: Key) -> str:
+    text = ""
+    for part in key:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def load(text: str, file: str) -> Source:
+    """Parse ``text``; raises a located Problem on a YAML syntax error."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise _SyntaxError(Problem(f"YAML syntax: {error.problem or error}", file=file, line=line, column=column))
+    finally:
+        loader.dispose()
+    values: dict[Key, Mark] = {}
+    keys: dict[Key, Mark] = {}
+    if node is not None:
+        _walk(node, (), values, keys)
+    return Source(file, data, values, keys)
+
+
+class _SyntaxError(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+SyntaxProblem = _SyntaxError
+
+
+def _mark(node: yaml.Node) -> Mark:
+    style = getattr(node, "style", None)
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1, style)
+
+
+def _walk(node: yaml.Node, key: Key, values: dict[Key, Mark], keys: dict[Key, Mark]) -> None:
+    values[key] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            child = (*key, str(key_node.value))
+            keys[child] = _mark(key_node)
+            _walk(value_node, child, values, keys)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, (*key, index), values, keys)
+
+
+_MSGSPEC_PATH = re.compile(r"`\$((?:\.[^.\[`]+|\[\d+\])*)`")
+
+
+def validation_problem(source: Source, error: msgspec.ValidationError) -> Problem:
+    """Turn a msgspec error ("... - at `$.rules[0].then`") into a located Problem."""
+    message = str(error)
+    reason, _, where = message.rpartition(" - at ")
+    match = _MSGSPEC_PATH.search(where) if reason else None
+    key = parse_path(match.group(1)) if match else ()
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", reason or message)
+    if unknown:
+        return source.problem((*key, unknown.group(1)), f"unknown key {unknown.group(1)!r}", at_key=True)
+    return source.problem(key, reason or message)
+
+
+def parse_path(text: str) -> Key:
+    parts: list[str | int] = []
+    for name, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", text):
+        parts.append(int(index) if index else name)
+    return tuple(parts)
