@@ -44,6 +44,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "OPSGATE_OPA_BIN": ("opa_bin", str),
     "OPSGATE_OPA_URL": ("opa_url", str),
     "OPSGATE_OPA_TIMEOUT_MS": ("opa_timeout_ms", float),
+    "OPSGATE_OPA_RESTART_BACKOFF_S": ("opa_restart_backoff_s", float),
     "OPSGATE_MAX_BODY_BYTES": ("max_body_bytes", int),
 }
 

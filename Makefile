@@ -1,0 +1,48 @@
+# The two set-up commands: `make run` serves, `make test` runs every test.
+# Both create .venv, install the pinned dependencies and obtain opa first.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+GET_OPA := scripts/get-opa.sh
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run test venv opa check rego-test pytest clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+opa:
+	@$(GET_OPA) >/dev/null
+
+run: venv opa
+	@mkdir -p var
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/opsgate serve --host $(HOST) --port $(PORT) --db var/decisions.db
+
+check: venv opa
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/opsgate check
+
+rego-test: opa
+	@set -e; mkdir -p var; opa="$$($(GET_OPA))"; \
+	echo "== opa fmt --diff rego/"; "$$opa" fmt --diff --fail rego/; \
+	echo "== opa check --strict rego/"; "$$opa" check --strict rego/; \
+	echo "== opa test -v --coverage rego/"; "$$opa" test -v rego/; \
+	"$$opa" test --coverage --threshold 90 rego/ > var/rego-coverage.json \
+	  || { echo "rego coverage below 90%"; exit 1; }; \
+	$(BIN)/python -c 'import json; print("rego coverage: %.1f%%" % json.load(open("var/rego-coverage.json"))["coverage"])'
+
+pytest: venv opa
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m pytest
+
+test: venv opa
+	@mkdir -p var
+	@$(MAKE) --no-print-directory check rego-test pytest
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,26 @@
+"""Shared fixtures: paths of the shipped rules and policies, and the real opa binary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES_DIR = ROOT / "rules"
+REGO_DIR = ROOT / "rego"
+
+EXAMPLE_FACTS = {
+    "org_id": 0,
+    "process": {"type": "ORDER_PROCESSING", "sla": 3600, "attempts": 1},
+    "resource": {"id": "worker-001", "capacity": 100, "status": "available"},
+    "history": {"failures": 0, "latency": 500},
+}
+
+
+@pytest.fixture(scope="session")
+def opa_bin() -> str:
+    from service.guardrails import find_opa
+
+    return find_opa(os.environ.get("OPSGATE_OPA_BIN"))

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REGO_DIR, RULES_DIR
+from tests.e2e.server import Server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, opa_bin: str) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("server"), RULES_DIR, REGO_DIR, opa_bin)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def copied_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """Private copies of rules/ and rego/ that a test may edit."""
+    rules, rego = tmp_path / "rules", tmp_path / "rego"
+    shutil.copytree(RULES_DIR, rules)
+    shutil.copytree(REGO_DIR, rego)
+    return rules, rego
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, opa_bin: str) -> Iterator[Callable[..., Server]]:
+    started: list[Server] = []
+
+    def start(rules: Path, rego: Path, **env: str) -> Server:
+        running = Server(tmp_path, rules, rego, opa_bin, **env)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()

@@ -1,0 +1,62 @@
+"""A real ``opsgate serve`` process on a free loopback port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, tmp: Path, rules_dir: Path, rego_dir: Path, opa_bin: str, **env: str) -> None:
+        self.port = free_port()
+        self.db = tmp / "decisions.db"
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [
+            sys.executable, "-m", "service", "serve", "--port", str(self.port),
+            "--rules-dir", str(rules_dir), "--rego-dir", str(rego_dir), "--db", str(self.db),
+        ]  # fmt: skip
+        environ = {**os.environ, "OPSGATE_OPA_BIN": opa_bin, **env}
+        self.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=environ, stdout=self.log, stderr=subprocess.STDOUT)
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {(self.log.name and Path(self.log.name).read_text())}")
+            try:
+                if self.client.get("/ready").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("server did not become ready in 30 s")
+
+    def decide(self, facts: Any, path: str = "/decide") -> httpx.Response:
+        return self.client.post(path, json=facts)
+
+    def stop(self) -> None:
+        self.client.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
