@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.engine import CHUNK_SIZE, RuleEngine, shared_engine
+from service.errors import EngineError
 from service.ruleset import Ruleset, load_ruleset
 from tests.conftest import EXAMPLE_FACTS, RULES_DIR
 
@@ -139,4 +140,21 @@ def test_one_hundred_thousand_decisions_in_a_row_all_have_results_and_memory_sta
     growth_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_after_warmup
     assert missing == 0
     assert growth_kib < 20_000, f"resident memory grew by {growth_kib} KiB over 90k decisions"
+    assert engine.session_facts(loaded) == []
+
+
+class _FailingList(list[str]):
+    def append(self, item: str) -> None:
+        raise RuntimeError(f"boom in {item}")
+
+
+def test_an_exception_inside_a_rule_action_is_raised_not_swallowed(
+    engine: RuleEngine, ops: Ruleset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = engine.load(ops)
+    monkeypatch.setattr(engine, "_fired", _FailingList())
+    with pytest.raises(EngineError, match="rule action failed: .*boom in"):
+        engine.match(loaded, facts())
+    monkeypatch.undo()
+    assert engine.match(loaded, facts()) == ["dispatch"]
     assert engine.session_facts(loaded) == []
