@@ -17,7 +17,7 @@ from service import expr
 from service.compile import Compiled, compile_condition
 from service.errors import ExpressionError, Problem, RulesetInvalid
 from service.schema import FactDecoder, FieldSpec
-from service.yamlsrc import Key, Source, SyntaxProblem, load, validation_problem
+from service.yamlsrc import Key, Source, SyntaxProblem, dotted, load, validation_problem
 
 Value = str | int | float | bool | None
 AUTONOMY_LEVELS = ("L0", "L1", "L2", "L3", "L4")
@@ -268,8 +268,7 @@ class _Builder:
 
     def _at(self, key: Key, offset: int, reason: str) -> None:
         mark = self.source.expression_mark(key, offset)
-        path = ".".join(str(p) for p in key)
-        self.problems.append(Problem(reason, path=path, file=self.source.file, line=mark.line, column=mark.column))
+        self.problems.append(Problem(reason, path=dotted(key), file=self.source.file, line=mark.line, column=mark.column))
 
 
 def _text(value: Value) -> str:

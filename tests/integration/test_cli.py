@@ -1,0 +1,83 @@
+"""The opsgate CLI with the real opa binary and the real engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLE_FACTS, REGO_DIR, ROOT, RULES_DIR
+
+
+def opsgate(*args: str, stdin: str | None = None, opa_bin: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPSGATE_OPA_BIN": opa_bin}
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> tuple[Path, Path]:
+    rules, rego = tmp_path / "rules", tmp_path / "rego"
+    shutil.copytree(RULES_DIR, rules)
+    shutil.copytree(REGO_DIR, rego)
+    return rules, rego
+
+
+def test_check_passes_on_the_shipped_rules_and_policies(opa_bin: str) -> None:
+    result = opsgate("check", opa_bin=opa_bin)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok: 5 rules in rules, policies in rego"
+
+
+def test_check_reports_a_broken_rule_as_file_line_column_and_fails(opa_bin: str, dirs: tuple[Path, Path]) -> None:
+    rules, rego = dirs
+    text = (rules / "ops.yaml").read_text()
+    (rules / "ops.yaml").write_text(text.replace("when: history.failures > 0", "when: history.failures >> 0"))
+    result = opsgate("check", "--rules-dir", str(rules), "--rego-dir", str(rego), opa_bin=opa_bin)
+    assert result.returncode == 1
+    line = text[: text.index("when: history.failures > 0")].count("\n") + 1
+    assert f"rules/ops.yaml:{line}:29: error: rules[3].when: expected a value, found '>'" in result.stderr
+
+
+def test_check_reports_a_broken_policy_with_its_location(opa_bin: str, dirs: tuple[Path, Path]) -> None:
+    rules, rego = dirs
+    policy = rego / "guardrails" / "ops" / "retry_limit" / "retry_limit.rego"
+    policy.write_text(policy.read_text().replace("attempts >= _max_attempts", "attempts >= _undefined_limit"))
+    result = opsgate("check", "--rules-dir", str(rules), "--rego-dir", str(rego), opa_bin=opa_bin)
+    assert result.returncode == 1
+    line = next(i for i, text in enumerate(policy.read_text().splitlines(), 1) if "_undefined_limit" in text)
+    assert f"rego/guardrails/ops/retry_limit/retry_limit.rego:{line}:" in result.stderr
+    assert "rego_unsafe_var_error" in result.stderr
+
+
+def test_decide_evaluates_a_file_of_facts_and_prints_the_response(opa_bin: str, tmp_path: Path) -> None:
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps(EXAMPLE_FACTS))
+    result = opsgate("decide", str(facts), "--db", str(tmp_path / "d.db"), opa_bin=opa_bin)
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["result"]["decision"]["decision_type"] == "OPS.DISPATCH"
+    assert body["result"]["execution"]["status"] == "APPROVED"
+
+
+def test_decide_reads_standard_input_and_reports_bad_facts_with_the_field(opa_bin: str, tmp_path: Path) -> None:
+    bad = {**EXAMPLE_FACTS, "history": {"failures": -2, "latency": 1}}
+    result = opsgate("decide", "-", "--db", str(tmp_path / "d.db"), stdin=json.dumps(bad), opa_bin=opa_bin)
+    assert result.returncode == 2
+    assert "history.failures: Expected `int` >= 0" in result.stderr
+
+
+def test_serve_refuses_to_start_on_an_invalid_ruleset(opa_bin: str, dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    rules, rego = dirs
+    (rules / "ops.yaml").write_text((rules / "ops.yaml").read_text().replace("priority: 50", "priorty: 50"))
+    result = opsgate("decide", "-", "--rules-dir", str(rules), "--db", str(tmp_path / "d.db"),
+                     stdin=json.dumps(EXAMPLE_FACTS), opa_bin=opa_bin)  # fmt: skip
+    assert result.returncode == 2
+    assert "unknown key 'priorty'" in result.stderr
