@@ -42,7 +42,14 @@ def load_catalog(rules_dir: Path, rego_dir: Path) -> Catalog:
             problems.extend(error.problems)
             continue
         if ruleset.name != path.stem:
-            problems.append(Problem(f"ruleset name {ruleset.name!r} must match its file name {path.stem!r}", file=display, line=1, column=1))
+            problems.append(
+                Problem(
+                    f"ruleset name {ruleset.name!r} must match its file name {path.stem!r}",
+                    file=display,
+                    line=1,
+                    column=1,
+                )
+            )
         rulesets[ruleset.name] = ruleset
     if not files:
         problems.append(Problem(f"no ruleset files (*.yaml) in {rules_dir}", file=str(rules_dir)))

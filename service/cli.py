@@ -83,7 +83,9 @@ def cmd_decide(settings: Settings, file: str, ruleset: str | None) -> int:
     async def run() -> bytes:
         runtime = await Runtime.start(settings)
         try:
-            response = await runtime.service.decide(ruleset or settings.default_ruleset, body, f"cli:{getpass.getuser()}")
+            response = await runtime.service.decide(
+                ruleset or settings.default_ruleset, body, f"cli:{getpass.getuser()}"
+            )
             return msgspec.json.format(msgspec.json.encode(response), indent=2)
         finally:
             await runtime.close()

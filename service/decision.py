@@ -150,7 +150,9 @@ def decide(
     if reason is not None:
         decision = escalation(ruleset, facts, proposal, reason)
         summary = _summary_escalated(fired, proposal, verdict, reason)
-        return Outcome(decision, Execution(ESCALATED, decision.proposed_actions), fired, proposal, verdict, summary, error)
+        return Outcome(
+            decision, Execution(ESCALATED, decision.proposed_actions), fired, proposal, verdict, summary, error
+        )
     assert proposal is not None
     decision = Decision(proposal.decision_type, proposal.confidence, proposal.priority, proposal.actions)
     if verdict.requires_approval:

@@ -86,7 +86,9 @@ class RuleEngine:
     async def match_async(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
         return await self._run_async(self._match, loaded, facts)
 
-    async def match_many_async(self, loaded: LoadedRuleset, batch: Sequence[dict[str, Any]]) -> list[list[str] | Exception]:
+    async def match_many_async(
+        self, loaded: LoadedRuleset, batch: Sequence[dict[str, Any]]
+    ) -> list[list[str] | Exception]:
         return await self._run_async(self._match_many, loaded, batch)
 
     # --- on the engine thread -------------------------------------------------
@@ -130,7 +132,13 @@ class RuleEngine:
 
     def _match(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
         seq = next(self._seq)
-        fact = {"sid": _SESSION, "id": str(seq), SEQ_KEY: seq, FACTS_KEY: facts, DERIVED_KEY: self._derive(loaded, facts)}
+        fact = {
+            "sid": _SESSION,
+            "id": str(seq),
+            SEQ_KEY: seq,
+            FACTS_KEY: facts,
+            DERIVED_KEY: self._derive(loaded, facts),
+        }
         fired: list[str] = []
         for name in loaded.chunks:
             fired.extend(self._assert(name, fact))

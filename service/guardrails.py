@@ -215,7 +215,9 @@ class OpaProcess:
             "--unix-socket-perm", "700", "--shutdown-grace-period", "1",
         ]  # fmt: skip
         with open(self.runtime_dir / "opa.log", "ab") as out:
-            self._proc = subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            self._proc = subprocess.Popen(
+                args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            )
         await self._wait_healthy(timeout=15.0)
 
     async def _wait_healthy(self, timeout: float) -> None:
@@ -223,7 +225,9 @@ class OpaProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
-                raise OpsgateError(f"opa exited at start (code {self._proc and self._proc.returncode}): {self.log_tail()}")
+                raise OpsgateError(
+                    f"opa exited at start (code {self._proc and self._proc.returncode}): {self.log_tail()}"
+                )
             try:
                 if await client.get("/health") == 200:
                     return

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path as FsPath
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
@@ -268,7 +268,9 @@ class _Builder:
 
     def _at(self, key: Key, offset: int, reason: str) -> None:
         mark = self.source.expression_mark(key, offset)
-        self.problems.append(Problem(reason, path=dotted(key), file=self.source.file, line=mark.line, column=mark.column))
+        self.problems.append(
+            Problem(reason, path=dotted(key), file=self.source.file, line=mark.line, column=mark.column)
+        )
 
 
 def _text(value: Value) -> str:

@@ -41,7 +41,7 @@ def _constrained(spec: FieldSpec) -> Any:
     if spec.enum:
         return Literal[tuple(spec.enum)]
     if spec.type == "number":
-        return Union[Annotated[int, msgspec.Meta(**bounds)], Annotated[float, msgspec.Meta(**bounds)]]
+        return Union[Annotated[int, msgspec.Meta(**bounds)], Annotated[float, msgspec.Meta(**bounds)]]  # noqa: UP007 - built at run time
     if spec.type == "int":
         return Annotated[int, msgspec.Meta(**{k: int(v) for k, v in bounds.items()})] if bounds else int
     if spec.type == "str":
@@ -70,7 +70,7 @@ def struct_type(name: str, fields: dict[str, FieldSpec]) -> type[msgspec.Struct]
         elif spec.type == "list" and spec.default is None:
             definitions.append((field_name, typ, msgspec.field(default_factory=list)))
         else:
-            definitions.append((field_name, Union[typ, None], spec.default))
+            definitions.append((field_name, Union[typ, None], spec.default))  # noqa: UP007 - built at run time
     required_first = sorted(definitions, key=lambda d: len(d) != 2)
     return msgspec.defstruct(name, required_first, forbid_unknown_fields=True, kw_only=True)
 

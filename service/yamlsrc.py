@@ -66,7 +66,8 @@ def load(text: str, file: str) -> Source:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise _SyntaxError(Problem(f"YAML syntax: {error.problem or error}", file=file, line=line, column=column))
+        problem = Problem(f"YAML syntax: {error.problem or error}", file=file, line=line, column=column)
+        raise _SyntaxError(problem) from None
     finally:
         loader.dispose()
     values: dict[Key, Mark] = {}

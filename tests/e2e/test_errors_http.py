@@ -26,12 +26,24 @@ def test_malformed_json_is_400(server: Server) -> None:
 @pytest.mark.parametrize(
     ("facts", "path", "reason"),
     [
-        ({**ops_facts(), "process": {"type": "X", "sla": 3600, "attempts": -1}}, "process.attempts", "Expected `int` >= 0"),
-        ({**ops_facts(), "resource": {"id": "w", "capacity": 1, "status": "asleep"}}, "resource.status", "Invalid enum value 'asleep'"),
+        (
+            {**ops_facts(), "process": {"type": "X", "sla": 3600, "attempts": -1}},
+            "process.attempts",
+            "Expected `int` >= 0",
+        ),
+        (
+            {**ops_facts(), "resource": {"id": "w", "capacity": 1, "status": "asleep"}},
+            "resource.status",
+            "Invalid enum value 'asleep'",
+        ),
         ({k: v for k, v in ops_facts().items() if k != "history"}, "history", "required field is missing"),
         ({**ops_facts(), "process": {"type": "X", "sla": 0, "attempts": 1}}, "process.sla", "Expected `int` >= 1"),
         ({**ops_facts(), "colour": "red"}, "colour", "unknown field"),
-        ({**ops_facts(), "candidates": [{"id": "c", "capacity": "lots", "status": "available"}]}, "candidates[0].capacity", "Expected `int`, got `str`"),
+        (
+            {**ops_facts(), "candidates": [{"id": "c", "capacity": "lots", "status": "available"}]},
+            "candidates[0].capacity",
+            "Expected `int`, got `str`",
+        ),
     ],
 )
 def test_a_schema_violation_is_422_naming_the_field_and_the_reason(

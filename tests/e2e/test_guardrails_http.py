@@ -37,9 +37,7 @@ def assert_escalated_by(result: dict[str, Any], policy: str, message: str, propo
 def test_min_confidence_denies_a_proposal_below_0_6(server: Server) -> None:
     # REASSIGN at attempts 2, failures 2: 0.80 - 0.10 - 0.20 = 0.50
     result = result_of(server, ops_facts(attempts=2, failures=2, status="offline"))
-    assert_escalated_by(
-        result, "ops.min_confidence", "confidence 0.5 is below the minimum 0.6", "OPS.REASSIGN", 0.5
-    )
+    assert_escalated_by(result, "ops.min_confidence", "confidence 0.5 is below the minimum 0.6", "OPS.REASSIGN", 0.5)
     violation = result["explanation"]["guardrails"]["violations"][0]
     assert violation["id"] == "OPS-MIN-CONFIDENCE"
     assert violation["rule"] == "data.guardrails.ops.min_confidence.deny"
@@ -63,13 +61,21 @@ def test_reassign_target_denies_the_current_resource_and_unavailable_candidates(
 ) -> None:
     rules, rego = copied_dirs
     # A broken ruleset: it picks the first candidate, whatever its state.
-    edit(rules / "ops.yaml", 'filter(candidates, item.status == "available" and item.capacity > 0\n            and item.id != resource.id)', "candidates")
+    edit(
+        rules / "ops.yaml",
+        'filter(candidates, item.status == "available" and item.capacity > 0\n            and item.id != resource.id)',
+        "candidates",
+    )
     server = start_server(rules, rego)
-    same = result_of(server, ops_facts(status="offline", candidates=[{"id": "worker-001", "capacity": 9, "status": "available"}]))
+    same = result_of(
+        server, ops_facts(status="offline", candidates=[{"id": "worker-001", "capacity": 9, "status": "available"}])
+    )
     assert same["explanation"]["proposal"]["actions"][0]["target_id"] == "worker-001"
     assert same["execution"]["status"] == "ESCALATED"
     assert [v["policy"] for v in same["explanation"]["guardrails"]["violations"]] == ["ops.reassign_target"]
-    offline = result_of(server, ops_facts(status="offline", candidates=[{"id": "w-2", "capacity": 9, "status": "offline"}]))
+    offline = result_of(
+        server, ops_facts(status="offline", candidates=[{"id": "w-2", "capacity": 9, "status": "offline"}])
+    )
     assert offline["execution"]["status"] == "ESCALATED"
     assert [v["policy"] for v in offline["explanation"]["guardrails"]["violations"]] == ["ops.reassign_target"]
 

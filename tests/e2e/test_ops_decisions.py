@@ -52,7 +52,14 @@ def test_readme_example_dispatches_to_worker_001(server: Server) -> None:
         "actions": [{"type": "TRIGGER_PROCESS", "autonomy": "L2", "resource_id": "worker-001"}],
     }
     assert result["explanation"]["fired_rules"] == [
-        {"id": "dispatch", "title": "Dispatch to the resource", "file": "rules/ops.yaml", "line": 123, "priority": 10, "won": True}
+        {
+            "id": "dispatch",
+            "title": "Dispatch to the resource",
+            "file": "rules/ops.yaml",
+            "line": 123,
+            "priority": 10,
+            "won": True,
+        }
     ]
     assert result["explanation"]["guardrails"]["available"] is True
     assert result["explanation"]["guardrails"]["allow"] is True
@@ -166,7 +173,11 @@ def test_each_decision_is_in_the_log_before_the_answer(server: Server) -> None:
             (result["decision_id"],),
         ).fetchone()
     assert row == (
-        result["decision_log_id"], "ops", result["explanation"]["ruleset"]["version"], "OPS.RETRY", "APPROVED"
+        result["decision_log_id"],
+        "ops",
+        result["explanation"]["ruleset"]["version"],
+        "OPS.RETRY",
+        "APPROVED",
     )
     assert result["decision_id"][14] == "7"  # a UUIDv7
 

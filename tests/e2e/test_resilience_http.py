@@ -53,7 +53,7 @@ def test_a_policy_slower_than_the_query_timeout_fails_closed(
     slow.mkdir()
     (slow / "slow.rego").write_text(
         "package guardrails.ops.slow\n\n"
-        "deny contains \"never\" if {\n"
+        'deny contains "never" if {\n'
         "\tcount([x | some x in numbers.range(1, 20000000); x % 7 == 0]) < 0\n"
         "}\n"
     )

@@ -63,7 +63,11 @@ def test_every_matching_rule_fires_not_only_the_first(engine: RuleEngine, ops: R
 def test_a_first_decision_that_matches_no_rule_returns_empty_and_does_not_crash(
     engine: RuleEngine, tmp_path: Path
 ) -> None:
-    ruleset = write_ruleset(tmp_path, "nomatch", "  - {id: big, title: Big, when: x > 100, then: {decision: T.A, confidence: 1, autonomy: L1}}")
+    ruleset = write_ruleset(
+        tmp_path,
+        "nomatch",
+        "  - {id: big, title: Big, when: x > 100, then: {decision: T.A, confidence: 1, autonomy: L1}}",
+    )
     loaded = engine.load(ruleset)
     assert engine.match(loaded, {"x": 1}) == []
     assert engine.match(loaded, {"x": 101}) == ["big"]
