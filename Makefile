@@ -9,7 +9,7 @@ GET_OPA := scripts/get-opa.sh
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test venv opa check rego-test pytest clean
+.PHONY: run test venv opa check rego-test pytest lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ pytest: venv opa
 test: venv opa
 	@mkdir -p var
 	@$(MAKE) --no-print-directory check rego-test pytest
+
+lint: venv
+	$(BIN)/ruff check service
+	$(BIN)/mypy service
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -60,7 +60,7 @@ class LogRecord(msgspec.Struct, frozen=True):
     response: str  # the answer as sent (without its own log id), JSON
 
     def row(self) -> tuple[str, ...]:
-        return msgspec.structs.astuple(self)  # type: ignore[return-value]
+        return msgspec.structs.astuple(self)
 
 
 class StoredRecord(LogRecord, frozen=True):

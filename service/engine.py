@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import msgspec
-from durable import engine as durable
+from durable import engine as durable  # type: ignore[import-untyped]
 
 from service import expr
 from service.compile import DERIVED_KEY, FACTS_KEY, MATCH_ALL, SEQ_KEY

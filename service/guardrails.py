@@ -43,7 +43,7 @@ OPA_VERSION = "1.4.2"
 
 def find_opa(explicit: str | None = None) -> str:
     """``explicit`` (OPSGATE_OPA_BIN), an opa 1.x on PATH, or the cached build."""
-    candidates = [explicit] if explicit else []
+    candidates: list[str | None] = [explicit] if explicit else []
     candidates += [shutil.which("opa"), str(cached_opa_path())]
     for candidate in candidates:
         if candidate and _is_opa_1x(candidate):

@@ -43,7 +43,8 @@ def _constrained(spec: FieldSpec) -> Any:
     if spec.type == "number":
         return Union[Annotated[int, msgspec.Meta(**bounds)], Annotated[float, msgspec.Meta(**bounds)]]  # noqa: UP007 - built at run time
     if spec.type == "int":
-        return Annotated[int, msgspec.Meta(**{k: int(v) for k, v in bounds.items()})] if bounds else int
+        int_bounds = {k: int(v) for k, v in bounds.items()}
+        return Annotated[int, msgspec.Meta(**int_bounds)] if bounds else int  # type: ignore[call-overload]
     if spec.type == "str":
         lengths = {k: v for k in ("min_length", "max_length") if (v := getattr(spec, k)) is not None}
         return Annotated[str, msgspec.Meta(**lengths)] if lengths else str
