@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -41,14 +42,27 @@ def _constrained(spec: FieldSpec) -> Any:
     if spec.enum:
         return Literal[tuple(spec.enum)]
     if spec.type == "number":
-        return Union[Annotated[int, msgspec.Meta(**bounds)], Annotated[float, msgspec.Meta(**bounds)]]  # noqa: UP007 - built at run time
+        integer = Annotated[int, msgspec.Meta(**_int_bounds(bounds))]
+        return Union[integer, Annotated[float, msgspec.Meta(**bounds)]]  # noqa: UP007 - built at run time
     if spec.type == "int":
-        int_bounds = {k: int(v) for k, v in bounds.items()}
-        return Annotated[int, msgspec.Meta(**int_bounds)] if bounds else int  # type: ignore[call-overload]
+        return Annotated[int, msgspec.Meta(**_int_bounds(bounds))] if bounds else int  # type: ignore[call-overload]
     if spec.type == "str":
         lengths = {k: v for k in ("min_length", "max_length") if (v := getattr(spec, k)) is not None}
         return Annotated[str, msgspec.Meta(**lengths)] if lengths else str
     return _SCALARS[spec.type]
+
+
+def _int_bounds(bounds: dict[str, float]) -> dict[str, int]:
+    """The same bounds for integers (msgspec wants int bounds on int): gt 0.5 is ge 1."""
+    out: dict[str, int] = {}
+    for key, value in bounds.items():
+        if float(value).is_integer():
+            out[key] = int(value)
+        elif key in ("ge", "gt"):
+            out["ge"] = math.ceil(value)
+        else:
+            out["le"] = math.floor(value)
+    return out
 
 
 def field_type(name: str, spec: FieldSpec) -> Any:
