@@ -12,7 +12,11 @@ CACHED_BIN="$CACHE/opa-$OPA_VERSION/opa"
 say() { printf 'get-opa: %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
-is_opa_1x() { [ -x "$1" ] && "$1" version 2>/dev/null | grep -q '^Version: 1\.'; }
+# No pipe into `grep -q` here: with pipefail, grep exiting early can fail the check.
+is_opa_1x() {
+  local out
+  [ -x "$1" ] && out=$("$1" version 2>/dev/null) && [[ "$out" == "Version: 1."* ]]
+}
 
 if [ -n "${OPSGATE_OPA_BIN:-}" ]; then
   is_opa_1x "$OPSGATE_OPA_BIN" || die "OPSGATE_OPA_BIN=$OPSGATE_OPA_BIN is not an opa 1.x binary"
