@@ -26,6 +26,7 @@ from service.expr import (
     Path,
     Unary,
     evaluate,
+    paths,
 )
 
 JSON = dict[str, Any]
@@ -72,8 +73,9 @@ def _fold_constant(node: Binary | Unary) -> Node:
 
 
 class _Compiler:
-    def __init__(self, derived_prefix: str) -> None:
+    def __init__(self, derived_prefix: str, nullable: frozenset[str]) -> None:
         self.prefix = derived_prefix
+        self.nullable = nullable
         self.derived: list[tuple[str, Node]] = []
 
     def condition(self, node: Node, negate: bool = False) -> JSON:
@@ -84,7 +86,7 @@ class _Compiler:
             return self._boolop(node, negate)
         elif isinstance(node, Unary) and node.op == "not":
             return self.condition(node.operand, not negate)
-        elif isinstance(node, Path):
+        elif isinstance(node, Path) and node.dotted not in self.nullable:
             return {_fact_path(node): not negate}
         elif isinstance(node, Binary):
             compiled = self._comparison(node, negate)
@@ -97,6 +99,10 @@ class _Compiler:
         return {f"${op}": [self.condition(o, negate) for o in node.operands]}
 
     def _comparison(self, node: Binary, negate: bool) -> JSON | None:
+        # durable_rules never matches null against a comparison, where the
+        # expression language's `!=` and `not` would: such paths are derived.
+        if any(path.dotted in self.nullable for path in paths(node)):
+            return None
         if node.op in ("in", "not in"):
             return self._membership(node, negate)
         op = _NEGATE[node.op] if negate else node.op
@@ -150,8 +156,14 @@ def _fact_path(path: Path) -> str:
     return f"{FACTS_KEY}." + path.dotted
 
 
-def compile_condition(node: Node, params: Mapping[str, Any], derived_prefix: str) -> Compiled:
-    """Compile one rule condition; ``derived_prefix`` keeps derived keys unique per rule."""
-    compiler = _Compiler(derived_prefix)
+def compile_condition(
+    node: Node, params: Mapping[str, Any], derived_prefix: str, nullable: frozenset[str] = frozenset()
+) -> Compiled:
+    """Compile one rule condition.
+
+    ``derived_prefix`` keeps derived keys unique per rule; ``nullable`` names the
+    fact paths that may be null (optional fields and everything below them).
+    """
+    compiler = _Compiler(derived_prefix, nullable)
     condition = compiler.condition(fold_params(node, params))
     return Compiled(condition, tuple(compiler.derived))

@@ -205,8 +205,8 @@ def _because(fired: list[FiredRule], proposal: Proposal) -> str:
 def _summary_escalated(fired: list[FiredRule], proposal: Proposal | None, verdict: Verdict, reason: str) -> str:
     if proposal is None:
         return f"Escalated to a human: {reason}."
-    if verdict.available and verdict.violations:
-        denials = "; ".join(f"{v.policy}: {v.message}" for v in verdict.violations)
+    if verdict.available and not verdict.allow:
+        denials = "; ".join(f"{v.policy}: {v.message}" for v in verdict.violations) or "no reason given"
         return f"{_because(fired, proposal)}, but guardrails denied it ({denials}); escalated to a human."
     if not verdict.available:
         return f"{_because(fired, proposal)}, but {reason}; escalated to a human (fail closed)."

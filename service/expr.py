@@ -178,8 +178,9 @@ class _Parser:
         if op is None:
             return left
         node = Binary(left.pos, op, left, self.parse_sum())
+        second = self.current[2]
         if self._comparison_operator() is not None:
-            raise ExpressionError("comparisons cannot be chained; join them with 'and'", self.current[2])
+            raise ExpressionError("comparisons cannot be chained; join them with 'and'", second)
         return node
 
     def _comparison_operator(self) -> str | None:
@@ -325,9 +326,12 @@ def _arith(node: Binary, left: Any, right: Any) -> Any:
         return left + right
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
         raise ExpressionError(f"'{node.op}' needs numbers, got {_type_name(left)} and {_type_name(right)}", node.pos)
-    if node.op in ("/", "%") and right == 0:
-        raise ExpressionError("division by zero", node.pos)
-    return _ARITH[node.op](left, right)
+    try:
+        return _ARITH[node.op](left, right)
+    except ZeroDivisionError:
+        raise ExpressionError("division by zero", node.pos) from None
+    except OverflowError:
+        raise ExpressionError(f"'{node.op}' overflows", node.pos) from None
 
 
 def _type_name(value: Any) -> str:
@@ -398,7 +402,7 @@ class Evaluator:
         args = [self.eval(arg) for arg in node.args]
         try:
             return function(*args)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, ArithmeticError) as error:
             raise ExpressionError(f"{node.name}(): {error}", node.pos) from error
 
     def with_item(self, item: Any) -> Evaluator:
@@ -522,14 +526,41 @@ def render(node: Node) -> str:
         return f"{render(node.target)}.{node.name}"
     if isinstance(node, ListExpr):
         return "[" + ", ".join(render(item) for item in node.items) + "]"
+    own = _precedence(node)
     if isinstance(node, Unary):
-        return f"not {render(node.operand)}" if node.op == "not" else f"-{render(node.operand)}"
+        operand = _grouped(node.operand, own, right=False)
+        return f"not {operand}" if node.op == "not" else f"-{operand}"
     if isinstance(node, Binary):
-        return f"{render(node.left)} {node.op} {render(node.right)}"
+        power = node.op == "**"
+        return f"{_grouped(node.left, own, right=power)} {node.op} {_grouped(node.right, own, right=not power)}"
     if isinstance(node, BoolOp):
-        return f" {node.op} ".join(f"({render(o)})" if isinstance(o, BoolOp) else render(o) for o in node.operands)
+        return f" {node.op} ".join(_grouped(o, own, right=True) for o in node.operands)
     assert isinstance(node, Call)
     return f"{node.name}(" + ", ".join(render(arg) for arg in node.args) + ")"
+
+
+_BINARY_PRECEDENCE = {"+": 5, "-": 5, "*": 6, "/": 6, "%": 6, "**": 8}
+
+
+def _precedence(node: Node) -> int:
+    if isinstance(node, BoolOp):
+        return 1 if node.op == "or" else 2
+    if isinstance(node, Unary):
+        return 3 if node.op == "not" else 7
+    if isinstance(node, Binary):
+        return 4 if node.op in COMPARISONS else _BINARY_PRECEDENCE[node.op]
+    if isinstance(node, Literal) and isinstance(node.value, (int, float)) and node.value < 0:
+        return 7  # renders as a unary minus
+    return 9
+
+
+def _grouped(node: Node, parent: int, *, right: bool) -> str:
+    """``node`` inside an operator of precedence ``parent``, parenthesised only where needed."""
+    own = _precedence(node)
+    # equal precedence: left-associative operators need parentheses on the right
+    # (`a - (b - c)`); `**` on the left; comparisons never chain.
+    needed = own < parent or (own == parent and (right or parent == 4))
+    return f"({render(node)})" if needed else render(node)
 
 
 def _render_literal(value: Any) -> str:

@@ -156,6 +156,7 @@ class _Builder:
         self.spec = spec
         self.problems: list[Problem] = []
         self.roots = set(spec.facts) | {"params"}
+        self.nullable = frozenset(_nullable_paths(spec.facts))
 
     def build(self, version: str) -> Ruleset:
         spec = self.spec
@@ -218,7 +219,7 @@ class _Builder:
 
     def _compile(self, key: Key, node: expr.Node, prefix: str) -> Compiled:
         try:
-            return compile_condition(node, self.spec.params, prefix)
+            return compile_condition(node, self.spec.params, prefix, self.nullable)
         except ExpressionError as error:
             self._expression_problem(key, error)
             return Compiled({})
@@ -284,6 +285,18 @@ def _schema_has(fields: dict[str, FieldSpec], parts: tuple[str, ...]) -> bool:
             return False
         spec = spec.fields.get(name)
     return spec is not None
+
+
+def _nullable_paths(fields: dict[str, FieldSpec], prefix: str = "", inherited: bool = False) -> list[str]:
+    found: list[str] = []
+    for name, spec in fields.items():
+        path = f"{prefix}{name}"
+        nullable = inherited or not spec.required
+        if nullable:
+            found.append(path)
+        if spec.fields:
+            found.extend(_nullable_paths(spec.fields, path + ".", nullable))
+    return found
 
 
 def _item_scoped_paths(node: expr.Node) -> set[int]:

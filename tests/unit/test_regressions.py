@@ -1,0 +1,61 @@
+"""Regressions for bugs found in review, each pinned by its reproduction."""
+
+from __future__ import annotations
+
+import pytest
+
+from service import expr
+from service.compile import compile_condition
+from service.decision import Proposal, Verdict, decide
+from service.errors import ExpressionError
+from service.ruleset import Ruleset
+from service.schema import FactDecoder, FieldSpec
+
+
+@pytest.mark.parametrize(
+    ("source", "rendered"),
+    [
+        ("(a + b) * c", "(a + b) * c"),
+        ("not (a and b)", "not (a and b)"),
+        ("(-x) ** 2", "(-x) ** 2"),
+        ("a - (b - c)", "a - (b - c)"),
+        ("(a or b) and c", "(a or b) and c"),
+        ("a - b - c", "a - b - c"),
+    ],
+)
+def test_render_keeps_the_parentheses_that_carry_meaning(source: str, rendered: str) -> None:
+    assert expr.render(expr.parse(source)) == rendered
+
+
+@pytest.mark.parametrize(("source", "reason"), [("0 ** -1", "division by zero"), ("10.0 ** 400", "'**' overflows")])
+def test_arithmetic_failures_are_expression_errors(source: str, reason: str) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        expr.evaluate(expr.parse(source), {})
+    assert caught.value.reason == reason
+
+
+def test_a_chained_comparison_points_at_the_second_operator() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        expr.parse("1 < x < 3")
+    assert caught.value.offset == 6
+
+
+def test_comparisons_over_optional_fields_are_derived_so_null_behaves_like_the_evaluator() -> None:
+    node = expr.parse("not (x > 1) and y == 2")
+    compiled = compile_condition(node, {}, "r0_", nullable=frozenset({"x"}))
+    assert compiled.condition == {"$and": [{"d.r0_0": True}, {"f.y": 2}]}
+    assert [expr.render(n) for _, n in compiled.derived] == ["not x > 1"]
+
+
+def test_number_fields_accept_fractional_bounds() -> None:
+    decoder = FactDecoder("t", {"amount": FieldSpec(type="number", gt=0.5)})
+    assert decoder.decode_json(b'{"amount": 1}') == {"amount": 1}
+    assert decoder.decode_json(b'{"amount": 0.75}') == {"amount": 0.75}
+
+
+def test_a_denial_without_violations_is_summarised_as_a_denial(ops: Ruleset) -> None:
+    proposal = Proposal("OPS.DISPATCH", 0.85, "NORMAL", [{"type": "TRIGGER_PROCESS", "autonomy": "L2"}], ["dispatch"])
+    facts = {"resource": {"id": "w"}}
+    outcome = decide(ops, facts, [], proposal, Verdict(available=True, allow=False))
+    assert outcome.execution.status == "ESCALATED"
+    assert outcome.summary.endswith("but guardrails denied it (no reason given); escalated to a human.")
