@@ -26,6 +26,7 @@ class Source(msgspec.Struct, frozen=True):
     data: Any
     values: dict[Key, Mark]
     keys: dict[Key, Mark]
+    lines: tuple[str, ...] = ()
 
     def problem(self, key: Key, reason: str, *, at_key: bool = False, severity: str = "error") -> Problem:
         mark = self.locate(key, at_key=at_key)
@@ -45,9 +46,22 @@ class Source(msgspec.Struct, frozen=True):
         """Position of character ``offset`` inside the scalar at ``key``."""
         mark = self.locate(key)
         if mark.style in ("|", ">"):
-            return Mark(mark.line + 1, offset + 1)
+            return self._block_mark(mark.line + 1, offset)
         quote = 1 if mark.style in ("'", '"') else 0
         return Mark(mark.line, mark.column + quote + offset)
+
+
+    def _block_mark(self, first_line: int, offset: int) -> Mark:
+        """Walk a block scalar's lines: each adds its text plus one joining character."""
+        number = first_line
+        while number <= len(self.lines):
+            text = self.lines[number - 1]
+            content = text.strip()
+            if offset <= len(content):
+                return Mark(number, len(text) - len(text.lstrip()) + offset + 1)
+            offset -= len(content) + 1
+            number += 1
+        return Mark(first_line, 1)
 
 
 def dotted(key: Key) -> str:
@@ -74,7 +88,7 @@ def load(text: str, file: str) -> Source:
     keys: dict[Key, Mark] = {}
     if node is not None:
         _walk(node, (), values, keys)
-    return Source(file, data, values, keys)
+    return Source(file, data, values, keys, tuple(text.splitlines()))
 
 
 class _SyntaxError(Exception):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from service import expr
@@ -59,3 +61,20 @@ def test_a_denial_without_violations_is_summarised_as_a_denial(ops: Ruleset) -> 
     outcome = decide(ops, facts, [], proposal, Verdict(available=True, allow=False))
     assert outcome.execution.status == "ESCALATED"
     assert outcome.summary.endswith("but guardrails denied it (no reason given); escalated to a human.")
+
+
+def test_errors_inside_a_folded_block_scalar_point_at_the_right_line_and_column(tmp_path: Path) -> None:
+    from service.errors import RulesetInvalid
+    from service.ruleset import load_ruleset
+
+    text = (Path(__file__).resolve().parents[2] / "rules" / "ops.yaml").read_text()
+    broken = text.replace("and item.id != resource.id)", "and item.id != resource.idd)")
+    path = tmp_path / "ops.yaml"
+    path.write_text(broken)
+    with pytest.raises(RulesetInvalid) as caught:
+        load_ruleset(path, "rules/ops.yaml", [])
+    lines = broken.splitlines()
+    line = next(i for i, t in enumerate(lines, 1) if "resource.idd" in t)
+    [problem] = caught.value.problems
+    assert (problem.line, problem.column) == (line, lines[line - 1].index("resource.idd") + 1)
+    assert problem.reason == "unknown fact path 'resource.idd'"
