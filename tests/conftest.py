@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,12 @@ def opa_bin() -> str:
     from service.guardrails import find_opa
 
     return find_opa(os.environ.get("OPSGATE_OPA_BIN"))
+
+
+@pytest.fixture
+def copied_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """Private copies of rules/ and rego/ that a test may edit."""
+    rules, rego = tmp_path / "rules", tmp_path / "rego"
+    shutil.copytree(RULES_DIR, rules)
+    shutil.copytree(REGO_DIR, rego)
+    return rules, rego

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,15 +14,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, opa_bin: str) -> Iterator[S
     running = Server(tmp_path_factory.mktemp("server"), RULES_DIR, REGO_DIR, opa_bin)
     yield running
     running.stop()
-
-
-@pytest.fixture
-def copied_dirs(tmp_path: Path) -> tuple[Path, Path]:
-    """Private copies of rules/ and rego/ that a test may edit."""
-    rules, rego = tmp_path / "rules", tmp_path / "rego"
-    shutil.copytree(RULES_DIR, rules)
-    shutil.copytree(REGO_DIR, rego)
-    return rules, rego
 
 
 @pytest.fixture

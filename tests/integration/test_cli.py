@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import EXAMPLE_FACTS, REGO_DIR, ROOT, RULES_DIR
+from tests.conftest import EXAMPLE_FACTS, ROOT
 
 
 def opsgate(*args: str, stdin: str | None = None, opa_bin: str) -> subprocess.CompletedProcess[str]:
@@ -22,22 +19,14 @@ def opsgate(*args: str, stdin: str | None = None, opa_bin: str) -> subprocess.Co
     )  # fmt: skip
 
 
-@pytest.fixture
-def dirs(tmp_path: Path) -> tuple[Path, Path]:
-    rules, rego = tmp_path / "rules", tmp_path / "rego"
-    shutil.copytree(RULES_DIR, rules)
-    shutil.copytree(REGO_DIR, rego)
-    return rules, rego
-
-
 def test_check_passes_on_the_shipped_rules_and_policies(opa_bin: str) -> None:
     result = opsgate("check", opa_bin=opa_bin)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok: 5 rules in rules, policies in rego"
 
 
-def test_check_reports_a_broken_rule_as_file_line_column_and_fails(opa_bin: str, dirs: tuple[Path, Path]) -> None:
-    rules, rego = dirs
+def test_check_reports_a_broken_rule_as_file_line_column_and_fails(opa_bin: str, copied_dirs: tuple[Path, Path]) -> None:
+    rules, rego = copied_dirs
     text = (rules / "ops.yaml").read_text()
     (rules / "ops.yaml").write_text(text.replace("when: history.failures > 0", "when: history.failures >> 0"))
     result = opsgate("check", "--rules-dir", str(rules), "--rego-dir", str(rego), opa_bin=opa_bin)
@@ -46,8 +35,8 @@ def test_check_reports_a_broken_rule_as_file_line_column_and_fails(opa_bin: str,
     assert f"rules/ops.yaml:{line}:29: error: rules[3].when: expected a value, found '>'" in result.stderr
 
 
-def test_check_reports_a_broken_policy_with_its_location(opa_bin: str, dirs: tuple[Path, Path]) -> None:
-    rules, rego = dirs
+def test_check_reports_a_broken_policy_with_its_location(opa_bin: str, copied_dirs: tuple[Path, Path]) -> None:
+    rules, rego = copied_dirs
     policy = rego / "guardrails" / "ops" / "retry_limit" / "retry_limit.rego"
     policy.write_text(policy.read_text().replace("attempts >= _max_attempts", "attempts >= _undefined_limit"))
     result = opsgate("check", "--rules-dir", str(rules), "--rego-dir", str(rego), opa_bin=opa_bin)
@@ -74,8 +63,8 @@ def test_decide_reads_standard_input_and_reports_bad_facts_with_the_field(opa_bi
     assert "history.failures: Expected `int` >= 0" in result.stderr
 
 
-def test_serve_refuses_to_start_on_an_invalid_ruleset(opa_bin: str, dirs: tuple[Path, Path], tmp_path: Path) -> None:
-    rules, rego = dirs
+def test_serve_refuses_to_start_on_an_invalid_ruleset(opa_bin: str, copied_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    rules, rego = copied_dirs
     (rules / "ops.yaml").write_text((rules / "ops.yaml").read_text().replace("priority: 50", "priorty: 50"))
     result = opsgate("decide", "-", "--rules-dir", str(rules), "--db", str(tmp_path / "d.db"),
                      stdin=json.dumps(EXAMPLE_FACTS), opa_bin=opa_bin)  # fmt: skip

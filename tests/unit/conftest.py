@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from service.ruleset import Ruleset, load_ruleset
+from tests.conftest import EXAMPLE_FACTS as VALID_FACTS
+from tests.conftest import RULES_DIR
 
-ROOT = Path(__file__).resolve().parents[2]
-OPS_FILE = ROOT / "rules" / "ops.yaml"
+OPS_FILE = RULES_DIR / "ops.yaml"
 OPS_DISPLAY = "rules/ops.yaml"
-
-VALID_FACTS: dict[str, Any] = {
-    "org_id": 0,
-    "process": {"type": "ORDER_PROCESSING", "sla": 3600, "attempts": 1},
-    "resource": {"id": "worker-001", "capacity": 100, "status": "available"},
-    "history": {"failures": 0, "latency": 500},
-}
 
 
 @pytest.fixture(scope="session")
