@@ -253,9 +253,9 @@ class OpaProcess:
             await asyncio.sleep(delay)
             if self._stopping:
                 return
+            self.restarts += 1  # counted at spawn: requests may reach the new child before it is polled healthy
             try:
                 await self._spawn()
-                self.restarts += 1
                 delay = self._backoff[0]
                 log.warning("opa child restarted (pid %s)", self.pid)
             except OpsgateError as error:
