@@ -9,7 +9,6 @@ decision is never missing from the log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import sqlite3
 import threading
@@ -63,10 +62,6 @@ class LogRecord(msgspec.Struct, frozen=True):
         return msgspec.structs.astuple(self)
 
 
-class StoredRecord(LogRecord, frozen=True):
-    seq: int = 0
-
-
 _STOP = object()
 
 
@@ -94,11 +89,6 @@ class SqliteDecisionLog:
         done: Future[int] = Future()
         self._queue.put((record, done))
         return await asyncio.wrap_future(done)
-
-    def append_sync(self, record: LogRecord) -> int:
-        done: Future[int] = Future()
-        self._queue.put((record, done))
-        return done.result()
 
     def _writer(self) -> None:
         try:
@@ -132,22 +122,6 @@ class SqliteDecisionLog:
             return
         for (_, done), seq in zip(items, seqs, strict=True):
             done.set_result(seq)
-
-    def get(self, decision_id: str) -> StoredRecord | None:
-        with self._reader() as connection:
-            row = connection.execute(
-                "SELECT decision_id, created_at, caller, ruleset, ruleset_version, bundle_revision, decision_type,"
-                " execution_status, request, response, seq FROM decisions WHERE decision_id = ?",
-                (decision_id,),
-            ).fetchone()
-        return StoredRecord(*row) if row else None
-
-    def count(self) -> int:
-        with self._reader() as connection:
-            return int(connection.execute("SELECT count(*) FROM decisions").fetchone()[0])
-
-    def _reader(self) -> contextlib.closing[sqlite3.Connection]:
-        return contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True))
 
     def close(self) -> None:
         if self._thread.is_alive():

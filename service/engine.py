@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -86,11 +86,6 @@ class RuleEngine:
     async def match_async(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
         return await self._run_async(self._match, loaded, facts)
 
-    async def match_many_async(
-        self, loaded: LoadedRuleset, batch: Sequence[dict[str, Any]]
-    ) -> list[list[str] | Exception]:
-        return await self._run_async(self._match_many, loaded, batch)
-
     # --- on the engine thread -------------------------------------------------
 
     def _load(self, ruleset: Ruleset) -> LoadedRuleset:
@@ -120,15 +115,6 @@ class RuleEngine:
                 raise
 
         return action
-
-    def _match_many(self, loaded: LoadedRuleset, batch: Sequence[dict[str, Any]]) -> list[list[str] | Exception]:
-        results: list[list[str] | Exception] = []
-        for facts in batch:
-            try:
-                results.append(self._match(loaded, facts))
-            except EngineError as error:
-                results.append(error)
-        return results
 
     def _match(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
         seq = next(self._seq)

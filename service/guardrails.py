@@ -21,7 +21,6 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from service.opa_http import OpaHttpClient, OpaHttpError, encode
 log = logging.getLogger("opsgate.guardrails")
 
 DECISION_PATH = "/v1/data/opsgate/decision"
-BATCH_PATH = "/v1/data/opsgate/batch"
 OPA_VERSION = "1.4.2"
 
 
@@ -329,15 +327,6 @@ class Guardrails:
             return Verdict(available=False, revision=self.revision, error=str(error))
         except msgspec.ValidationError as error:
             return Verdict(available=False, revision=self.revision, error=f"unexpected verdict shape: {error}")
-
-    async def check_many(self, items: Sequence[dict[str, Any]]) -> list[Verdict]:
-        """Verdicts for many items in one OPA query, in order."""
-        try:
-            raw = await self._query(BATCH_PATH, {"input": {"items": list(items)}})
-            verdicts = msgspec.convert(raw, list[_RawVerdict])
-        except (_Unavailable, msgspec.ValidationError) as error:
-            return [Verdict(available=False, revision=self.revision, error=str(error)) for _ in items]
-        return [self._verdict(v) for v in verdicts]
 
     async def _query(self, path: str, payload: dict[str, Any]) -> Any:
         try:

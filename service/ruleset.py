@@ -20,7 +20,7 @@ from service.schema import FactDecoder, FieldSpec
 from service.yamlsrc import Key, Source, SyntaxProblem, dotted, load, validation_problem
 
 Value = str | int | float | bool | None
-AUTONOMY_LEVELS = ("L0", "L1", "L2", "L3", "L4")
+Autonomy = Literal["L0", "L1", "L2", "L3", "L4"]
 
 
 # --- the file format ----------------------------------------------------------
@@ -29,7 +29,7 @@ AUTONOMY_LEVELS = ("L0", "L1", "L2", "L3", "L4")
 class ThenSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     decision: str
     confidence: Value
-    autonomy: Literal["L0", "L1", "L2", "L3", "L4"]
+    autonomy: Autonomy
     actions: list[dict[str, Value]] = []
 
 
@@ -51,7 +51,7 @@ class EscalationSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What a decision becomes when guardrails deny it or cannot be asked."""
 
     decision: str
-    autonomy: Literal["L0", "L1", "L2", "L3", "L4"] = "L0"
+    autonomy: Autonomy = "L0"
     action: dict[str, Value] = {}
 
 
