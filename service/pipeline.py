@@ -126,18 +126,19 @@ class DecisionService:
 
     async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any]) -> Outcome:
         fired: list[FiredRule] = []
+        proposal: Proposal | None = None
+        error: str | None = None
         try:
             fired_ids = await self.engine.match_async(self.loaded[ruleset.name], facts)
             all_fired, winners = dec.fired_rules(ruleset, fired_ids)
             won = {rule.id for rule in winners}
             fired = [FiredRule(r.id, r.title, r.file, r.line, r.priority, r.id in won) for r in all_fired]
             proposal = dec.propose(ruleset, facts, winners)
-        except (EngineError, RuleOutputError) as error:
+        except (EngineError, RuleOutputError) as failure:
+            error = str(failure)
+        if proposal is None:  # nothing to approve: the guardrails are not asked
             verdict = Verdict(available=False, revision=self.guardrails.revision, error="not consulted")
-            return dec.decide(ruleset, facts, fired, None, verdict, error=str(error))
-        if proposal is None:
-            verdict = Verdict(available=False, revision=self.guardrails.revision, error="not consulted")
-            return dec.decide(ruleset, facts, fired, None, verdict)
+            return dec.decide(ruleset, facts, fired, None, verdict, error=error)
         verdict = await self.guardrails.check(self._guardrail_input(ruleset, facts, proposal))
         return dec.decide(ruleset, facts, fired, proposal, verdict)
 
