@@ -7,31 +7,23 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import msgspec
-from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
+from service import http_review, http_ui
 from service.errors import OpsgateError
+from service.http_common import caller, runtime
+from service.http_common import json_response as _json
 from service.runtime import Runtime
 from service.settings import Settings
 
 log = logging.getLogger("opsgate.http")
-_JSON = msgspec.json.Encoder()
-
-
-def _json(content: Any, status: int = 200) -> Response[bytes]:
-    return Response(_JSON.encode(content), status_code=status, media_type=MediaType.JSON)
-
-
-def _caller(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 async def _decide(request: Request[Any, Any, Any], state: State, ruleset: str) -> Response[bytes]:
-    runtime: Runtime = state.runtime
-    response = await runtime.service.decide(ruleset, await request.body(), _caller(request))
+    response = await runtime(state).service.decide(ruleset, await request.body(), caller(request))
     return _json(response)
 
 
@@ -57,20 +49,21 @@ async def health() -> Response[bytes]:
 
 @get("/ready", summary="Readiness: OPA answering and rules loaded")
 async def ready(state: State) -> Response[bytes]:
-    runtime: Runtime = state.runtime
-    opa_up = await runtime.guardrails.healthy()
-    process = runtime.guardrails.process
+    current = runtime(state)
+    opa_up = await current.guardrails.healthy()
+    process = current.guardrails.process
     body = {
-        "ready": opa_up and bool(runtime.catalog.rulesets),
+        "ready": opa_up and bool(current.catalog.rulesets),
         "opa": {
             "up": opa_up,
             "mode": "child" if process else "external",
             "pid": process.pid if process else None,
             "restarts": process.restarts if process else 0,
-            "bundle_revision": runtime.guardrails.revision,
+            "bundle_revision": current.guardrails.revision,
         },
-        "version": runtime.catalog.version,
-        "rulesets": {name: rs.version for name, rs in runtime.catalog.rulesets.items()},
+        "decision_log": {"store": current.log.description, "writer": current.log.writer},
+        "version": current.catalog.version,
+        "rulesets": {name: rs.version for name, rs in current.catalog.rulesets.items()},
     }
     return _json(body, 200 if body["ready"] else 503)
 
@@ -102,18 +95,19 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings)
-        app.state.runtime = runtime
+        started = await Runtime.start(settings)
+        app.state.runtime = started
         try:
             yield
         finally:
-            await runtime.close()
+            await started.close()
 
     return Litestar(
-        route_handlers=[decide_default, decide_named, run_ops, health, ready],
+        route_handlers=[decide_default, decide_named, run_ops, health, ready, *http_review.ROUTES, *http_ui.ROUTES],
         lifespan=[lifespan],
         exception_handlers={OpsgateError: _opsgate_error, HTTPException: _http_error, Exception: _unexpected},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema"),
+        template_config=http_ui.TEMPLATES,
         debug=False,
     )

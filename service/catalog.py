@@ -8,13 +8,14 @@ import msgspec
 
 from service.errors import Problem, RulesetInvalid, UnknownRuleset
 from service.guardrails import PolicyBundle, read_policies
-from service.ruleset import Ruleset, content_hash, load_ruleset
+from service.ruleset import Ruleset, content_hash, parse_ruleset
 
 
 class Catalog(msgspec.Struct, frozen=True):
     rulesets: dict[str, Ruleset]
     policies: PolicyBundle
     version: str  # over every ruleset file and every policy file: the bundle revision
+    files: tuple[tuple[str, bytes], ...] = ()  # what the version hashes: (rules/<name>.yaml | rego/..., content)
 
     def get(self, name: str) -> Ruleset:
         ruleset = self.rulesets.get(name)
@@ -34,10 +35,11 @@ def load_catalog(rules_dir: Path, rego_dir: Path) -> Catalog:
     problems: list[Problem] = []
     rulesets: dict[str, Ruleset] = {}
     files = ruleset_files(rules_dir)
-    for path in files:
+    contents = [(f"rules/{path.name}", path.read_bytes()) for path in files]
+    for path, (stored_as, content) in zip(files, contents, strict=True):
         display = f"{rules_dir.name}/{path.name}"
         try:
-            ruleset = load_ruleset(path, display, policies.hashed)
+            ruleset = parse_ruleset(content, display, policies.hashed, hashed_as=stored_as)
         except RulesetInvalid as error:
             problems.extend(error.problems)
             continue
@@ -55,5 +57,5 @@ def load_catalog(rules_dir: Path, rego_dir: Path) -> Catalog:
         problems.append(Problem(f"no ruleset files (*.yaml) in {rules_dir}", file=str(rules_dir)))
     if problems:
         raise RulesetInvalid(f"{len(problems)} problem(s) in {rules_dir}", problems)
-    version = content_hash([*((f"rules/{p.name}", p.read_bytes()) for p in files), *policies.hashed])
-    return Catalog(rulesets, policies, version)
+    hashed = (*contents, *policies.hashed)
+    return Catalog(rulesets, policies, content_hash(hashed), hashed)

@@ -1,4 +1,4 @@
-"""The ``opsgate`` command: serve, decide, check."""
+"""The ``opsgate`` command: serve, decide, check, log verify."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from service import settings as settings_module
 from service.catalog import load_catalog
 from service.errors import OpsgateError, Problem, RulesetInvalid
 from service.guardrails import check_policies, find_opa
+from service.log_store import SqlDecisionLog
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -24,9 +25,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rego-dir", type=Path, help="guardrail policy directory (default: rego)")
 
 
+def _db_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", help="decision log: a SQLite file path or a postgresql:// URL (default: var/decisions.db)"
+    )
+
+
 def _service_flags(parser: argparse.ArgumentParser) -> None:
     _common(parser)
-    parser.add_argument("--db", help="decision log: a SQLite file path (default: var/decisions.db)")
+    _db_flag(parser)
+    parser.add_argument("--writer-id", help="this replica's chain in the decision log (default: the host name)")
     parser.add_argument("--opa-url", help="use an external OPA server at this URL instead of a child process")
     parser.add_argument("--opa-bin", help="the opa binary (default: OPSGATE_OPA_BIN, PATH, or the cached build)")
 
@@ -48,13 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check rulesets and policies; file:line:column on error")
     _common(check)
     check.add_argument("--opa-bin", help="the opa binary used for `opa check --strict`")
+
+    log = commands.add_parser("log", help="work with the decision log")
+    log_commands = log.add_subparsers(dest="log_command", required=True)
+    verify = log_commands.add_parser("verify", help="walk every hash chain; non-zero exit on the first bad record")
+    _db_flag(verify)
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     flags = {
         name: getattr(args, name, None)
-        for name in ("host", "port", "rules_dir", "rego_dir", "db", "opa_url", "opa_bin")
+        for name in ("host", "port", "rules_dir", "rego_dir", "db", "writer_id", "opa_url", "opa_bin")
     }
     return settings_module.from_env(**flags)
 
@@ -113,6 +126,19 @@ def cmd_check(settings: Settings) -> int:
     return 0
 
 
+def cmd_log_verify(settings: Settings) -> int:
+    if "://" not in settings.db and not Path(settings.db.removeprefix("sqlite:")).is_file():
+        print(f"opsgate: no decision log at {settings.db}", file=sys.stderr)
+        return 2
+    log = SqlDecisionLog(settings.db, settings.writer_id)
+    try:
+        report = log.verify()
+    finally:
+        log.close()
+    print(report, file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -121,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_serve(settings)
         if args.command == "decide":
             return cmd_decide(settings, args.file, args.ruleset)
+        if args.command == "log":
+            return cmd_log_verify(settings)
         return cmd_check(settings)
     except OpsgateError as error:
         for problem in error.problems:

@@ -1,129 +1,233 @@
-"""The decision log: the only module that touches its storage (SQLite, WAL).
+"""The decision log's records and its hash chain.  Pure: no storage here.
 
-Records are appended by one writer thread that groups whatever is waiting into
-one transaction, so concurrent requests share a commit (and its fsync).  A
-caller's ``append`` returns only after its record is committed: an answered
-decision is never missing from the log.
+Every record (a decision, or an outcome reported later) is one JSON object in
+canonical form: keys sorted, no whitespace, UTF-8.  That text is stored as is,
+and chained::
+
+    hash = sha256_hex(prev_hash + body)      # both as UTF-8 text
+
+where ``prev_hash`` is the previous record's ``hash`` in the same chain, or 64
+zeros for a chain's first record.  There is one chain per writer (one replica,
+named by its writer id); each record carries its ``writer`` and its ``seq``
+(1, 2, 3, ... within the chain), so a deleted or reordered record breaks the
+walk.  ``log_store`` keeps the rows; ``verify`` below checks them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import queue
-import sqlite3
-import threading
-from concurrent.futures import Future
-from pathlib import Path
-from typing import Any
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 
-from service.errors import DecisionLogError
+GENESIS = "0" * 64
+RecordKind = Literal["decision", "outcome"]
+OutcomeStatus = Literal["SUCCEEDED", "FAILED", "CANCELLED"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
-    decision_id      TEXT NOT NULL UNIQUE,
-    created_at       TEXT NOT NULL,
-    caller           TEXT NOT NULL,
-    ruleset          TEXT NOT NULL,
-    ruleset_version  TEXT NOT NULL,
-    bundle_revision  TEXT NOT NULL,
-    decision_type    TEXT NOT NULL,
-    execution_status TEXT NOT NULL,
-    request          TEXT NOT NULL,
-    response         TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS decisions_created_at ON decisions (created_at);
-"""
-
-_INSERT = """
-INSERT INTO decisions (decision_id, created_at, caller, ruleset, ruleset_version, bundle_revision,
-                       decision_type, execution_status, request, response)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-MAX_GROUP = 512
+_CANONICAL = msgspec.json.Encoder(order="sorted")
 
 
-class LogRecord(msgspec.Struct, frozen=True):
+def canonical(payload: Any) -> str:
+    """Canonical JSON text: sorted keys, no whitespace, UTF-8 (non-ASCII kept as is)."""
+    return _CANONICAL.encode(payload).decode()
+
+
+def now() -> str:
+    """The log's time format: RFC 3339, UTC, microseconds (sorts as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def normalize_time(text: str) -> str:
+    """An RFC 3339 time as the log stores it; a time without an offset is UTC.  ValueError if malformed."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def chain_hash(prev_hash: str, body: str) -> str:
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+class Columns(msgspec.Struct, frozen=True):
+    """What the store indexes a record by; always derived from the hashed body."""
+
+    kind: str
     decision_id: str
-    created_at: str  # RFC 3339, UTC
+    created_at: str
     caller: str
-    ruleset: str
-    ruleset_version: str
-    bundle_revision: str
-    decision_type: str
-    execution_status: str
-    request: str  # the facts as received, JSON
-    response: str  # the answer as sent (without its own log id), JSON
-
-    def row(self) -> tuple[str, ...]:
-        return msgspec.structs.astuple(self)
+    ruleset: str | None = None
+    ruleset_version: str | None = None
+    bundle_revision: str | None = None
+    decision_type: str | None = None
+    execution_status: str | None = None
+    org_id: str | None = None
+    fired: tuple[tuple[str, bool], ...] = ()  # (rule id, won)
+    denied: tuple[tuple[str, str], ...] = ()  # (policy, violation id)
 
 
-_STOP = object()
+def columns(record: dict[str, Any]) -> Columns:
+    """The indexed columns of a record (a decoded body)."""
+    base = Columns(record["kind"], record["decision_id"], record["created_at"], record["caller"])
+    if record["kind"] != "decision":
+        return base
+    org_id = record.get("facts", {}).get("org_id")
+    guardrails = record.get("guardrails") or {}
+    return msgspec.structs.replace(
+        base,
+        ruleset=record["ruleset"]["name"],
+        ruleset_version=record["ruleset"]["version"],
+        bundle_revision=record["bundle_revision"],
+        decision_type=record["decision"]["decision_type"],
+        execution_status=record["execution"]["status"],
+        org_id=None if org_id is None else str(org_id),
+        fired=tuple((r["id"], bool(r["won"])) for r in record.get("fired_rules", [])),
+        denied=tuple((v["policy"], v["id"]) for v in guardrails.get("violations", [])),
+    )
 
 
-class SqliteDecisionLog:
-    """Append-only decision log in one SQLite file, with group commit."""
+class StoredRecord(msgspec.Struct, frozen=True):
+    """One row of the log as the store holds it."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._writer, name="opsgate-log-writer", daemon=True)
-        self._thread.start()
-        self._ready.result()  # surfaces a bad path or a locked file at start
+    id: int
+    writer: str
+    seq: int
+    body: str
+    prev_hash: str
+    hash: str
+    kind: str
+    decision_id: str
+    created_at: str
+    caller: str
+    ruleset: str | None
+    ruleset_version: str | None
+    bundle_revision: str | None
+    decision_type: str | None
+    execution_status: str | None
+    org_id: str | None
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")  # durable before the answer
-        connection.execute("PRAGMA busy_timeout=5000")
-        return connection
+    def record(self) -> dict[str, Any]:
+        decoded: dict[str, Any] = msgspec.json.decode(self.body)
+        return decoded
 
-    async def append(self, record: LogRecord) -> int:
-        """Commit ``record``; returns its sequence number once it is durable."""
-        done: Future[int] = Future()
-        self._queue.put((record, done))
-        return await asyncio.wrap_future(done)
+    def describe(self) -> str:
+        return f"record #{self.id} (writer {self.writer}, seq {self.seq}, decision {self.decision_id})"
 
-    def _writer(self) -> None:
-        try:
-            connection = self._connect()
-            connection.executescript(_SCHEMA)
-        except sqlite3.Error as error:
-            self._ready.set_exception(DecisionLogError(f"cannot open decision log {self.path}: {error}"))
-            return
-        self._ready.set_result(None)
-        while True:
-            group = [self._queue.get()]
-            while len(group) < MAX_GROUP and not self._queue.empty():
-                group.append(self._queue.get_nowait())
-            items = [item for item in group if item is not _STOP]
-            if items:
-                self._commit(connection, items)
-            if len(items) != len(group):
-                connection.close()
-                return
 
-    def _commit(self, connection: sqlite3.Connection, items: list[tuple[LogRecord, Future[int]]]) -> None:
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            seqs = [connection.execute(_INSERT, record.row()).lastrowid or 0 for record, _ in items]
-            connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            for _, done in items:
-                done.set_exception(DecisionLogError(f"decision log write failed: {error}"))
-            return
-        for (_, done), seq in zip(items, seqs, strict=True):
-            done.set_result(seq)
+class Head(msgspec.Struct, frozen=True):
+    writer: str
+    seq: int
+    hash: str
+    created_at: str
 
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join(timeout=10)
+
+class VerifyReport(msgspec.Struct, frozen=True):
+    records: int
+    chains: int
+    ok: bool
+    error: str | None = None
+
+    def __str__(self) -> str:
+        if self.ok:
+            chains = f" ({self.chains} chains)" if self.chains > 1 else ""
+            return f"{self.records} records verified, chain intact{chains}"
+        return f"chain broken after {self.records} good records: {self.error}"
+
+
+_INDEXED = ("kind", "decision_id", "created_at", "caller", "ruleset", "ruleset_version", "bundle_revision",
+            "decision_type", "execution_status", "org_id")  # fmt: skip
+
+
+def _check(row: StoredRecord, seq: int, prev_hash: str) -> str | None:
+    if row.seq != seq:
+        return f"seq {row.seq} where {seq} was expected: a record is missing or out of order"
+    if row.prev_hash != prev_hash:
+        return f"prev_hash {row.prev_hash[:12]}… does not link to the previous record's hash {prev_hash[:12]}…"
+    computed = chain_hash(row.prev_hash, row.body)
+    if computed != row.hash:
+        return f"hash {row.hash[:12]}… does not match its content (computed {computed[:12]}…): the record was altered"
+    try:
+        record = row.record()
+        derived = columns(record)
+    except (msgspec.DecodeError, KeyError, TypeError) as error:
+        return f"the stored body is not a valid record: {error}"
+    if (record.get("writer"), record.get("seq")) != (row.writer, row.seq):
+        return f"the hashed record says writer {record.get('writer')} seq {record.get('seq')}"
+    for name in _INDEXED:
+        if getattr(derived, name) != getattr(row, name):
+            return f"column {name}={getattr(row, name)!r} differs from the hashed record ({getattr(derived, name)!r})"
+    return None
+
+
+def verify(rows: Iterable[StoredRecord]) -> VerifyReport:
+    """Walk rows ordered by (writer, seq); stop at the first record whose hash or link is wrong."""
+    count = chains = 0
+    writer: str | None = None
+    seq, prev_hash = 0, GENESIS
+    for row in rows:
+        if row.writer != writer:
+            writer, seq, prev_hash, chains = row.writer, 0, GENESIS, chains + 1
+        problem = _check(row, seq + 1, prev_hash)
+        if problem is not None:
+            return VerifyReport(count, chains, ok=False, error=f"{row.describe()}: {problem}")
+        seq, prev_hash, count = row.seq, row.hash, count + 1
+    return VerifyReport(count, chains, ok=True)
+
+
+class DecisionQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Filters of ``GET /decisions``; every one optional, combined with AND."""
+
+    since: str | None = None  # RFC 3339, inclusive
+    until: str | None = None  # RFC 3339, exclusive
+    ruleset: str | None = None
+    decision_type: str | None = None
+    status: str | None = None  # execution status
+    org_id: str | None = None
+    rule: str | None = None  # a rule id that fired
+    denied_by: str | None = None  # a guardrail policy (package or id) that denied
+    caller: str | None = None
+    cursor: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,18}$")] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
+
+
+class VersionFile(msgspec.Struct, frozen=True):
+    path: str
+    sha256: str
+    content: bytes
+
+
+class VersionInfo(msgspec.Struct, frozen=True):
+    version: str
+    first_loaded_at: str
+    last_loaded_at: str
+    loads: int
+    rulesets: dict[str, str]  # ruleset name -> its own version
+    git: dict[str, Any] | None = None
+
+
+class DecisionLog(Protocol):
+    """The port: what the service needs from a decision log store."""
+
+    writer: str
+
+    async def append(self, payload: dict[str, Any]) -> StoredRecord: ...
+
+    async def get(self, decision_id: str) -> list[StoredRecord]: ...
+
+    async def query(self, query: DecisionQuery) -> tuple[list[StoredRecord], str | None]: ...
+
+    async def heads(self) -> list[Head]: ...
+
+    async def register_version(
+        self, version: str, files: list[tuple[str, bytes]], rulesets: dict[str, str], git: dict[str, Any] | None
+    ) -> None: ...
+
+    async def versions(self) -> list[VersionInfo]: ...
+
+    async def version_files(self, version: str) -> list[VersionFile]: ...
+
+    def verify(self) -> VerifyReport: ...
+
+    def close(self) -> None: ...

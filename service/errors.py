@@ -43,9 +43,28 @@ class InvalidFacts(OpsgateError):
     status = 422
 
 
+class InvalidBody(OpsgateError):
+    """A well-formed request whose fields are wrong (other than a decision's facts)."""
+
+    code = "invalid_request"
+    status = 422
+
+
 class UnknownRuleset(OpsgateError):
     code = "unknown_ruleset"
     status = 404
+
+
+class NotFound(OpsgateError):
+    """A decision, version or other record that does not exist."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(OpsgateError):
+    code = "conflict"
+    status = 409
 
 
 class PayloadTooLarge(OpsgateError):

@@ -516,27 +516,52 @@ def calls(node: Node) -> list[Call]:
     return found
 
 
-def render(node: Node) -> str:
-    """Source-like text of an expression (used in explanations)."""
-    if isinstance(node, Literal):
-        return _render_literal(node.value)
-    if isinstance(node, Path):
-        return node.dotted
-    if isinstance(node, Attr):
-        return f"{render(node.target)}.{node.name}"
-    if isinstance(node, ListExpr):
-        return "[" + ", ".join(render(item) for item in node.items) + "]"
-    own = _precedence(node)
-    if isinstance(node, Unary):
-        operand = _grouped(node.operand, own, right=False)
-        return f"not {operand}" if node.op == "not" else f"-{operand}"
-    if isinstance(node, Binary):
-        power = node.op == "**"
-        return f"{_grouped(node.left, own, right=power)} {node.op} {_grouped(node.right, own, right=not power)}"
-    if isinstance(node, BoolOp):
-        return f" {node.op} ".join(_grouped(o, own, right=True) for o in node.operands)
-    assert isinstance(node, Call)
-    return f"{node.name}(" + ", ".join(render(arg) for arg in node.args) + ")"
+def render(node: Node, *, path_text: Callable[[Path], str] | None = None, symbols: dict[str, str] | None = None) -> str:
+    """Source-like text of an expression (used in explanations).
+
+    ``path_text`` renders each path (e.g. with its value beside it); ``symbols``
+    replaces operators in the output (e.g. ``>=`` by ``≥``)."""
+    return _Renderer(path_text or (lambda path: path.dotted), symbols or {}).render(node)
+
+
+class _Renderer:
+    def __init__(self, path_text: Callable[[Path], str], symbols: dict[str, str]) -> None:
+        self.path_text = path_text
+        self.symbols = symbols
+
+    def render(self, node: Node) -> str:
+        if isinstance(node, Literal):
+            return _render_literal(node.value)
+        if isinstance(node, Path):
+            return self.path_text(node)
+        if isinstance(node, Attr):
+            return f"{self.render(node.target)}.{node.name}"
+        if isinstance(node, ListExpr):
+            return "[" + ", ".join(self.render(item) for item in node.items) + "]"
+        if isinstance(node, Call):
+            return f"{node.name}(" + ", ".join(self.render(arg) for arg in node.args) + ")"
+        return self._operator(node)
+
+    def _operator(self, node: Node) -> str:
+        own = _precedence(node)
+        if isinstance(node, Unary):
+            operand = self._grouped(node.operand, own, right=False)
+            return f"not {operand}" if node.op == "not" else f"-{operand}"
+        if isinstance(node, Binary):
+            power = node.op == "**"
+            left = self._grouped(node.left, own, right=power)
+            right = self._grouped(node.right, own, right=not power)
+            return f"{left} {self.symbols.get(node.op, node.op)} {right}"
+        assert isinstance(node, BoolOp)
+        return f" {node.op} ".join(self._grouped(o, own, right=True) for o in node.operands)
+
+    def _grouped(self, node: Node, parent: int, *, right: bool) -> str:
+        """``node`` inside an operator of precedence ``parent``, parenthesised only where needed."""
+        own = _precedence(node)
+        # equal precedence: left-associative operators need parentheses on the right
+        # (`a - (b - c)`); `**` on the left; comparisons never chain.
+        needed = own < parent or (own == parent and (right or parent == 4))
+        return f"({self.render(node)})" if needed else self.render(node)
 
 
 _BINARY_PRECEDENCE = {"+": 5, "-": 5, "*": 6, "/": 6, "%": 6, "**": 8}
@@ -552,15 +577,6 @@ def _precedence(node: Node) -> int:
     if isinstance(node, Literal) and isinstance(node.value, (int, float)) and node.value < 0:
         return 7  # renders as a unary minus
     return 9
-
-
-def _grouped(node: Node, parent: int, *, right: bool) -> str:
-    """``node`` inside an operator of precedence ``parent``, parenthesised only where needed."""
-    own = _precedence(node)
-    # equal precedence: left-associative operators need parentheses on the right
-    # (`a - (b - c)`); `**` on the left; comparisons never chain.
-    needed = own < parent or (own == parent and (right or parent == 4))
-    return f"({render(node)})" if needed else render(node)
 
 
 def _render_literal(value: Any) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
@@ -17,7 +16,7 @@ import msgspec
 from service import decision as dec
 from service.catalog import Catalog
 from service.decision import FiredRule, Outcome, Proposal, RuleOutputError, Verdict
-from service.decision_log import LogRecord
+from service.decision_log import DecisionLog, now
 from service.engine import LoadedRuleset, RuleEngine
 from service.errors import EngineError
 from service.ruleset import Ruleset
@@ -27,10 +26,6 @@ class GuardrailsPort(Protocol):
     revision: str
 
     async def check(self, item: dict[str, Any]) -> Verdict: ...
-
-
-class DecisionLogPort(Protocol):
-    async def append(self, record: LogRecord) -> int: ...
 
 
 class RulesetRef(msgspec.Struct, frozen=True):
@@ -83,9 +78,6 @@ def uuid7() -> str:
     return str(uuid.UUID(int=value))
 
 
-_ENCODER = msgspec.json.Encoder()
-
-
 class DecisionService:
     """Decides with the current catalog; every decision is logged before it is returned."""
 
@@ -94,7 +86,7 @@ class DecisionService:
         catalog: Catalog,
         engine: RuleEngine,
         guardrails: GuardrailsPort,
-        log: DecisionLogPort,
+        log: DecisionLog,
     ) -> None:
         self.catalog = catalog
         self.engine = engine
@@ -104,27 +96,39 @@ class DecisionService:
 
     async def decide(self, ruleset_name: str, body: bytes, caller: str) -> DecisionResponse:
         """Decode ``body`` as the ruleset's facts and decide; 4xx errors raise before any work."""
+        started = time.perf_counter()
         ruleset = self.catalog.get(ruleset_name)
         facts = ruleset.decoder.decode_json(body)
-        return await self.decide_facts(ruleset, facts, caller)
+        return await self.decide_facts(ruleset, facts, caller, started=started)
 
-    async def decide_facts(self, ruleset: Ruleset, facts: dict[str, Any], caller: str) -> DecisionResponse:
-        outcome = await self._outcome(ruleset, facts)
-        decision_id, run_id = uuid7(), uuid.uuid4().hex
+    async def decide_facts(
+        self, ruleset: Ruleset, facts: dict[str, Any], caller: str, *, started: float | None = None
+    ) -> DecisionResponse:
+        """Decide on already validated facts, log the decision, and answer with its log id."""
+        timer = _Timer(started)
+        outcome = await self.evaluate(ruleset, facts, timer)
         result = Result(
             decision=outcome.decision,
             context=facts,
             execution=outcome.execution,
             decision_log_id=0,
-            run_id=run_id,
-            decision_id=decision_id,
+            run_id=uuid.uuid4().hex,
+            decision_id=uuid7(),
             explanation=self._explanation(ruleset, outcome),
         )
         response = DecisionResponse(ruleset.agent, result)
-        seq = await self.log.append(self._record(ruleset, facts, response, caller))
-        return msgspec.structs.replace(response, result=msgspec.structs.replace(result, decision_log_id=seq))
+        stored = await self.log.append(self._record(response, caller, timer.laps))
+        return msgspec.structs.replace(response, result=msgspec.structs.replace(result, decision_log_id=stored.id))
 
-    async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any]) -> Outcome:
+    async def evaluate(self, ruleset: Ruleset, facts: dict[str, Any], timer: _Timer | None = None) -> Outcome:
+        """Rules, proposal, guardrails and the final word, without logging (also used by replay)."""
+        timer = timer or _Timer(None)
+        timer.lap("decode")
+        outcome = await self._outcome(ruleset, facts, timer)
+        timer.lap("guardrails")
+        return outcome
+
+    async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any], timer: _Timer) -> Outcome:
         fired: list[FiredRule] = []
         proposal: Proposal | None = None
         error: str | None = None
@@ -136,6 +140,7 @@ class DecisionService:
             proposal = dec.propose(ruleset, facts, winners)
         except (EngineError, RuleOutputError) as failure:
             error = str(failure)
+        timer.lap("rules")
         if proposal is None:  # nothing to approve: the guardrails are not asked
             verdict = Verdict(available=False, revision=self.guardrails.revision, error="not consulted")
             return dec.decide(ruleset, facts, fired, None, verdict, error=error)
@@ -170,17 +175,42 @@ class DecisionService:
         ref = RulesetRef(ruleset.name, ruleset.version, ruleset.file)
         return Explanation(ref, outcome.fired_rules, outcome.proposal, report, outcome.summary, outcome.error)
 
-    def _record(self, ruleset: Ruleset, facts: dict[str, Any], response: DecisionResponse, caller: str) -> LogRecord:
-        result = response.result
-        return LogRecord(
-            decision_id=result.decision_id,
-            created_at=datetime.now(UTC).isoformat(timespec="microseconds"),
-            caller=caller,
-            ruleset=ruleset.name,
-            ruleset_version=ruleset.version,
-            bundle_revision=self.guardrails.revision,
-            decision_type=result.decision.decision_type,
-            execution_status=result.execution.status,
-            request=_ENCODER.encode(facts).decode(),
-            response=_ENCODER.encode(response).decode(),
-        )
+    def _record(self, response: DecisionResponse, caller: str, latency_ms: dict[str, float]) -> dict[str, Any]:
+        """The decision log's record: everything a reviewer needs, as plain JSON values."""
+        result, explanation = response.result, response.result.explanation
+        return {
+            "kind": "decision",
+            "decision_id": result.decision_id,
+            "created_at": now(),
+            "caller": caller,
+            "run_id": result.run_id,
+            "agent": response.agent,
+            "ruleset": _BUILTINS(explanation.ruleset),
+            "bundle_revision": explanation.guardrails.revision or self.catalog.version,
+            "facts": result.context,
+            "fired_rules": _BUILTINS(explanation.fired_rules),
+            "proposal": _BUILTINS(explanation.proposal),
+            "guardrails": _BUILTINS(explanation.guardrails),
+            "decision": _BUILTINS(result.decision),
+            "execution": _BUILTINS(result.execution),
+            "summary": explanation.summary,
+            "error": explanation.error,
+            "latency_ms": latency_ms,
+        }
+
+
+_BUILTINS = msgspec.to_builtins
+
+
+class _Timer:
+    """Per-stage latencies of one decision, in milliseconds."""
+
+    def __init__(self, started: float | None) -> None:
+        self.last = self.start = started if started is not None else time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = round((now - self.last) * 1000, 3)
+        self.last = now
+        self.laps["total"] = round((now - self.start) * 1000, 3)

@@ -130,8 +130,15 @@ def content_hash(files: Iterable[tuple[str, bytes]]) -> str:
 
 
 def load_ruleset(path: FsPath, display: str, policy_files: list[tuple[str, bytes]]) -> Ruleset:
-    """Load and compile one ruleset; raises RulesetInvalid listing every problem."""
-    content = path.read_bytes()
+    """Load and compile one ruleset file; raises RulesetInvalid listing every problem."""
+    return parse_ruleset(path.read_bytes(), display, policy_files)
+
+
+def parse_ruleset(
+    content: bytes, display: str, policy_files: list[tuple[str, bytes]], hashed_as: str | None = None
+) -> Ruleset:
+    """Compile a ruleset from its bytes; its version hashes them as ``hashed_as`` (default ``display``)
+    together with ``policy_files``, so a stored copy of the files gives back the same version."""
     try:
         source = load(content.decode("utf-8"), display)
     except SyntaxProblem as error:
@@ -142,7 +149,7 @@ def load_ruleset(path: FsPath, display: str, policy_files: list[tuple[str, bytes
         spec = msgspec.convert(source.data, RulesetSpec)
     except msgspec.ValidationError as error:
         raise RulesetInvalid(f"{display}: invalid ruleset", [validation_problem(source, error)]) from None
-    version = content_hash([(display, content), *policy_files])
+    version = content_hash([(hashed_as or display, content), *policy_files])
     builder = _Builder(source, spec)
     ruleset = builder.build(version)
     if builder.problems:

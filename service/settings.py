@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,19 +19,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8080
     rules_dir: Path = Path("rules")
     rego_dir: Path = Path("rego")
-    db: str = "var/decisions.db"
+    db: str = "var/decisions.db"  # a SQLite file, or a postgresql:// URL
+    writer_id: str = msgspec.field(default_factory=socket.gethostname)  # this replica's chain in the log
     default_ruleset: str = "ops"
     opa_bin: str | None = None
     opa_url: str | None = None
     opa_timeout_ms: float = 100.0
     opa_restart_backoff_s: float = 0.2
     max_body_bytes: int = DEFAULT_MAX_BODY
-
-    @property
-    def db_path(self) -> Path:
-        if "://" in self.db:
-            raise OpsgateError(f"unsupported decision log URL {self.db!r}: only a SQLite file path is supported")
-        return Path(self.db.removeprefix("sqlite:"))
 
 
 # environment variable -> (field, parser)
@@ -40,6 +36,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "OPSGATE_RULES_DIR": ("rules_dir", Path),
     "OPSGATE_REGO_DIR": ("rego_dir", Path),
     "OPSGATE_DB": ("db", str),
+    "OPSGATE_WRITER_ID": ("writer_id", str),
     "OPSGATE_DEFAULT_RULESET": ("default_ruleset", str),
     "OPSGATE_OPA_BIN": ("opa_bin", str),
     "OPSGATE_OPA_URL": ("opa_url", str),

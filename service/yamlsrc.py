@@ -50,7 +50,6 @@ class Source(msgspec.Struct, frozen=True):
         quote = 1 if mark.style in ("'", '"') else 0
         return Mark(mark.line, mark.column + quote + offset)
 
-
     def _block_mark(self, first_line: int, offset: int) -> Mark:
         """Walk a block scalar's lines: each adds its text plus one joining character."""
         number = first_line

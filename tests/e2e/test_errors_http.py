@@ -12,7 +12,7 @@ from tests.e2e.test_ops_decisions import ops_facts
 
 def logged(server: Server) -> int:
     with sqlite3.connect(server.db) as connection:
-        return int(connection.execute("SELECT count(*) FROM decisions").fetchone()[0])
+        return int(connection.execute("SELECT count(*) FROM log_entries").fetchone()[0])
 
 
 def test_malformed_json_is_400(server: Server) -> None:

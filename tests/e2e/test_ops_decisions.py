@@ -169,7 +169,8 @@ def test_each_decision_is_in_the_log_before_the_answer(server: Server) -> None:
     result = result_of(server, ops_facts(failures=1))
     with sqlite3.connect(server.db) as connection:
         row = connection.execute(
-            "SELECT seq, ruleset, ruleset_version, decision_type, execution_status FROM decisions WHERE decision_id = ?",
+            "SELECT id, ruleset, ruleset_version, decision_type, execution_status FROM log_entries "
+            "WHERE decision_id = ? AND kind = 'decision'",
             (result["decision_id"],),
         ).fetchone()
     assert row == (

@@ -1,0 +1,452 @@
+"""The decision log's storage: the only module that talks to SQLite or PostgreSQL.
+
+One class serves both; a small ``Dialect`` holds what differs (connecting, the
+DDL, how a writer locks its chain).  Appends go through one writer thread that
+takes whatever is waiting and commits it as one transaction (group commit):
+concurrent requests share a commit and its fsync, and ``append`` returns only
+once its record is durable.  Reads run on a small pool of threads, each with
+its own connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from service.decision_log import (
+    GENESIS,
+    DecisionQuery,
+    Head,
+    StoredRecord,
+    VerifyReport,
+    VersionFile,
+    VersionInfo,
+    canonical,
+    chain_hash,
+    columns,
+    normalize_time,
+    now,
+    verify,
+)
+from service.errors import DecisionLogError, OpsgateError
+
+T = TypeVar("T")
+MAX_GROUP = 512
+
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log_entries (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    writer           TEXT NOT NULL,
+    seq              INTEGER NOT NULL,
+    kind             TEXT NOT NULL,
+    decision_id      TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    caller           TEXT NOT NULL,
+    ruleset          TEXT,
+    ruleset_version  TEXT,
+    bundle_revision  TEXT,
+    decision_type    TEXT,
+    execution_status TEXT,
+    org_id           TEXT,
+    body             TEXT NOT NULL,
+    prev_hash        TEXT NOT NULL,
+    hash             TEXT NOT NULL,
+    UNIQUE (writer, seq)
+);
+CREATE TABLE IF NOT EXISTS log_fired (entry_id INTEGER NOT NULL, rule_id TEXT NOT NULL, won INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS log_denied (entry_id INTEGER NOT NULL, policy TEXT NOT NULL, violation_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (sha256 TEXT PRIMARY KEY, content BLOB NOT NULL);
+"""
+
+_POSTGRES_SCHEMA = (
+    _SQLITE_SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+    .replace("entry_id INTEGER", "entry_id BIGINT")
+    .replace("BLOB", "BYTEA")
+)
+
+_COMMON_SCHEMA = """
+CREATE UNIQUE INDEX IF NOT EXISTS log_entries_one_decision ON log_entries (decision_id) WHERE kind = 'decision';
+CREATE INDEX IF NOT EXISTS log_entries_decision_id ON log_entries (decision_id);
+CREATE INDEX IF NOT EXISTS log_entries_created_at ON log_entries (created_at);
+CREATE INDEX IF NOT EXISTS log_fired_rule ON log_fired (rule_id, entry_id);
+CREATE INDEX IF NOT EXISTS log_denied_policy ON log_denied (policy, entry_id);
+CREATE INDEX IF NOT EXISTS log_denied_id ON log_denied (violation_id, entry_id);
+CREATE TABLE IF NOT EXISTS versions (
+    version         TEXT PRIMARY KEY,
+    first_loaded_at TEXT NOT NULL,
+    last_loaded_at  TEXT NOT NULL,
+    loads           INTEGER NOT NULL,
+    rulesets        TEXT NOT NULL,
+    git             TEXT
+);
+CREATE TABLE IF NOT EXISTS version_files (
+    version TEXT NOT NULL,
+    path    TEXT NOT NULL,
+    sha256  TEXT NOT NULL,
+    PRIMARY KEY (version, path)
+);
+"""
+
+_RECORD_COLUMNS = ("id, writer, seq, body, prev_hash, hash, kind, decision_id, created_at, caller, ruleset, "
+                   "ruleset_version, bundle_revision, decision_type, execution_status, org_id")  # fmt: skip
+
+_INSERT = (
+    "INSERT INTO log_entries (writer, seq, kind, decision_id, created_at, caller, ruleset, ruleset_version, "
+    "bundle_revision, decision_type, execution_status, org_id, body, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
+
+
+class Dialect:
+    name = "sqlite"
+    schema = _SQLITE_SCHEMA + _COMMON_SCHEMA
+    begin_write = "BEGIN IMMEDIATE"  # takes the write lock now: the chain head read below is current
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def connect(self) -> Any:
+        path = Path(self.target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")  # durable before the answer
+        connection.execute("PRAGMA busy_timeout=10000")
+        return connection
+
+    def sql(self, text: str) -> str:
+        return text
+
+    def lock_chain(self, connection: Any, writer: str) -> None:
+        """Serialise writers of one chain; BEGIN IMMEDIATE already did in SQLite."""
+
+    def create_schema(self, connection: Any) -> None:
+        connection.executescript(self.schema)
+
+    def broken(self, error: Exception) -> bool:
+        return False
+
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    schema = _POSTGRES_SCHEMA + _COMMON_SCHEMA
+    begin_write = "BEGIN"
+
+    def __init__(self, target: str) -> None:
+        super().__init__(target)
+        import psycopg
+
+        self.psycopg = psycopg
+        self.errors = (psycopg.Error,)
+
+    def connect(self) -> Any:
+        return self.psycopg.connect(self.target, autocommit=True, connect_timeout=10)
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s")
+
+    def lock_chain(self, connection: Any, writer: str) -> None:
+        # two processes configured with the same writer id still append one after the other
+        connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"opsgate-chain:{writer}",))
+
+    def create_schema(self, connection: Any) -> None:
+        connection.execute("SELECT pg_advisory_lock(hashtext('opsgate-schema'))")
+        try:
+            for statement in filter(str.strip, self.schema.split(";")):
+                connection.execute(statement)
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(hashtext('opsgate-schema'))")
+
+    def broken(self, error: Exception) -> bool:
+        return isinstance(error, self.psycopg.OperationalError)
+
+
+def dialect_for(db: str) -> Dialect:
+    if db.startswith(("postgresql://", "postgres://")):
+        return PostgresDialect(db)
+    if "://" in db:
+        raise OpsgateError(f"unsupported decision log {db!r}: use a SQLite file path or a postgresql:// URL")
+    return Dialect(db.removeprefix("sqlite:"))
+
+
+_STOP = object()
+
+
+class SqlDecisionLog:
+    """The append-only, hash-chained decision log in SQLite or PostgreSQL."""
+
+    def __init__(self, db: str, writer: str) -> None:
+        self.dialect = dialect_for(db)
+        self.writer = writer
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._local = threading.local()
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="opsgate-log-reader")
+        self._connections: list[Any] = []
+        self._ready: Future[None] = Future()
+        self._thread = threading.Thread(target=self._writer, name="opsgate-log-writer", daemon=True)
+        self._thread.start()
+        self._ready.result()  # surfaces a bad path, a refused connection or a locked file at start
+
+    @property
+    def description(self) -> str:
+        if self.dialect.name == "sqlite":
+            return f"sqlite:{self.dialect.target}"
+        return "postgresql://" + self.dialect.target.split("@")[-1].split("://")[-1]  # no credentials
+
+    # --- writing ------------------------------------------------------------------
+
+    async def append(self, payload: dict[str, Any]) -> StoredRecord:
+        """Chain and commit one record; returns it once it is durable."""
+        done: Future[StoredRecord] = Future()
+        self._queue.put((payload, done))
+        return await asyncio.wrap_future(done)
+
+    def _writer(self) -> None:
+        try:
+            connection = self.dialect.connect()
+            self.dialect.create_schema(connection)
+        except Exception as error:  # noqa: BLE001 - any driver error is reported the same way
+            self._ready.set_exception(DecisionLogError(f"cannot open decision log {self.description}: {error}"))
+            return
+        self._ready.set_result(None)
+        while True:
+            group = [self._queue.get()]
+            while len(group) < MAX_GROUP and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            items = [item for item in group if item is not _STOP]
+            if items:
+                connection = self._commit(connection, items)
+            if len(items) != len(group):
+                connection.close()
+                return
+
+    def _commit(self, connection: Any, items: list[tuple[dict[str, Any], Future[StoredRecord]]]) -> Any:
+        try:
+            connection.execute(self.dialect.begin_write)
+            stored = self._write(connection, [payload for payload, _ in items])
+            connection.execute("COMMIT")
+        except self.dialect.errors as error:
+            connection = self._recover(connection, error)
+            for _, done in items:
+                done.set_exception(DecisionLogError(f"decision log write failed: {error}"))
+            return connection
+        for (_, done), record in zip(items, stored, strict=True):
+            done.set_result(record)
+        return connection
+
+    def _write(self, connection: Any, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
+        sql = self.dialect.sql
+        self.dialect.lock_chain(connection, self.writer)
+        head = connection.execute(
+            sql("SELECT seq, hash FROM log_entries WHERE writer = ? ORDER BY seq DESC LIMIT 1"), (self.writer,)
+        ).fetchone()
+        seq, prev_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS)
+        stored: list[StoredRecord] = []
+        for payload in payloads:
+            seq += 1
+            record = {**payload, "writer": self.writer, "seq": seq}
+            body = canonical(record)
+            digest = chain_hash(prev_hash, body)
+            cols = columns(record)
+            values = (self.writer, seq, cols.kind, cols.decision_id, cols.created_at, cols.caller, cols.ruleset,
+                      cols.ruleset_version, cols.bundle_revision, cols.decision_type, cols.execution_status,
+                      cols.org_id, body, prev_hash, digest)  # fmt: skip
+            entry_id = int(connection.execute(sql(_INSERT), values).fetchone()[0])
+            self._index(connection, entry_id, cols.fired, cols.denied)
+            stored.append(StoredRecord(entry_id, self.writer, seq, body, prev_hash, digest, *values[2:12]))
+            prev_hash = digest
+        return stored
+
+    def _index(self, connection: Any, entry_id: int, fired: Any, denied: Any) -> None:
+        sql = self.dialect.sql
+        cursor = connection.cursor()
+        if fired:
+            cursor.executemany(
+                sql("INSERT INTO log_fired (entry_id, rule_id, won) VALUES (?, ?, ?)"),
+                [(entry_id, rule, int(won)) for rule, won in fired],
+            )
+        if denied:
+            cursor.executemany(
+                sql("INSERT INTO log_denied (entry_id, policy, violation_id) VALUES (?, ?, ?)"),
+                [(entry_id, policy, vid) for policy, vid in denied],
+            )
+
+    def _recover(self, connection: Any, error: Exception) -> Any:
+        with contextlib.suppress(*self.dialect.errors):
+            connection.execute("ROLLBACK")
+        if not self.dialect.broken(error):
+            return connection
+        try:
+            connection.close()
+            return self.dialect.connect()
+        except self.dialect.errors:
+            return connection  # still down: the next group fails and tries again
+
+    # --- reading ------------------------------------------------------------------
+
+    async def _read(self, work: Callable[[Any], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._run, work)
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self.dialect.connect()
+            self._connections.append(connection)
+        try:
+            return work(connection)
+        except self.dialect.errors as error:
+            if self.dialect.broken(error):
+                self._local.connection = None
+            raise DecisionLogError(f"decision log read failed: {error}") from error
+
+    def _records(self, connection: Any, where: str, params: tuple[Any, ...], tail: str = "") -> list[StoredRecord]:
+        query = f"SELECT {_RECORD_COLUMNS} FROM log_entries WHERE {where} {tail}"
+        rows = connection.execute(self.dialect.sql(query), params).fetchall()
+        return [StoredRecord(*row) for row in rows]
+
+    async def get(self, decision_id: str) -> list[StoredRecord]:
+        """The decision's record followed by its outcomes, oldest first; empty when unknown."""
+        return await self._read(lambda c: self._records(c, "decision_id = ?", (decision_id,), "ORDER BY id"))
+
+    async def query(self, query: DecisionQuery) -> tuple[list[StoredRecord], str | None]:
+        """Decisions matching every filter, newest first, and the cursor of the next page."""
+        where, params = _filters(query)
+        tail = f"ORDER BY id DESC LIMIT {int(query.limit) + 1}"
+        rows = await self._read(lambda c: self._records(c, where, params, tail))
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        return rows, (str(rows[-1].id) if more and rows else None)
+
+    async def heads(self) -> list[Head]:
+        query = (
+            "SELECT writer, seq, hash, created_at FROM log_entries WHERE (writer, seq) IN "
+            "(SELECT writer, MAX(seq) FROM log_entries GROUP BY writer) ORDER BY writer"
+        )
+        rows = await self._read(lambda c: c.execute(query).fetchall())
+        return [Head(str(w), int(s), str(h), str(t)) for w, s, h, t in rows]
+
+    # --- ruleset versions ----------------------------------------------------------
+
+    async def register_version(
+        self, version: str, files: list[tuple[str, bytes]], rulesets: dict[str, str], git: dict[str, Any] | None
+    ) -> None:
+        """Store a loaded version's files (content-addressed) and note when it was loaded."""
+        await self._read(lambda c: self._register(c, version, files, rulesets, git))
+
+    def _register(
+        self, connection: Any, version: str, files: list[tuple[str, bytes]], rulesets: dict[str, str], git: Any
+    ) -> None:
+        sql, at = self.dialect.sql, now()
+        connection.execute(self.dialect.begin_write)
+        try:
+            for path, content in files:
+                digest = hashlib.sha256(content).hexdigest()
+                connection.execute(
+                    sql("INSERT INTO blobs (sha256, content) VALUES (?, ?) ON CONFLICT DO NOTHING"), (digest, content)
+                )
+                connection.execute(
+                    sql("INSERT INTO version_files (version, path, sha256) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+                    (version, path, digest),
+                )
+            connection.execute(
+                sql(
+                    "INSERT INTO versions (version, first_loaded_at, last_loaded_at, loads, rulesets, git) "
+                    "VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (version) DO UPDATE SET "
+                    "last_loaded_at = excluded.last_loaded_at, loads = versions.loads + 1, "
+                    "git = COALESCE(excluded.git, versions.git)"
+                ),
+                (version, at, at, json.dumps(rulesets, sort_keys=True), json.dumps(git) if git else None),
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    async def versions(self) -> list[VersionInfo]:
+        """Every registered version, most recently loaded first."""
+        query = "SELECT version, first_loaded_at, last_loaded_at, loads, rulesets, git FROM versions"
+        rows = await self._read(lambda c: c.execute(query + " ORDER BY last_loaded_at DESC").fetchall())
+        return [
+            VersionInfo(v, first, last, int(n), json.loads(rs), json.loads(git) if git else None)
+            for v, first, last, n, rs, git in rows
+        ]
+
+    async def version_files(self, version: str) -> list[VersionFile]:
+        query = self.dialect.sql(
+            "SELECT f.path, f.sha256, b.content FROM version_files f JOIN blobs b ON b.sha256 = f.sha256 "
+            "WHERE f.version = ? ORDER BY f.path"
+        )
+        rows = await self._read(lambda c: c.execute(query, (version,)).fetchall())
+        return [VersionFile(str(p), str(s), bytes(content)) for p, s, content in rows]
+
+    # --- verification ---------------------------------------------------------------
+
+    def verify(self) -> VerifyReport:
+        """Walk every chain (see ``decision_log.verify``); runs on the caller's thread."""
+        connection = self.dialect.connect()
+        try:
+            return verify(self._all_records(connection))
+        finally:
+            connection.close()
+
+    def _all_records(self, connection: Any) -> Iterator[StoredRecord]:
+        query = f"SELECT {_RECORD_COLUMNS} FROM log_entries ORDER BY writer, seq"
+        if self.dialect.name == "postgresql":
+            connection.autocommit = False  # a server-side cursor streams inside a transaction
+            cursor = connection.cursor(name="opsgate_verify")
+        else:
+            cursor = connection.cursor()
+        cursor.execute(query)
+        for row in cursor:
+            yield StoredRecord(*row)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(timeout=10)
+        self._readers.shutdown(wait=True)
+        for connection in self._connections:
+            with contextlib.suppress(*self.dialect.errors):
+                connection.close()
+
+
+def _filters(query: DecisionQuery) -> tuple[str, tuple[Any, ...]]:
+    clauses, params = ["kind = 'decision'"], []
+    simple = (
+        ("created_at >= ?", query.since and normalize_time(query.since)),
+        ("created_at < ?", query.until and normalize_time(query.until)),
+        ("ruleset = ?", query.ruleset),
+        ("decision_type = ?", query.decision_type),
+        ("execution_status = ?", query.status),
+        ("org_id = ?", query.org_id),
+        ("caller = ?", query.caller),
+        ("id IN (SELECT entry_id FROM log_fired WHERE rule_id = ?)", query.rule),
+        ("id < ?", query.cursor and int(query.cursor)),
+    )
+    for clause, value in simple:
+        if value:
+            clauses.append(clause)
+            params.append(value)
+    if query.denied_by:
+        clauses.append("id IN (SELECT entry_id FROM log_denied WHERE policy = ? OR violation_id = ?)")
+        params.extend([query.denied_by, query.denied_by])
+    return " AND ".join(clauses), tuple(params)
+
+
+def open_log(db: str, writer: str) -> SqlDecisionLog:
+    return SqlDecisionLog(db, writer)
+
+
+def decode_files(files: list[VersionFile]) -> dict[str, str]:
+    return {f.path: f.content.decode("utf-8", "replace") for f in files}
