@@ -17,7 +17,7 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -236,13 +236,17 @@ class SqlDecisionLog:
             connection.execute(self.dialect.begin_write)
             stored = self._write(connection, [payload for payload, _ in items])
             connection.execute("COMMIT")
-        except self.dialect.errors as error:
+        except Exception as error:  # noqa: BLE001 - the writer thread must outlive any one bad group
             connection = self._recover(connection, error)
+            failure = DecisionLogError(f"decision log write failed: {error}")
             for _, done in items:
-                done.set_exception(DecisionLogError(f"decision log write failed: {error}"))
+                if done.set_running_or_notify_cancel():
+                    done.set_exception(failure)
             return connection
         for (_, done), record in zip(items, stored, strict=True):
-            done.set_result(record)
+            # a caller that went away (its request cancelled) still has its record logged
+            if done.set_running_or_notify_cancel():
+                done.set_result(record)
         return connection
 
     def _write(self, connection: Any, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
@@ -396,20 +400,16 @@ class SqlDecisionLog:
         """Walk every chain (see ``decision_log.verify``); runs on the caller's thread."""
         connection = self.dialect.connect()
         try:
-            return verify(self._all_records(connection))
+            if self.dialect.name == "postgresql":
+                connection.autocommit = False  # a server-side cursor streams inside a transaction
+                cursor = connection.cursor(name="opsgate_verify")
+            else:
+                cursor = connection.cursor()
+            with contextlib.closing(cursor):
+                cursor.execute(f"SELECT {_RECORD_COLUMNS} FROM log_entries ORDER BY writer, seq")
+                return verify(StoredRecord(*row) for row in cursor)
         finally:
             connection.close()
-
-    def _all_records(self, connection: Any) -> Iterator[StoredRecord]:
-        query = f"SELECT {_RECORD_COLUMNS} FROM log_entries ORDER BY writer, seq"
-        if self.dialect.name == "postgresql":
-            connection.autocommit = False  # a server-side cursor streams inside a transaction
-            cursor = connection.cursor(name="opsgate_verify")
-        else:
-            cursor = connection.cursor()
-        cursor.execute(query)
-        for row in cursor:
-            yield StoredRecord(*row)
 
     def close(self) -> None:
         if self._thread.is_alive():

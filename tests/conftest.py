@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,3 +37,39 @@ def copied_dirs(tmp_path: Path) -> tuple[Path, Path]:
     shutil.copytree(RULES_DIR, rules)
     shutil.copytree(REGO_DIR, rego)
     return rules, rego
+
+
+PG_SERVER = os.environ.get("OPSGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A decision log URL on the real PostgreSQL server, in a schema of its own, dropped after."""
+    import psycopg
+
+    schema = f"opsgate_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as admin:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The decision log's database, once as a SQLite file and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "decisions.db")
+    return str(request.getfixturevalue("pg_url"))
+
+
+def sql(db: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Run one statement directly against a decision log's database (to inspect or tamper)."""
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db, autocommit=True) as connection:
+            cursor = connection.execute(statement.replace("?", "%s"), params)
+            return list(cursor.fetchall()) if cursor.description else []
+    with sqlite3.connect(db) as connection:
+        return list(connection.execute(statement, params).fetchall())
