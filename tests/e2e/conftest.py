@@ -20,8 +20,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, opa_bin: str) -> Iterator[S
 def start_server(tmp_path: Path, opa_bin: str) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def start(rules: Path, rego: Path, **env: str) -> Server:
-        running = Server(tmp_path, rules, rego, opa_bin, **env)
+    def start(rules: Path, rego: Path, db: str | None = None, **env: str) -> Server:
+        running = Server(tmp_path, rules, rego, opa_bin, db, **env)
         started.append(running)
         return running
 

@@ -22,13 +22,15 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp: Path, rules_dir: Path, rego_dir: Path, opa_bin: str, **env: str) -> None:
+    def __init__(
+        self, tmp: Path, rules_dir: Path, rego_dir: Path, opa_bin: str, db: str | None = None, **env: str
+    ) -> None:
         self.port = free_port()
-        self.db = tmp / "decisions.db"
+        self.db = db or str(tmp / "decisions.db")
         self.url = f"http://127.0.0.1:{self.port}"
         args = [
             sys.executable, "-m", "service", "serve", "--port", str(self.port),
-            "--rules-dir", str(rules_dir), "--rego-dir", str(rego_dir), "--db", str(self.db),
+            "--rules-dir", str(rules_dir), "--rego-dir", str(rego_dir), "--db", self.db,
         ]  # fmt: skip
         environ = {**os.environ, "OPSGATE_OPA_BIN": opa_bin, **env}
         self.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in stop()
