@@ -25,7 +25,9 @@ def test_check_passes_on_the_shipped_rules_and_policies(opa_bin: str) -> None:
     assert result.stdout.strip() == "ok: 5 rules in rules, policies in rego"
 
 
-def test_check_reports_a_broken_rule_as_file_line_column_and_fails(opa_bin: str, copied_dirs: tuple[Path, Path]) -> None:
+def test_check_reports_a_broken_rule_as_file_line_column_and_fails(
+    opa_bin: str, copied_dirs: tuple[Path, Path]
+) -> None:
     rules, rego = copied_dirs
     text = (rules / "ops.yaml").read_text()
     (rules / "ops.yaml").write_text(text.replace("when: history.failures > 0", "when: history.failures >> 0"))
@@ -63,7 +65,9 @@ def test_decide_reads_standard_input_and_reports_bad_facts_with_the_field(opa_bi
     assert "history.failures: Expected `int` >= 0" in result.stderr
 
 
-def test_serve_refuses_to_start_on_an_invalid_ruleset(opa_bin: str, copied_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+def test_serve_refuses_to_start_on_an_invalid_ruleset(
+    opa_bin: str, copied_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
     rules, rego = copied_dirs
     (rules / "ops.yaml").write_text((rules / "ops.yaml").read_text().replace("priority: 50", "priorty: 50"))
     result = opsgate("decide", "-", "--rules-dir", str(rules), "--db", str(tmp_path / "d.db"),

@@ -59,9 +59,8 @@ def test_each_record_is_sha256_of_prev_hash_and_its_canonical_json(log: SqlDecis
     assert [(w, s) for w, s, *_ in stored] == [("replica-a", 1), ("replica-a", 2), ("replica-a", 3)]
     prev = "0" * 64
     for n, (_, seq, body, prev_hash, digest) in enumerate(stored):
-        expected_body = json.dumps(
-            {**decision(n), "writer": "replica-a", "seq": seq}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+        record = {**decision(n), "writer": "replica-a", "seq": seq}
+        expected_body = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert body == expected_body
         assert prev_hash == prev
         assert digest == hashlib.sha256((prev + body).encode()).hexdigest()
@@ -80,7 +79,8 @@ def test_two_processes_with_one_writer_id_still_write_one_unbroken_chain(log: Sq
     try:
 
         async def run() -> None:
-            await asyncio.gather(*(s.append(decision(n + 100 * i)) for n in range(100) for i, s in enumerate((log, other))))
+            stores = enumerate((log, other))
+            await asyncio.gather(*(s.append(decision(n + 100 * i)) for i, s in stores for n in range(100)))
 
         asyncio.run(run())
     finally:

@@ -84,7 +84,8 @@ def test_nothing_carries_over_between_decisions(engine: RuleEngine, ops: Ruleset
 def test_more_than_64_matching_rules_are_split_across_engine_rulesets(engine: RuleEngine, tmp_path: Path) -> None:
     count = CHUNK_SIZE * 2 + 10  # 130 rules, all matching x >= 0
     rules = "\n".join(
-        f"  - {{id: r{i}, title: R{i}, priority: {i}, when: x >= {i % 3 - 2}, then: {{decision: T.A, confidence: 1, autonomy: L1}}}}"
+        f"  - {{id: r{i}, title: R{i}, priority: {i}, when: x >= {i % 3 - 2}, "
+        "then: {decision: T.A, confidence: 1, autonomy: L1}}"
         for i in range(count)
     )
     loaded = engine.load(write_ruleset(tmp_path, "wide", rules))
