@@ -1,0 +1,103 @@
+"""Plain-language sentences and source snippets for reviewers (pure functions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from service import expr
+from service.decision_log import canonical, normalize_time
+from service.explain import condition_with_values, rego_block, split_location, value_text, yaml_block
+
+VALUES = {
+    "process": {"attempts": 3, "type": "ORDER"},
+    "resource": {"status": "offline", "capacity": 0, "id": "w-1"},
+    "candidates": [{"id": "w-2", "status": "available"}],
+    "params": {"max_attempts": 3},
+}
+
+
+@pytest.mark.parametrize(
+    ("condition", "sentence"),
+    [
+        ("process.attempts >= params.max_attempts", "process.attempts 3 ≥ params.max_attempts 3"),
+        (
+            'resource.status != "available" or resource.capacity == 0',
+            'resource.status "offline" ≠ "available" or resource.capacity 0 = 0',
+        ),
+        ("true", "always"),
+        ("process.attempts * 2 <= 10", "process.attempts 3 * 2 ≤ 10"),
+        ('len(filter(candidates, item.status == "available")) > 0',
+         'len(filter(candidates [{"id":"w-2","status":"available"}], item.status = "available")) > 0'),
+        ("resource.missing.deeper == null", "resource.missing.deeper null = null"),
+    ],
+)  # fmt: skip
+def test_a_condition_reads_with_the_actual_value_of_each_path(condition: str, sentence: str) -> None:
+    assert condition_with_values(expr.parse(condition), VALUES) == sentence
+
+
+def test_long_values_are_cut_with_an_ellipsis() -> None:
+    assert value_text("x" * 100) == '"' + "x" * 58 + "…"
+    assert value_text(0.85) == "0.85"
+
+
+RULES = """\
+rules:
+  - id: first
+    title: First
+    when: a > 1
+    then:
+      decision: X
+
+      confidence: 1
+  - id: second
+    when: true
+"""
+
+
+def test_a_rule_snippet_is_its_yaml_item_up_to_the_next_one() -> None:
+    assert yaml_block(RULES, 2) == (2, "  - id: first\n    title: First\n    when: a > 1\n    then:\n"
+                                      "      decision: X\n\n      confidence: 1")  # fmt: skip
+    assert yaml_block(RULES, 9) == (9, "  - id: second\n    when: true")
+    assert yaml_block(RULES, 99) == (99, "")
+
+
+POLICY = """\
+package p
+
+# METADATA
+# title: Too slow
+deny contains msg if {
+\tinput.x > 1
+\tmsg := "slow"
+}
+
+allow := true
+"""
+
+
+def test_a_policy_snippet_is_the_rule_with_its_metadata_comments() -> None:
+    assert rego_block(POLICY, 5) == (3, '# METADATA\n# title: Too slow\ndeny contains msg if {\n\tinput.x > 1\n'
+                                        '\tmsg := "slow"\n}')  # fmt: skip
+    assert rego_block(POLICY, 10) == (10, "allow := true")
+
+
+def test_a_location_splits_into_file_and_line() -> None:
+    assert split_location("rego/a/b.rego:14") == ("rego/a/b.rego", 14)
+    assert split_location("nowhere") is None
+
+
+def test_canonical_json_sorts_keys_keeps_unicode_and_has_no_whitespace() -> None:
+    assert canonical({"b": [1, {"z": 1, "a": "é"}], "a": 0.85}) == '{"a":0.85,"b":[1,{"a":"é","z":1}]}'
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2026-11-21T09:30:00Z", "2026-11-21T09:30:00.000000+00:00"),
+        ("2026-11-21T10:30:00+01:00", "2026-11-21T09:30:00.000000+00:00"),
+        ("2026-11-21T09:30:00", "2026-11-21T09:30:00.000000+00:00"),
+        ("2026-11-21", "2026-11-21T00:00:00.000000+00:00"),
+    ],
+)
+def test_query_times_are_compared_in_the_stored_utc_form(given: str, stored: str) -> None:
+    assert normalize_time(given) == stored
