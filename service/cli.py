@@ -135,8 +135,8 @@ def cmd_log_verify(settings: Settings) -> int:
         report = log.verify()
     finally:
         log.close()
-    print(report, file=sys.stdout if report.ok else sys.stderr)
-    return 0 if report.ok else 1
+    print(report, file=sys.stdout if report.intact else sys.stderr)
+    return 0 if report.intact else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,8 @@ from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 
+from service.ruleset import content_hash
+
 GENESIS = "0" * 64
 RecordKind = Literal["decision", "outcome"]
 OutcomeStatus = Literal["SUCCEEDED", "FAILED", "CANCELLED"]
@@ -88,6 +90,12 @@ def columns(record: dict[str, Any]) -> Columns:
     )
 
 
+class VersionFile(msgspec.Struct, frozen=True):
+    path: str
+    sha256: str
+    content: bytes
+
+
 class StoredRecord(msgspec.Struct, frozen=True):
     """One row of the log as the store holds it."""
 
@@ -128,12 +136,21 @@ class VerifyReport(msgspec.Struct, frozen=True):
     chains: int
     ok: bool
     error: str | None = None
+    versions: int = 0
+    version_error: str | None = None
 
     def __str__(self) -> str:
-        if self.ok:
-            chains = f" ({self.chains} chains)" if self.chains > 1 else ""
-            return f"{self.records} records verified, chain intact{chains}"
-        return f"chain broken after {self.records} good records: {self.error}"
+        if not self.ok:
+            return f"chain broken after {self.records} good records: {self.error}"
+        chains = f" ({self.chains} chains)" if self.chains > 1 else ""
+        text = f"{self.records} records verified, chain intact{chains}"
+        if self.version_error:
+            return f"{text}\nruleset versions: {self.version_error}"
+        return f"{text}\n{self.versions} ruleset version(s) verified"
+
+    @property
+    def intact(self) -> bool:
+        return self.ok and self.version_error is None
 
 
 _INDEXED = ("kind", "decision_id", "created_at", "caller", "ruleset", "ruleset_version", "bundle_revision",
@@ -176,6 +193,21 @@ def verify(rows: Iterable[StoredRecord]) -> VerifyReport:
     return VerifyReport(count, chains, ok=True)
 
 
+def verify_versions(versions: dict[str, list[VersionFile]]) -> tuple[int, str | None]:
+    """Each stored version's id is the content hash of its files: recompute it from the stored
+    contents, so an edited rule or policy file shown to reviewers is caught."""
+    for version, files in sorted(versions.items()):
+        for file in files:
+            if hashlib.sha256(file.content).hexdigest() != file.sha256:
+                return 0, f"version {version[:12]}…: {file.path} does not match its sha256 (the file was altered)"
+        if content_hash((f.path, f.content) for f in files) != version:
+            return (
+                0,
+                f"version {version[:12]}…: its files do not hash to the version id (a file was altered or removed)",
+            )
+    return len(versions), None
+
+
 class DecisionQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Filters of ``GET /decisions``; every one optional, combined with AND."""
 
@@ -190,12 +222,6 @@ class DecisionQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     caller: str | None = None
     cursor: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,18}$")] | None = None
     limit: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
-
-
-class VersionFile(msgspec.Struct, frozen=True):
-    path: str
-    sha256: str
-    content: bytes
 
 
 class VersionInfo(msgspec.Struct, frozen=True):

@@ -22,6 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
+
 from service.decision_log import (
     GENESIS,
     DecisionQuery,
@@ -36,6 +38,7 @@ from service.decision_log import (
     normalize_time,
     now,
     verify,
+    verify_versions,
 )
 from service.errors import DecisionLogError, OpsgateError
 
@@ -407,9 +410,27 @@ class SqlDecisionLog:
                 cursor = connection.cursor()
             with contextlib.closing(cursor):
                 cursor.execute(f"SELECT {_RECORD_COLUMNS} FROM log_entries ORDER BY writer, seq")
-                return verify(StoredRecord(*row) for row in cursor)
+                report = verify(StoredRecord(*row) for row in cursor)
+            if self.dialect.name == "postgresql":
+                connection.rollback()
+                connection.autocommit = True
+            versions, problem = verify_versions(self._all_versions(connection))
+            return msgspec.structs.replace(report, versions=versions, version_error=problem)
         finally:
             connection.close()
+
+    def _all_versions(self, connection: Any) -> dict[str, list[VersionFile]]:
+        found: dict[str, list[VersionFile]] = {}
+        rows = connection.execute(
+            "SELECT v.version, f.path, f.sha256, b.content FROM versions v "
+            "LEFT JOIN version_files f ON f.version = v.version LEFT JOIN blobs b ON b.sha256 = f.sha256 "
+            "ORDER BY v.version, f.path"
+        ).fetchall()
+        for version, path, digest, content in rows:
+            files = found.setdefault(str(version), [])
+            if path is not None:
+                files.append(VersionFile(str(path), str(digest), bytes(content or b"")))
+        return found
 
     def close(self) -> None:
         if self._thread.is_alive():
