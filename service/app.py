@@ -13,7 +13,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from service import http_review, http_ui
-from service.errors import OpsgateError
+from service.errors import BadRequest, OpsgateError, Problem
 from service.http_common import caller, runtime
 from service.http_common import json_response as _json
 from service.runtime import Runtime
@@ -23,7 +23,12 @@ log = logging.getLogger("opsgate.http")
 
 
 async def _decide(request: Request[Any, Any, Any], state: State, ruleset: str) -> Response[bytes]:
-    response = await runtime(state).service.decide(ruleset, await request.body(), caller(request))
+    explain = request.query_params.get("explain")
+    if explain not in (None, "full"):
+        reason = "the only value is 'full' (why each rule that did not fire did not)"
+        raise BadRequest(f"invalid query parameter explain: {reason}", [Problem(reason, path="explain")])
+    body = await request.body()
+    response = await runtime(state).service.decide(ruleset, body, caller(request), explain_full=explain == "full")
     return _json(response)
 
 

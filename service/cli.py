@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     decide = commands.add_parser("decide", help="decide once, locally, and print the JSON response")
     decide.add_argument("file", help="a JSON file of facts, or - for standard input")
     decide.add_argument("--ruleset", help="ruleset name (default: ops)")
+    decide.add_argument("--explain", action="store_true", help="also say why each rule that did not fire did not")
     _service_flags(decide)
 
     check = commands.add_parser("check", help="check rulesets and policies; file:line:column on error")
@@ -90,14 +91,14 @@ def cmd_serve(settings: Settings) -> int:
     return 0
 
 
-def cmd_decide(settings: Settings, file: str, ruleset: str | None) -> int:
+def cmd_decide(settings: Settings, file: str, ruleset: str | None, explain: bool = False) -> int:
     body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
 
     async def run() -> bytes:
         runtime = await Runtime.start(settings)
         try:
             response = await runtime.service.decide(
-                ruleset or settings.default_ruleset, body, f"cli:{getpass.getuser()}"
+                ruleset or settings.default_ruleset, body, f"cli:{getpass.getuser()}", explain_full=explain
             )
             return msgspec.json.format(msgspec.json.encode(response), indent=2)
         finally:
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return cmd_serve(settings)
         if args.command == "decide":
-            return cmd_decide(settings, args.file, args.ruleset)
+            return cmd_decide(settings, args.file, args.ruleset, args.explain)
         if args.command == "log":
             return cmd_log_verify(settings)
         return cmd_check(settings)

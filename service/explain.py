@@ -121,6 +121,53 @@ def rego_block(text: str, line: int) -> tuple[int, str]:
     return start, "\n".join(lines[start - 1 : end])
 
 
+class WhyNot(msgspec.Struct, frozen=True):
+    """Why a rule did not fire: the first of its conditions that was false, with the values read."""
+
+    id: str
+    title: str
+    file: str
+    line: int
+    condition: str
+    values: dict[str, Any]
+    reason: str
+
+
+def why_not(ruleset: Ruleset, facts: dict[str, Any], fired: set[str]) -> list[WhyNot]:
+    """One entry per rule that did not fire, in priority order."""
+    values = scope(ruleset, facts)
+    return [_why_not(rule, values) for rule in ruleset.rules if rule.id not in fired]
+
+
+def _why_not(rule: Rule, values: dict[str, Any]) -> WhyNot:
+    node = rule.when
+    conditions = node.operands if isinstance(node, expr.BoolOp) and node.op == "and" else (node,)
+    for condition in conditions:
+        try:
+            held = bool(expr.evaluate(condition, values))
+            failure = "was false"
+        except ExpressionError as error:
+            held, failure = False, f"could not be evaluated ({error.reason})"
+        if not held:
+            return _entry(rule, condition, values, failure)
+    # every condition holds for these values, yet the rule did not match: report the whole condition
+    return _entry(rule, node, values, "held, but the rule did not match")
+
+
+def _entry(rule: Rule, condition: expr.Node, values: dict[str, Any], failure: str) -> WhyNot:
+    read: dict[str, Any] = {}
+    for path in expr.paths(condition):
+        if path.parts[0] in values and path.dotted not in read:
+            try:
+                read[path.dotted] = expr.evaluate(path, values)
+            except ExpressionError:
+                read[path.dotted] = None
+    text = expr.render(condition)
+    shown = ", ".join(f"{name} = {value_text(value)}" for name, value in read.items())
+    reason = f"{rule.id}: {text} {failure}" + (f" ({shown})" if shown else "")
+    return WhyNot(rule.id, rule.title, rule.file, rule.line, text, read, reason)
+
+
 def split_location(location: str) -> tuple[str, int] | None:
     path, _, line = location.rpartition(":")
     return (path, int(line)) if path and line.isdigit() else None

@@ -19,6 +19,7 @@ from service.decision import FiredRule, Outcome, Proposal, RuleOutputError, Verd
 from service.decision_log import DecisionLog, now
 from service.engine import LoadedRuleset, RuleEngine
 from service.errors import EngineError
+from service.explain import WhyNot, why_not
 from service.ruleset import Ruleset
 
 
@@ -51,6 +52,7 @@ class Explanation(msgspec.Struct, frozen=True):
     guardrails: GuardrailsReport
     summary: str
     error: str | None = None
+    not_fired: list[WhyNot] | msgspec.UnsetType = msgspec.UNSET  # only with ?explain=full
 
 
 class Result(msgspec.Struct, frozen=True):
@@ -94,19 +96,33 @@ class DecisionService:
         self.log = log
         self.loaded: dict[str, LoadedRuleset] = {name: engine.load(rs) for name, rs in catalog.rulesets.items()}
 
-    async def decide(self, ruleset_name: str, body: bytes, caller: str) -> DecisionResponse:
-        """Decode ``body`` as the ruleset's facts and decide; 4xx errors raise before any work."""
+    async def decide(
+        self, ruleset_name: str, body: bytes, caller: str, *, explain_full: bool = False
+    ) -> DecisionResponse:
+        """Decode ``body`` as the ruleset's facts and decide; 4xx errors raise before any work.
+
+        ``explain_full`` adds why each rule that did not fire did not (computed only then)."""
         started = time.perf_counter()
         ruleset = self.catalog.get(ruleset_name)
         facts = ruleset.decoder.decode_json(body)
-        return await self.decide_facts(ruleset, facts, caller, started=started)
+        return await self.decide_facts(ruleset, facts, caller, started=started, explain_full=explain_full)
 
     async def decide_facts(
-        self, ruleset: Ruleset, facts: dict[str, Any], caller: str, *, started: float | None = None
+        self,
+        ruleset: Ruleset,
+        facts: dict[str, Any],
+        caller: str,
+        *,
+        started: float | None = None,
+        explain_full: bool = False,
     ) -> DecisionResponse:
         """Decide on already validated facts, log the decision, and answer with its log id."""
         timer = _Timer(started)
         outcome = await self.evaluate(ruleset, facts, timer)
+        explanation = self._explanation(ruleset, outcome)
+        if explain_full:
+            fired = {rule.id for rule in outcome.fired_rules}
+            explanation = msgspec.structs.replace(explanation, not_fired=why_not(ruleset, facts, fired))
         result = Result(
             decision=outcome.decision,
             context=facts,
@@ -114,7 +130,7 @@ class DecisionService:
             decision_log_id=0,
             run_id=uuid.uuid4().hex,
             decision_id=uuid7(),
-            explanation=self._explanation(ruleset, outcome),
+            explanation=explanation,
         )
         response = DecisionResponse(ruleset.agent, result)
         stored = await self.log.append(self._record(response, caller, timer.laps))
@@ -196,6 +212,7 @@ class DecisionService:
             "summary": explanation.summary,
             "error": explanation.error,
             "latency_ms": latency_ms,
+            **({} if explanation.not_fired is msgspec.UNSET else {"not_fired": _BUILTINS(explanation.not_fired)}),
         }
 
 

@@ -190,3 +190,26 @@ def test_health_ready_and_openapi_are_served(server: Server) -> None:
     schema = server.client.get("/schema/openapi.json")
     assert schema.status_code == 200
     assert "/decide" in schema.json()["paths"]
+
+
+def test_explain_full_says_why_each_other_rule_did_not_fire(server: Server) -> None:
+    response = server.client.post("/decide?explain=full", json=ops_facts())
+    assert response.status_code == 200
+    not_fired = response.json()["result"]["explanation"]["not_fired"]
+    assert [entry["reason"] for entry in not_fired] == [
+        "escalate-attempts: process.attempts >= params.max_attempts was false "
+        "(process.attempts = 1, params.max_attempts = 3)",
+        "escalate-failures: history.failures >= params.max_failures was false "
+        "(history.failures = 0, params.max_failures = 3)",
+        'reassign-unavailable: resource.status != "available" or resource.capacity == 0 was false '
+        '(resource.status = "available", resource.capacity = 100)',
+        "retry-after-failure: history.failures > 0 was false (history.failures = 0)",
+    ]
+    assert not_fired[3]["values"] == {"history.failures": 0} and not_fired[3]["line"] == 109
+
+
+def test_without_explain_full_the_answer_has_no_why_not(server: Server) -> None:
+    assert "not_fired" not in result_of(server, ops_facts())["explanation"]
+    bad = server.client.post("/decide?explain=yes", json=ops_facts())
+    assert bad.status_code == 400
+    assert bad.json()["error"]["details"][0]["path"] == "explain"

@@ -74,3 +74,13 @@ def test_serve_refuses_to_start_on_an_invalid_ruleset(
                      stdin=json.dumps(EXAMPLE_FACTS), opa_bin=opa_bin)  # fmt: skip
     assert result.returncode == 2
     assert "unknown key 'priorty'" in result.stderr
+
+
+def test_decide_explain_adds_why_each_other_rule_did_not_fire(opa_bin: str, tmp_path: Path) -> None:
+    result = opsgate("decide", "-", "--explain", "--db", str(tmp_path / "d.db"), stdin=json.dumps(EXAMPLE_FACTS),
+                     opa_bin=opa_bin)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    not_fired = json.loads(result.stdout)["result"]["explanation"]["not_fired"]
+    assert [entry["id"] for entry in not_fired] == [
+        "escalate-attempts", "escalate-failures", "reassign-unavailable", "retry-after-failure"
+    ]  # fmt: skip

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from service import expr
 from service.decision_log import canonical, normalize_time
-from service.explain import condition_with_values, rego_block, split_location, value_text, yaml_block
+from service.explain import condition_with_values, rego_block, split_location, value_text, why_not, yaml_block
+from service.ruleset import load_ruleset
 
 VALUES = {
     "process": {"attempts": 3, "type": "ORDER"},
@@ -101,3 +104,50 @@ def test_canonical_json_sorts_keys_keeps_unicode_and_has_no_whitespace() -> None
 )
 def test_query_times_are_compared_in_the_stored_utc_form(given: str, stored: str) -> None:
     assert normalize_time(given) == stored
+
+
+def test_why_not_names_the_first_false_condition_of_each_rule_that_did_not_fire(tmp_path: Path) -> None:
+    rules = tmp_path / "why.yaml"
+    rules.write_text(WHY_RULESET)
+    ruleset = load_ruleset(rules, "rules/why.yaml", [])
+    entries = why_not(ruleset, {"a": 1, "b": "x", "items": [1, 2]}, fired={"fallback"})
+    assert [e.reason for e in entries] == [
+        'both: b == "y" was false (b = "x")',
+        "either: a > 5 or len(items) > 3 was false (a = 1, items = [1,2])",
+        "divides: 10 / (a - 1) > 1 could not be evaluated (division by zero) (a = 1)",
+    ]
+    assert (entries[0].id, entries[0].file, entries[0].line) == ("both", "rules/why.yaml", 10)
+    assert entries[1].values == {"a": 1, "items": [1, 2]}
+
+
+WHY_RULESET = """\
+name: why
+agent: test
+description: why-not cases
+owner: tests
+facts:
+  a: {type: int}
+  b: {type: str}
+  items: {type: list, items: {type: int}}
+rules:
+  - id: both
+    title: Both
+    priority: 30
+    when: a > 0 and b == "y"
+    then: {decision: T.BOTH, confidence: 1, autonomy: L1}
+  - id: either
+    title: Either
+    priority: 20
+    when: a > 5 or len(items) > 3
+    then: {decision: T.EITHER, confidence: 1, autonomy: L1}
+  - id: divides
+    title: Divides
+    priority: 15
+    when: 10 / (a - 1) > 1
+    then: {decision: T.DIV, confidence: 1, autonomy: L1}
+  - id: fallback
+    title: Fallback
+    when: true
+    then: {decision: T.NONE, confidence: 1, autonomy: L1}
+escalation: {decision: T.ESCALATE}
+"""
