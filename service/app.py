@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
-from service import http_review, http_ui
+from service import http_admin, http_review, http_ui
 from service.errors import BadRequest, OpsgateError, Problem
 from service.http_common import caller, runtime
 from service.http_common import json_response as _json
@@ -28,7 +28,8 @@ async def _decide(request: Request[Any, Any, Any], state: State, ruleset: str) -
         reason = "the only value is 'full' (why each rule that did not fire did not)"
         raise BadRequest(f"invalid query parameter explain: {reason}", [Problem(reason, path="explain")])
     body = await request.body()
-    response = await runtime(state).service.decide(ruleset, body, caller(request), explain_full=explain == "full")
+    async with runtime(state).use() as served:
+        response = await served.service.decide(ruleset, body, caller(request), explain_full=explain == "full")
     return _json(response)
 
 
@@ -77,8 +78,16 @@ def _error_body(code: str, message: str, details: list[Any] | None = None) -> di
     return {"status": "error", "error": {"code": code, "message": message, "details": details or []}}
 
 
+def _problem(problem: Problem) -> dict[str, Any]:
+    detail: dict[str, Any] = {"path": problem.path, "reason": problem.reason}
+    if problem.file:  # a ruleset or policy problem: where, as `opsgate check` prints it
+        detail.update(file=problem.file, line=problem.line, column=problem.column,
+                      severity=problem.severity, message=str(problem))  # fmt: skip
+    return detail
+
+
 def _opsgate_error(_: Request[Any, Any, Any], error: OpsgateError) -> Response[bytes]:
-    details = [{"path": p.path, "reason": p.reason} for p in error.problems]
+    details = [_problem(p) for p in error.problems]
     return _json(_error_body(error.code, error.message, details), error.status)
 
 
@@ -108,7 +117,16 @@ def create_app(settings: Settings) -> Litestar:
             await started.close()
 
     return Litestar(
-        route_handlers=[decide_default, decide_named, run_ops, health, ready, *http_review.ROUTES, *http_ui.ROUTES],
+        route_handlers=[
+            decide_default,
+            decide_named,
+            run_ops,
+            health,
+            ready,
+            *http_review.ROUTES,
+            *http_admin.ROUTES,
+            *http_ui.ROUTES,
+        ],
         lifespan=[lifespan],
         exception_handlers={OpsgateError: _opsgate_error, HTTPException: _http_error, Exception: _unexpected},
         request_max_body_size=settings.max_body_bytes,

@@ -13,7 +13,6 @@ from typing import Any
 import msgspec
 
 from service import explain
-from service.catalog import Catalog
 from service.decision_log import DecisionLog, DecisionQuery, OutcomeStatus, StoredRecord, normalize_time, now
 from service.errors import BadRequest, Conflict, InvalidBody, NotFound, Problem, RulesetInvalid
 from service.pipeline import DecisionService
@@ -92,10 +91,9 @@ def parse_query(params: Mapping[str, str]) -> DecisionQuery:
 
 
 class ReviewService:
-    def __init__(self, log: DecisionLog, decisions: DecisionService, catalog: Callable[[], Catalog]) -> None:
+    def __init__(self, log: DecisionLog, current: Callable[[], DecisionService]) -> None:
         self.log = log
-        self.decisions = decisions
-        self.catalog = catalog
+        self.current = current  # the decision service of the version serving now
         self._files: dict[str, dict[str, bytes]] = {}
         self._rulesets: dict[tuple[str, str], Ruleset | None] = {}
 
@@ -127,13 +125,14 @@ class ReviewService:
         """Re-decide the stored facts with the current version (nothing is logged)."""
         stored, _ = await self._entries(decision_id)
         before = stored.record()
-        catalog = self.catalog()
+        decisions = self.current()
+        catalog = decisions.catalog
         name = before["ruleset"]["name"]
         if name not in catalog.rulesets:
             raise Conflict(f"ruleset {name!r} is no longer served; the decision cannot be replayed")
         ruleset = catalog.rulesets[name]
         facts = ruleset.decoder.convert(before["facts"])
-        outcome = await self.decisions.evaluate(ruleset, facts)
+        outcome = await decisions.evaluate(ruleset, facts)
         after = msgspec.to_builtins(
             {
                 "decision": outcome.decision,
@@ -177,7 +176,7 @@ class ReviewService:
     # --- versions -----------------------------------------------------------------
 
     async def versions(self) -> dict[str, Any]:
-        current = self.catalog().version
+        current = self.current().catalog.version
         items = [{**msgspec.to_builtins(v), "current": v.version == current} for v in await self.log.versions()]
         return {"current": current, "versions": items}
 
@@ -208,7 +207,7 @@ class ReviewService:
             {"path": f.path, "sha256": f.sha256, "content": f.content.decode("utf-8", "replace")}
             for f in await self.log.version_files(version)
         ]
-        return {**msgspec.to_builtins(info), "current": version == self.catalog().version, "files": files}
+        return {**msgspec.to_builtins(info), "current": version == self.current().catalog.version, "files": files}
 
     async def diff(self, a: str, b: str) -> str:
         """A unified diff of every file between two versions (``a`` before ``b``)."""

@@ -1,48 +1,189 @@
-"""The composition root: wires the real engine, OPA and decision log from Settings."""
+"""The composition root: wires the real engine, OPA and decision log from Settings, and
+swaps the served version (reload, rollback, activate) without failing a request.
+
+A version is served by a ``Served``: its catalog, its compiled rules in the engine,
+its own OPA child loaded with its bundle, and the decision service over them.  A
+request takes the current ``Served`` once and finishes on it; a swap replaces the
+reference, and the old version's OPA is stopped once its last request is done.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
 from service.catalog import Catalog, load_catalog
 from service.engine import shared_engine
+from service.errors import Conflict, RulesetInvalid
 from service.gitinfo import last_commit
-from service.guardrails import Guardrails
+from service.guardrails import Guardrails, check_policies, find_opa
 from service.log_store import SqlDecisionLog
 from service.pipeline import DecisionService
 from service.review import ReviewService
 from service.settings import Settings
 
+log = logging.getLogger("opsgate.runtime")
+DRAIN_TIMEOUT_S = 30.0
+
+
+class Served:
+    """One version of rules/ and rego/, ready to decide."""
+
+    def __init__(self, catalog: Catalog, guardrails: Guardrails, service: DecisionService) -> None:
+        self.catalog = catalog
+        self.guardrails = guardrails
+        self.service = service
+        self.in_flight = 0
+
+    @property
+    def version(self) -> str:
+        return self.catalog.version
+
+    async def retire(self) -> None:
+        """Stop this version's OPA once the requests that started on it are done."""
+        deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT_S
+        while self.in_flight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        await self.guardrails.close()
+
 
 class Runtime:
     """Everything one serving process holds; started and closed as a unit."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, guardrails: Guardrails, log: SqlDecisionLog) -> None:
+    def __init__(self, settings: Settings, log_store: SqlDecisionLog, served: Served) -> None:
         self.settings = settings
-        self.catalog = catalog
-        self.guardrails = guardrails
-        self.log = log
-        self.service = DecisionService(catalog, shared_engine(), guardrails, log)
-        self.review = ReviewService(log, self.service, lambda: self.catalog)
+        self.log = log_store
+        self.current = served
+        self.history: list[str] = [served.version]  # versions served, oldest first
+        self.review = ReviewService(log_store, lambda: self.current.service)
+        self._swap = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    # the version serving right now (a request should take ``use()`` instead)
+    @property
+    def catalog(self) -> Catalog:
+        return self.current.catalog
+
+    @property
+    def guardrails(self) -> Guardrails:
+        return self.current.guardrails
+
+    @property
+    def service(self) -> DecisionService:
+        return self.current.service
+
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[Served]:
+        """The current version, held for the whole of one request."""
+        served = self.current
+        served.in_flight += 1
+        try:
+            yield served
+        finally:
+            served.in_flight -= 1
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
-        catalog = load_catalog(settings.rules_dir, settings.rego_dir)
-        guardrails = Guardrails(
-            settings.opa_bin,
-            timeout=settings.opa_timeout_ms / 1000,
-            opa_url=settings.opa_url,
-            restart_backoff=settings.opa_restart_backoff_s,
-        )
-        log = SqlDecisionLog(settings.db, settings.writer_id)
+        log_store = SqlDecisionLog(settings.db, settings.writer_id)
         try:
-            rulesets = {name: ruleset.version for name, ruleset in catalog.rulesets.items()}
-            await log.register_version(catalog.version, list(catalog.files), rulesets, last_commit(settings.rules_dir))
-            await guardrails.start(catalog.policies, catalog.version)
+            served = await prepare(settings, log_store, settings.rules_dir, settings.rego_dir, check_rego=False)
         except BaseException:
-            log.close()
-            await guardrails.close()
+            log_store.close()
             raise
-        return cls(settings, catalog, guardrails, log)
+        return cls(settings, log_store, served)
+
+    # --- changing the served version ---------------------------------------------
+
+    async def reload(self) -> dict[str, Any]:
+        """Load rules/ and rego/ from disk as a new version, fully validated, then swap to it."""
+        return await self._replace(lambda: (self.settings.rules_dir, self.settings.rego_dir), "reload")
+
+    async def activate(self, version: str) -> dict[str, Any]:
+        """Serve a stored version again (any version the log has registered)."""
+        version = await self.review.resolve(version)
+        files = await self.log.version_files(version)
+        scratch = Path(tempfile.mkdtemp(prefix="opsgate-version-"))
+        try:
+            for file in files:
+                target = scratch / file.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(file.content)
+            (scratch / "rules").mkdir(exist_ok=True)
+            (scratch / "rego").mkdir(exist_ok=True)
+            return await self._replace(lambda: (scratch / "rules", scratch / "rego"), f"activate {version[:12]}")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    async def rollback(self) -> dict[str, Any]:
+        """Serve the version that was served before the current one."""
+        earlier = [v for v in self.history[:-1] if v != self.current.version]
+        if not earlier:
+            raise Conflict("no earlier version to roll back to")
+        return await self.activate(earlier[-1])
+
+    async def _replace(self, where: Any, why: str) -> dict[str, Any]:
+        async with self._swap:
+            rules_dir, rego_dir = where()
+            previous = self.current
+            catalog = load_catalog(rules_dir, rego_dir)  # cheap: unchanged files need no new OPA
+            if catalog.version == previous.version:
+                return self._swapped(previous, previous, why, changed=False)
+            served = await prepare(self.settings, self.log, rules_dir, rego_dir, check_rego=True)
+            self.current = served
+            self.history.append(served.version)
+            task = asyncio.create_task(previous.retire())
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+            log.info("%s: now serving version %s (was %s)", why, served.version[:12], previous.version[:12])
+            return self._swapped(previous, served, why, changed=True)
+
+    @staticmethod
+    def _swapped(previous: Served, served: Served, why: str, *, changed: bool) -> dict[str, Any]:
+        return {
+            "action": why.split()[0],
+            "changed": changed,
+            "version": served.version,
+            "previous": previous.version,
+            "rulesets": {name: rs.version for name, rs in served.catalog.rulesets.items()},
+        }
 
     async def close(self) -> None:
-        await self.guardrails.close()
+        for task in list(self._retiring):
+            await task
+        await self.current.guardrails.close()
         self.log.close()
+
+
+async def prepare(
+    settings: Settings, log_store: SqlDecisionLog, rules_dir: Path, rego_dir: Path, *, check_rego: bool
+) -> Served:
+    """Load, check, compile and start one version; raises RulesetInvalid (file:line:column) when broken.
+
+    Nothing is served from it until the caller swaps it in."""
+    catalog = load_catalog(rules_dir, rego_dir)
+    if check_rego and settings.opa_url is None:
+        problems = check_policies(find_opa(settings.opa_bin), rego_dir, "rego")
+        if problems:
+            raise RulesetInvalid(f"{len(problems)} problem(s) in the policies", problems)
+    engine = shared_engine()
+    guardrails = Guardrails(
+        settings.opa_bin,
+        timeout=settings.opa_timeout_ms / 1000,
+        opa_url=settings.opa_url,
+        restart_backoff=settings.opa_restart_backoff_s,
+    )
+    try:
+        service = DecisionService(catalog, engine, guardrails, log_store)
+        await guardrails.start(catalog.policies, catalog.version)
+        rulesets = {name: ruleset.version for name, ruleset in catalog.rulesets.items()}
+        await log_store.register_version(catalog.version, list(catalog.files), rulesets, last_commit(rules_dir))
+    except BaseException:
+        await guardrails.close()
+        raise
+    return Served(catalog, guardrails, service)

@@ -1,0 +1,123 @@
+"""Hot reload, rollback and activate against a real `opsgate serve`, under load."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.e2e.server import Server
+from tests.e2e.test_ops_decisions import ops_facts, result_of
+
+RETRY_CONFIDENCE = "confidence: 0.85 - 0.05 * process.attempts - 0.10 * history.failures"
+# RETRY at attempts 1, failures 1: 0.85 - 0.05 - 0.10 = 0.70 in version A, 0.80 - 0.15 = 0.65 in version B
+CONFIDENCE = {"A": 0.7, "B": 0.65}
+
+
+def test_twenty_reloads_under_load_fail_no_request_and_each_answer_is_one_version(
+    start_server: Callable[..., Server], copied_dirs: tuple[Path, Path]
+) -> None:
+    rules, rego = copied_dirs
+    text_a = (rules / "ops.yaml").read_text()
+    text_b = text_a.replace(RETRY_CONFIDENCE, RETRY_CONFIDENCE.replace("0.85", "0.80"))
+    server = start_server(rules, rego)
+    version_a = server.client.get("/ready").json()["version"]
+    stop = threading.Event()
+    statuses: Counter[int] = Counter()
+    answers: list[tuple[str, float]] = []
+    failures: list[str] = []
+
+    def client() -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            while not stop.is_set():
+                try:
+                    response = http.post("/decide", json=ops_facts(failures=1))
+                except httpx.TransportError as error:
+                    failures.append(repr(error))
+                    continue
+                statuses[response.status_code] += 1
+                if response.status_code == 200:
+                    result = response.json()["result"]
+                    answers.append((result["explanation"]["guardrails"]["revision"], result["decision"]["confidence"]))
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    reloaded = []
+    try:
+        for n in range(20):
+            (rules / "ops.yaml").write_text(text_b if n % 2 == 0 else text_a)
+            response = server.client.post("/admin/reload")
+            assert response.status_code == 200, response.text
+            assert response.json()["changed"] is True
+            reloaded.append(response.json()["version"])
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    version_b = reloaded[0]
+    assert reloaded == [version_b, version_a] * 10
+    assert failures == [] and list(statuses) == [200] and statuses[200] > 100
+    by_version = {version_a: CONFIDENCE["A"], version_b: CONFIDENCE["B"]}
+    # every answer came whole from one version: its revision and its confidence agree
+    assert {(revision, by_version.get(revision)) for revision, _ in answers} == set(by_version.items())
+    assert all(confidence == by_version[revision] for revision, confidence in answers)
+
+
+def test_an_invalid_reload_is_refused_with_its_location_and_the_old_version_keeps_serving(
+    start_server: Callable[..., Server], copied_dirs: tuple[Path, Path]
+) -> None:
+    rules, rego = copied_dirs
+    server = start_server(rules, rego)
+    before = server.client.get("/ready").json()["version"]
+    text = (rules / "ops.yaml").read_text()
+    (rules / "ops.yaml").write_text(text.replace("when: history.failures > 0", "when: history.failures >> 0"))
+    response = server.client.post("/admin/reload")
+    assert response.status_code == 422
+    line = text[: text.index("when: history.failures > 0")].count("\n") + 1
+    detail = response.json()["error"]["details"][0]
+    assert (detail["file"], detail["line"], detail["column"]) == ("rules/ops.yaml", line, 29)
+    assert detail["message"] == f"rules/ops.yaml:{line}:29: error: rules[3].when: expected a value, found '>'"
+
+    policy = rego / "guardrails" / "ops" / "retry_limit" / "retry_limit.rego"
+    (rules / "ops.yaml").write_text(text)
+    policy.write_text(policy.read_text().replace("attempts >= _max_attempts", "attempts >= _undefined_limit"))
+    refused = server.client.post("/admin/reload")
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["file"] == "rego/guardrails/ops/retry_limit/retry_limit.rego"
+
+    assert server.client.get("/ready").json()["version"] == before
+    assert result_of(server, ops_facts(failures=1))["decision"]["confidence"] == 0.7
+
+
+def test_rollback_and_activate_return_to_earlier_versions(
+    start_server: Callable[..., Server], copied_dirs: tuple[Path, Path]
+) -> None:
+    rules, rego = copied_dirs
+    server = start_server(rules, rego)
+    version_a = server.client.get("/ready").json()["version"]
+    nothing = server.client.post("/admin/rollback")
+    assert nothing.status_code == 409 and nothing.json()["error"]["message"] == "no earlier version to roll back to"
+    assert server.client.post("/admin/reload").json()["changed"] is False  # same files, same version
+
+    text = (rules / "ops.yaml").read_text()
+    (rules / "ops.yaml").write_text(text.replace(RETRY_CONFIDENCE, RETRY_CONFIDENCE.replace("0.85", "0.80")))
+    version_b = server.client.post("/admin/reload").json()["version"]
+    assert result_of(server, ops_facts(failures=1))["decision"]["confidence"] == CONFIDENCE["B"]
+
+    back = server.client.post("/admin/rollback").json()
+    assert (back["version"], back["previous"], back["changed"]) == (version_a, version_b, True)
+    assert result_of(server, ops_facts(failures=1))["decision"]["confidence"] == CONFIDENCE["A"]
+
+    again = server.client.post(f"/admin/activate/{version_b[:10]}").json()
+    assert again["version"] == version_b
+    decided = result_of(server, ops_facts(failures=1))
+    assert decided["decision"]["confidence"] == CONFIDENCE["B"]
+    assert decided["explanation"]["guardrails"]["revision"] == version_b
+    listing = server.client.get("/rulesets").json()
+    assert listing["current"] == version_b and len(listing["versions"]) == 2
+    assert server.client.post("/admin/activate/0000000000").status_code == 404
