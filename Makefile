@@ -9,7 +9,7 @@ GET_OPA := scripts/get-opa.sh
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test venv opa check rego-test pytest lint clean
+.PHONY: run test venv opa browser check rego-test pytest lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ venv: $(STAMP)
 
 opa:
 	@$(GET_OPA) >/dev/null
+
+# The reviewer-page tests drive Debian's Chromium (Playwright cannot download its own browser here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 run: venv opa
 	@mkdir -p var
@@ -37,7 +44,7 @@ rego-test: opa
 	  || { echo "rego coverage below 90%"; exit 1; }; \
 	$(BIN)/python -c 'import json; print("rego coverage: %.1f%%" % json.load(open("var/rego-coverage.json"))["coverage"])'
 
-pytest: venv opa
+pytest: venv opa browser
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m pytest
 
 test: venv opa
@@ -45,8 +52,8 @@ test: venv opa
 	@$(MAKE) --no-print-directory check rego-test pytest
 
 lint: venv
-	$(BIN)/ruff check service
+	$(BIN)/ruff check service tests
 	$(BIN)/mypy service
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache tests/artifacts

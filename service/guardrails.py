@@ -103,23 +103,32 @@ def _in_bundle(path: Path) -> bool:
 
 
 _ID_LINE = re.compile(r"^#\s+id:\s*['\"]?([^'\"\s]+)")
+_TITLE_LINE = re.compile(r"^#\s*title:\s*(.+?)\s*$")
+
+
+def location_key(policy_id: str, title: str) -> str:
+    """Two rules may share a policy id (e.g. two ways to fail one check); their titles tell them apart."""
+    return f"{policy_id}\0{title}"
 
 
 def _metadata_locations(file: PolicyFile) -> dict[str, str]:
-    """Map each ``# METADATA`` block's custom id to the line of the rule it annotates."""
+    """Map each ``# METADATA`` block's custom id (and id + title) to the line of the rule it annotates."""
     found: dict[str, str] = {}
     pending: str | None = None
+    title = ""
     in_block = False
     for number, raw in enumerate(file.content.decode("utf-8", "replace").splitlines(), start=1):
         line = raw.strip()
         if line == "# METADATA":
-            in_block, pending = True, None
+            in_block, pending, title = True, None, ""
         elif in_block and line.startswith("#"):
-            match = _ID_LINE.match(line)
+            match, titled = _ID_LINE.match(line), _TITLE_LINE.match(line)
             pending = match.group(1) if match else pending
+            title = titled.group(1) if titled and not title else title
         elif in_block and line:
             if pending:
-                found[pending] = f"{file.path}:{number}"
+                found.setdefault(pending, f"{file.path}:{number}")
+                found[location_key(pending, title)] = f"{file.path}:{number}"
             in_block = False
     return found
 
@@ -341,13 +350,18 @@ class Guardrails:
         return answer.result
 
     def _verdict(self, raw: _RawVerdict) -> Verdict:
-        locate = (self.bundle.locations if self.bundle else {}).get
+        locations = self.bundle.locations if self.bundle else {}
+
+        def located(v: Violation) -> Violation:
+            where = locations.get(location_key(v.id, v.title)) or locations.get(v.id)
+            return msgspec.structs.replace(v, location=where)
+
         return Verdict(
             available=True,
             allow=raw.allow and not raw.violations,
-            violations=[msgspec.structs.replace(v, location=locate(v.id)) for v in raw.violations],
+            violations=[located(v) for v in raw.violations],
             requires_approval=raw.requires_approval,
-            approvals=[msgspec.structs.replace(v, location=locate(v.id)) for v in raw.approvals],
+            approvals=[located(v) for v in raw.approvals],
             revision=self.revision,
         )
 
