@@ -43,7 +43,8 @@ def test_min_confidence_denies_a_proposal_below_0_6(server: Server) -> None:
     assert violation["rule"] == "data.guardrails.ops.min_confidence.deny"
     assert violation["title"] == "Confidence below minimum"
     assert violation["severity"] == "medium"
-    assert violation["location"].startswith("rego/guardrails/ops/min_confidence/min_confidence.rego:")
+    # the "below minimum" rule, not the "missing" rule that shares its policy id
+    assert violation["location"] == "rego/guardrails/ops/min_confidence/min_confidence.rego:25"
 
 
 def test_retry_limit_denies_retry_at_three_attempts(copied_dirs: tuple[Path, Path], start_server: StartServer) -> None:
