@@ -15,7 +15,7 @@ from service import settings as settings_module
 from service.catalog import load_catalog
 from service.errors import OpsgateError, Problem, RulesetInvalid
 from service.guardrails import check_policies, find_opa
-from service.log_store import SqlDecisionLog
+from service.log_store import verify_log
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -128,14 +128,7 @@ def cmd_check(settings: Settings) -> int:
 
 
 def cmd_log_verify(settings: Settings) -> int:
-    if "://" not in settings.db and not Path(settings.db.removeprefix("sqlite:")).is_file():
-        print(f"opsgate: no decision log at {settings.db}", file=sys.stderr)
-        return 2
-    log = SqlDecisionLog(settings.db, settings.writer_id)
-    try:
-        report = log.verify()
-    finally:
-        log.close()
+    report = verify_log(settings.db)
     print(report, file=sys.stdout if report.intact else sys.stderr)
     return 0 if report.intact else 1
 

@@ -16,7 +16,7 @@ walk.  ``log_store`` keeps the rows; ``verify`` below checks them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol
 
@@ -46,7 +46,10 @@ def normalize_time(text: str) -> str:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    try:
+        return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range") from None
 
 
 def chain_hash(prev_hash: str, body: str) -> str:
@@ -157,7 +160,10 @@ _INDEXED = ("kind", "decision_id", "created_at", "caller", "ruleset", "ruleset_v
             "decision_type", "execution_status", "org_id")  # fmt: skip
 
 
-def _check(row: StoredRecord, seq: int, prev_hash: str) -> str | None:
+Index = tuple[tuple[tuple[str, bool], ...], tuple[tuple[str, str], ...]]  # sorted (fired, denied) rows
+
+
+def _check(row: StoredRecord, seq: int, prev_hash: str, indexes: Mapping[int, Index] | None) -> str | None:
     if row.seq != seq:
         return f"seq {row.seq} where {seq} was expected: a record is missing or out of order"
     if row.prev_hash != prev_hash:
@@ -175,18 +181,24 @@ def _check(row: StoredRecord, seq: int, prev_hash: str) -> str | None:
     for name in _INDEXED:
         if getattr(derived, name) != getattr(row, name):
             return f"column {name}={getattr(row, name)!r} differs from the hashed record ({getattr(derived, name)!r})"
+    if indexes is not None:
+        expected = (tuple(sorted(derived.fired)), tuple(sorted(derived.denied)))
+        if indexes.get(row.id, ((), ())) != expected:
+            return "its rows in log_fired/log_denied (the rule and policy filters) differ from the hashed record"
     return None
 
 
-def verify(rows: Iterable[StoredRecord]) -> VerifyReport:
-    """Walk rows ordered by (writer, seq); stop at the first record whose hash or link is wrong."""
+def verify(rows: Iterable[StoredRecord], indexes: Mapping[int, Index] | None = None) -> VerifyReport:
+    """Walk rows ordered by (writer, seq); stop at the first record whose hash or link is wrong.
+
+    ``indexes`` (entry id -> its filter rows), when given, is checked against each body too."""
     count = chains = 0
     writer: str | None = None
     seq, prev_hash = 0, GENESIS
     for row in rows:
         if row.writer != writer:
             writer, seq, prev_hash, chains = row.writer, 0, GENESIS, chains + 1
-        problem = _check(row, seq + 1, prev_hash)
+        problem = _check(row, seq + 1, prev_hash, indexes)
         if problem is not None:
             return VerifyReport(count, chains, ok=False, error=f"{row.describe()}: {problem}")
         seq, prev_hash, count = row.seq, row.hash, count + 1
@@ -253,7 +265,5 @@ class DecisionLog(Protocol):
     async def versions(self) -> list[VersionInfo]: ...
 
     async def version_files(self, version: str) -> list[VersionFile]: ...
-
-    def verify(self) -> VerifyReport: ...
 
     def close(self) -> None: ...

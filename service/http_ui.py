@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request, Router, get, post
 from litestar.datastructures import State
 from litestar.enums import MediaType
+from litestar.exceptions import HTTPException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
@@ -75,10 +76,15 @@ def _error_page(_: Request[Any, Any, Any], error: OpsgateError) -> Template:
     return Template("error.html", context=context, status_code=error.status, media_type=MediaType.HTML)
 
 
+def _http_error_page(_: Request[Any, Any, Any], error: HTTPException) -> Template:
+    context = {"status": error.status_code, "code": "http_error", "message": str(error.detail), "problems": []}
+    return Template("error.html", context=context, status_code=error.status_code, media_type=MediaType.HTML)
+
+
 ROUTES = [
     Router(
         path="/ui",
         route_handlers=[home, decisions_page, decision_page, replay_page, versions_page, diff_page, version_page],
-        exception_handlers={OpsgateError: _error_page},
+        exception_handlers={OpsgateError: _error_page, HTTPException: _http_error_page},
     )
 ]

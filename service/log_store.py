@@ -28,6 +28,7 @@ from service.decision_log import (
     GENESIS,
     DecisionQuery,
     Head,
+    Index,
     StoredRecord,
     VerifyReport,
     VersionFile,
@@ -40,7 +41,7 @@ from service.decision_log import (
     verify,
     verify_versions,
 )
-from service.errors import DecisionLogError, OpsgateError
+from service.errors import DecisionLogError, NotFound, OpsgateError
 
 T = TypeVar("T")
 MAX_GROUP = 512
@@ -144,7 +145,8 @@ class Dialect:
 class PostgresDialect(Dialect):
     name = "postgresql"
     schema = _POSTGRES_SCHEMA + _COMMON_SCHEMA
-    begin_write = "BEGIN"
+    # the head is read after the advisory lock is granted; a snapshot taken earlier would be stale
+    begin_write = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
     def __init__(self, target: str) -> None:
         super().__init__(target)
@@ -235,17 +237,25 @@ class SqlDecisionLog:
                 return
 
     def _commit(self, connection: Any, items: list[tuple[dict[str, Any], Future[StoredRecord]]]) -> Any:
-        try:
-            connection.execute(self.dialect.begin_write)
-            stored = self._write(connection, [payload for payload, _ in items])
-            connection.execute("COMMIT")
-        except Exception as error:  # noqa: BLE001 - the writer thread must outlive any one bad group
-            connection = self._recover(connection, error)
-            failure = DecisionLogError(f"decision log write failed: {error}")
-            for _, done in items:
-                if done.set_running_or_notify_cancel():
-                    done.set_exception(failure)
-            return connection
+        for attempt in (1, 2):
+            committing = False
+            try:
+                connection.execute(self.dialect.begin_write)
+                stored = self._write(connection, [payload for payload, _ in items])
+                committing = True
+                connection.execute("COMMIT")
+                break
+            except Exception as error:  # noqa: BLE001 - the writer thread must outlive any one bad group
+                connection = self._recover(connection, error)
+                # a connection lost before COMMIT wrote nothing: try once more on a new one.  Lost
+                # during COMMIT, the outcome is unknown, so the callers are told it failed.
+                if attempt == 1 and not committing and self.dialect.broken(error):
+                    continue
+                failure = DecisionLogError(f"decision log write failed: {error}")
+                for _, done in items:
+                    if done.set_running_or_notify_cancel():
+                        done.set_exception(failure)
+                return connection
         for (_, done), record in zip(items, stored, strict=True):
             # a caller that went away (its request cancelled) still has its record logged
             if done.set_running_or_notify_cancel():
@@ -399,39 +409,6 @@ class SqlDecisionLog:
 
     # --- verification ---------------------------------------------------------------
 
-    def verify(self) -> VerifyReport:
-        """Walk every chain (see ``decision_log.verify``); runs on the caller's thread."""
-        connection = self.dialect.connect()
-        try:
-            if self.dialect.name == "postgresql":
-                connection.autocommit = False  # a server-side cursor streams inside a transaction
-                cursor = connection.cursor(name="opsgate_verify")
-            else:
-                cursor = connection.cursor()
-            with contextlib.closing(cursor):
-                cursor.execute(f"SELECT {_RECORD_COLUMNS} FROM log_entries ORDER BY writer, seq")
-                report = verify(StoredRecord(*row) for row in cursor)
-            if self.dialect.name == "postgresql":
-                connection.rollback()
-                connection.autocommit = True
-            versions, problem = verify_versions(self._all_versions(connection))
-            return msgspec.structs.replace(report, versions=versions, version_error=problem)
-        finally:
-            connection.close()
-
-    def _all_versions(self, connection: Any) -> dict[str, list[VersionFile]]:
-        found: dict[str, list[VersionFile]] = {}
-        rows = connection.execute(
-            "SELECT v.version, f.path, f.sha256, b.content FROM versions v "
-            "LEFT JOIN version_files f ON f.version = v.version LEFT JOIN blobs b ON b.sha256 = f.sha256 "
-            "ORDER BY v.version, f.path"
-        ).fetchall()
-        for version, path, digest, content in rows:
-            files = found.setdefault(str(version), [])
-            if path is not None:
-                files.append(VersionFile(str(path), str(digest), bytes(content or b"")))
-        return found
-
     def close(self) -> None:
         if self._thread.is_alive():
             self._queue.put(_STOP)
@@ -442,21 +419,81 @@ class SqlDecisionLog:
                 connection.close()
 
 
+def verify_log(db: str) -> VerifyReport:
+    """Walk every chain of the log at ``db`` (see ``decision_log.verify``), read-only: nothing is
+    created, and a database without a decision log raises NotFound."""
+    dialect = dialect_for(db)
+    if dialect.name == "sqlite" and not Path(dialect.target).is_file():
+        raise NotFound(f"no decision log at {db}")
+    connection = dialect.connect()
+    try:
+        try:
+            connection.execute("SELECT 1 FROM log_entries WHERE 1 = 0").fetchall()
+        except dialect.errors:
+            raise NotFound(f"no decision log at {db} (no log_entries table)") from None
+        if dialect.name == "postgresql":
+            connection.rollback()
+        indexes = _index_rows(connection)
+        if dialect.name == "postgresql":
+            connection.autocommit = False  # a server-side cursor streams inside a transaction
+            cursor = connection.cursor(name="opsgate_verify")
+        else:
+            cursor = connection.cursor()
+        with contextlib.closing(cursor):
+            cursor.execute(f"SELECT {_RECORD_COLUMNS} FROM log_entries ORDER BY writer, seq")
+            report = verify((StoredRecord(*row) for row in cursor), indexes)
+        if dialect.name == "postgresql":
+            connection.rollback()
+            connection.autocommit = True
+        versions, problem = verify_versions(_all_versions(connection))
+        return msgspec.structs.replace(report, versions=versions, version_error=problem)
+    finally:
+        connection.close()
+
+
+def _index_rows(connection: Any) -> dict[int, Index]:
+    """The filter indexes (fired rules, denying policies) of every record, to check against the bodies."""
+    fired: dict[int, list[tuple[str, bool]]] = {}
+    denied: dict[int, list[tuple[str, str]]] = {}
+    for entry_id, rule, won in connection.execute("SELECT entry_id, rule_id, won FROM log_fired").fetchall():
+        fired.setdefault(int(entry_id), []).append((str(rule), bool(won)))
+    for entry_id, policy, vid in connection.execute("SELECT entry_id, policy, violation_id FROM log_denied"):
+        denied.setdefault(int(entry_id), []).append((str(policy), str(vid)))
+    return {
+        entry_id: (tuple(sorted(fired.get(entry_id, []))), tuple(sorted(denied.get(entry_id, []))))
+        for entry_id in set(fired) | set(denied)
+    }
+
+
+def _all_versions(connection: Any) -> dict[str, list[VersionFile]]:
+    found: dict[str, list[VersionFile]] = {}
+    rows = connection.execute(
+        "SELECT v.version, f.path, f.sha256, b.content FROM versions v "
+        "LEFT JOIN version_files f ON f.version = v.version LEFT JOIN blobs b ON b.sha256 = f.sha256 "
+        "ORDER BY v.version, f.path"
+    ).fetchall()
+    for version, path, digest, content in rows:
+        files = found.setdefault(str(version), [])
+        if path is not None:
+            files.append(VersionFile(str(path), str(digest), bytes(content or b"")))
+    return found
+
+
 def _filters(query: DecisionQuery) -> tuple[str, tuple[Any, ...]]:
     clauses, params = ["kind = 'decision'"], []
     simple = (
-        ("created_at >= ?", query.since and normalize_time(query.since)),
-        ("created_at < ?", query.until and normalize_time(query.until)),
+        ("created_at >= ?", normalize_time(query.since) if query.since else None),
+        ("created_at < ?", normalize_time(query.until) if query.until else None),
         ("ruleset = ?", query.ruleset),
         ("decision_type = ?", query.decision_type),
         ("execution_status = ?", query.status),
         ("org_id = ?", query.org_id),
         ("caller = ?", query.caller),
         ("id IN (SELECT entry_id FROM log_fired WHERE rule_id = ?)", query.rule),
-        ("id < ?", query.cursor and int(query.cursor)),
+        ("id < ?", int(query.cursor) if query.cursor else None),
     )
     for clause, value in simple:
-        if value:
+        if value is not None and value != "":
             clauses.append(clause)
             params.append(value)
     if query.denied_by:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
 
 from service import explain
 from service.decision_log import DecisionLog, DecisionQuery, OutcomeStatus, StoredRecord, normalize_time, now
-from service.errors import BadRequest, Conflict, InvalidBody, NotFound, Problem, RulesetInvalid
+from service.errors import BadRequest, Conflict, InvalidBody, InvalidFacts, NotFound, Problem, RulesetInvalid
 from service.pipeline import DecisionService
 from service.ruleset import Ruleset, parse_ruleset
 from service.schema import facts_problem
@@ -91,9 +92,9 @@ def parse_query(params: Mapping[str, str]) -> DecisionQuery:
 
 
 class ReviewService:
-    def __init__(self, log: DecisionLog, current: Callable[[], DecisionService]) -> None:
+    def __init__(self, log: DecisionLog, use: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
         self.log = log
-        self.current = current  # the decision service of the version serving now
+        self.use = use  # holds the version serving now (``.service``) for the length of a call
         self._files: dict[str, dict[str, bytes]] = {}
         self._rulesets: dict[tuple[str, str], Ruleset | None] = {}
 
@@ -125,14 +126,19 @@ class ReviewService:
         """Re-decide the stored facts with the current version (nothing is logged)."""
         stored, _ = await self._entries(decision_id)
         before = stored.record()
-        decisions = self.current()
-        catalog = decisions.catalog
-        name = before["ruleset"]["name"]
-        if name not in catalog.rulesets:
-            raise Conflict(f"ruleset {name!r} is no longer served; the decision cannot be replayed")
-        ruleset = catalog.rulesets[name]
-        facts = ruleset.decoder.convert(before["facts"])
-        outcome = await decisions.evaluate(ruleset, facts)
+        async with self.use() as served:
+            decisions: DecisionService = served.service
+            catalog = decisions.catalog
+            name = before["ruleset"]["name"]
+            if name not in catalog.rulesets:
+                raise Conflict(f"ruleset {name!r} is no longer served; the decision cannot be replayed")
+            ruleset = catalog.rulesets[name]
+            try:
+                facts = ruleset.decoder.convert(before["facts"])
+            except InvalidFacts as error:
+                message = f"the stored facts do not fit the current ruleset's schema: {error.message}"
+                raise Conflict(message, error.problems) from None
+            outcome = await decisions.evaluate(ruleset, facts)
         after = msgspec.to_builtins(
             {
                 "decision": outcome.decision,
@@ -176,9 +182,14 @@ class ReviewService:
     # --- versions -----------------------------------------------------------------
 
     async def versions(self) -> dict[str, Any]:
-        current = self.current().catalog.version
+        current = await self._current_version()
         items = [{**msgspec.to_builtins(v), "current": v.version == current} for v in await self.log.versions()]
         return {"current": current, "versions": items}
+
+    async def _current_version(self) -> str:
+        async with self.use() as served:
+            version: str = served.service.catalog.version
+        return version
 
     async def resolve(self, prefix: str) -> str:
         """A full version id from an unambiguous prefix of at least 6 characters."""
@@ -207,7 +218,7 @@ class ReviewService:
             {"path": f.path, "sha256": f.sha256, "content": f.content.decode("utf-8", "replace")}
             for f in await self.log.version_files(version)
         ]
-        return {**msgspec.to_builtins(info), "current": version == self.current().catalog.version, "files": files}
+        return {**msgspec.to_builtins(info), "current": version == await self._current_version(), "files": files}
 
     async def diff(self, a: str, b: str) -> str:
         """A unified diff of every file between two versions (``a`` before ``b``)."""

@@ -61,7 +61,7 @@ class Runtime:
         self.log = log_store
         self.current = served
         self.history: list[str] = [served.version]  # versions served, oldest first
-        self.review = ReviewService(log_store, lambda: self.current.service)
+        self.review = ReviewService(log_store, self.use)
         self._swap = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -116,7 +116,8 @@ class Runtime:
                 target.write_bytes(file.content)
             (scratch / "rules").mkdir(exist_ok=True)
             (scratch / "rego").mkdir(exist_ok=True)
-            return await self._replace(lambda: (scratch / "rules", scratch / "rego"), f"activate {version[:12]}")
+            where = (scratch / "rules", scratch / "rego")
+            return await self._replace(lambda: where, f"activate {version[:12]}", expect=version)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -127,13 +128,22 @@ class Runtime:
             raise Conflict("no earlier version to roll back to")
         return await self.activate(earlier[-1])
 
-    async def _replace(self, where: Any, why: str) -> dict[str, Any]:
+    async def _replace(self, where: Any, why: str, expect: str | None = None) -> dict[str, Any]:
         async with self._swap:
             rules_dir, rego_dir = where()
             previous = self.current
-            catalog = load_catalog(rules_dir, rego_dir)  # cheap: unchanged files need no new OPA
+            catalog = await asyncio.to_thread(load_catalog, rules_dir, rego_dir)  # unchanged files: no new OPA
+            if expect is not None and catalog.version != expect:  # stored files that no longer hash to it
+                raise Conflict(
+                    f"stored version {expect[:12]}… rebuilds as {catalog.version[:12]}…: see opsgate log verify"
+                )
             if catalog.version == previous.version:
                 return self._swapped(previous, previous, why, changed=False)
+            if self.settings.opa_url and catalog.policies.hashed != previous.catalog.policies.hashed:
+                raise Conflict(
+                    "rego/ changed, but the guardrails run in an external OPA (--opa-url) that opsgate does not "
+                    "load: update that OPA's policies, then reload with the matching rego/"
+                )
             served = await prepare(self.settings, self.log, rules_dir, rego_dir, check_rego=True)
             self.current = served
             self.history.append(served.version)
@@ -166,9 +176,11 @@ async def prepare(
     """Load, check, compile and start one version; raises RulesetInvalid (file:line:column) when broken.
 
     Nothing is served from it until the caller swaps it in."""
-    catalog = load_catalog(rules_dir, rego_dir)
+    # the loading, checking and compiling run off the event loop: requests go on meanwhile
+    catalog = await asyncio.to_thread(load_catalog, rules_dir, rego_dir)
     if check_rego and settings.opa_url is None:
-        problems = check_policies(find_opa(settings.opa_bin), rego_dir, "rego")
+        opa = await asyncio.to_thread(find_opa, settings.opa_bin)
+        problems = await asyncio.to_thread(check_policies, opa, rego_dir, "rego")
         if problems:
             raise RulesetInvalid(f"{len(problems)} problem(s) in the policies", problems)
     engine = shared_engine()
@@ -179,10 +191,11 @@ async def prepare(
         restart_backoff=settings.opa_restart_backoff_s,
     )
     try:
-        service = DecisionService(catalog, engine, guardrails, log_store)
+        service = await asyncio.to_thread(DecisionService, catalog, engine, guardrails, log_store)
         await guardrails.start(catalog.policies, catalog.version)
         rulesets = {name: ruleset.version for name, ruleset in catalog.rulesets.items()}
-        await log_store.register_version(catalog.version, list(catalog.files), rulesets, last_commit(rules_dir))
+        git = await asyncio.to_thread(last_commit, rules_dir)
+        await log_store.register_version(catalog.version, list(catalog.files), rulesets, git)
     except BaseException:
         await guardrails.close()
         raise

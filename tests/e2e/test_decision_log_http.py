@@ -50,6 +50,7 @@ def test_decisions_are_listed_newest_first_and_filtered(server: Server) -> None:
 def test_bad_query_parameters_are_400_naming_the_parameter(server: Server) -> None:
     for params, path, reason in (
         ({"since": "yesterday"}, "since", "not an RFC 3339 time (e.g. 2026-11-21T09:30:00Z)"),
+        ({"until": "0001-01-01T00:00:00+01:00"}, "until", "not an RFC 3339 time (e.g. 2026-11-21T09:30:00Z)"),
         ({"limit": "0"}, "limit", "Expected `int` >= 1"),
         ({"limit": "many"}, "limit", "Expected `int`, got `str`"),
         ({"cursor": "x1"}, "cursor", "Expected `str` matching regex '^[0-9]{1,18}$'"),

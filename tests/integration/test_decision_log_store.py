@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from service.decision_log import DecisionQuery
-from service.log_store import SqlDecisionLog
+from service.errors import NotFound
+from service.log_store import SqlDecisionLog, verify_log
 from tests.conftest import sql
 
 
@@ -71,7 +72,7 @@ def test_concurrent_appends_each_get_their_own_place_in_one_chain(log: SqlDecisi
     stored = append_all(log, [decision(n) for n in range(300)])
     assert sorted(r.seq for r in stored) == list(range(1, 301))
     assert len({r.id for r in stored}) == 300
-    assert str(log.verify()).splitlines()[0] == "300 records verified, chain intact"
+    assert str(verify_log(log_db)).splitlines()[0] == "300 records verified, chain intact"
 
 
 def test_two_processes_with_one_writer_id_still_write_one_unbroken_chain(log: SqlDecisionLog, log_db: str) -> None:
@@ -85,7 +86,7 @@ def test_two_processes_with_one_writer_id_still_write_one_unbroken_chain(log: Sq
         asyncio.run(run())
     finally:
         other.close()
-    assert str(log.verify()).splitlines()[0] == "200 records verified, chain intact"
+    assert str(verify_log(log_db)).splitlines()[0] == "200 records verified, chain intact"
 
 
 def test_each_writer_keeps_its_own_chain_and_head(log: SqlDecisionLog, log_db: str) -> None:
@@ -98,7 +99,7 @@ def test_each_writer_keeps_its_own_chain_and_head(log: SqlDecisionLog, log_db: s
         other.close()
     assert [(h.writer, h.seq) for h in heads] == [("replica-a", 3), ("replica-b", 2)]
     assert heads[1].hash == last_b.hash
-    assert str(log.verify()).splitlines()[0] == "5 records verified, chain intact (2 chains)"
+    assert str(verify_log(log_db)).splitlines()[0] == "5 records verified, chain intact (2 chains)"
 
 
 TAMPERING = {
@@ -113,6 +114,10 @@ TAMPERING = {
     "a record is deleted": (
         "DELETE FROM log_entries WHERE seq = 2",
         "record #3 (writer replica-a, seq 3, decision 000000000002): seq 3 where 2 was expected",
+    ),
+    "a filter index row is deleted": (
+        "DELETE FROM log_fired WHERE entry_id = 2",
+        "record #2 (writer replica-a, seq 2, decision 000000000001): its rows in log_fired/log_denied",
     ),
     "the first record is deleted": (
         "DELETE FROM log_entries WHERE seq = 1",
@@ -129,7 +134,7 @@ def test_verify_names_the_first_tampered_record(log: SqlDecisionLog, log_db: str
     append_all(log, [decision(3)])
     statement, message = TAMPERING[change]
     sql(log_db, statement)
-    report = log.verify()
+    report = verify_log(log_db)
     assert not report.ok
     assert str(report).startswith("chain broken after ")
     assert message in str(report)
@@ -141,7 +146,7 @@ def test_verify_detects_two_records_swapped_in_order(log: SqlDecisionLog, log_db
     sql(log_db, "UPDATE log_entries SET seq = -1 WHERE seq = 2")
     sql(log_db, "UPDATE log_entries SET seq = 2 WHERE seq = 3")
     sql(log_db, "UPDATE log_entries SET seq = 3 WHERE seq = -1")
-    report = str(log.verify())
+    report = str(verify_log(log_db))
     assert "record #3 (writer replica-a, seq 2, decision 000000000002): prev_hash" in report
     assert report.startswith("chain broken after 1 good records")
 
@@ -187,7 +192,7 @@ def test_queries_filter_by_every_field_and_page_newest_first(log: SqlDecisionLog
     assert [r.decision_id[-1] for r in rest] == ["1"] and end is None
 
 
-def test_an_outcome_is_chained_and_read_back_with_its_decision(log: SqlDecisionLog) -> None:
+def test_an_outcome_is_chained_and_read_back_with_its_decision(log: SqlDecisionLog, log_db: str) -> None:
     append_all(log, [decision(1)])
     outcome = {
         "kind": "outcome",
@@ -202,15 +207,15 @@ def test_an_outcome_is_chained_and_read_back_with_its_decision(log: SqlDecisionL
     assert entries[1].record()["outcome"] == {"status": "FAILED", "detail": "worker crashed"}
     assert entries[1].prev_hash == entries[0].hash
     assert asyncio.run(log.get("nope")) == []
-    assert str(log.verify()).splitlines()[0] == "2 records verified, chain intact"
+    assert str(verify_log(log_db)).splitlines()[0] == "2 records verified, chain intact"
 
 
-def test_a_decision_id_is_logged_once(log: SqlDecisionLog) -> None:
+def test_a_decision_id_is_logged_once(log: SqlDecisionLog, log_db: str) -> None:
     append_all(log, [decision(1)])
     with pytest.raises(Exception, match="decision log write failed"):
         append_all(log, [decision(1)])
     append_all(log, [decision(2)])  # the chain goes on after a refused write
-    assert str(log.verify()).splitlines()[0] == "2 records verified, chain intact"
+    assert str(verify_log(log_db)).splitlines()[0] == "2 records verified, chain intact"
 
 
 def test_versions_keep_every_file_once_and_count_their_loads(log: SqlDecisionLog, log_db: str) -> None:
@@ -237,9 +242,23 @@ def test_verify_recomputes_each_stored_version_from_its_files(log: SqlDecisionLo
     files = [("rules/ops.yaml", b"name: ops\n"), ("rego/a.rego", b"package a\n")]
     version = content_hash(files)
     asyncio.run(log.register_version(version, files, {"ops": "r1"}, None))
-    assert str(log.verify()) == "0 records verified, chain intact\n1 ruleset version(s) verified"
+    assert str(verify_log(log_db)) == "0 records verified, chain intact\n1 ruleset version(s) verified"
     sql(log_db, "UPDATE blobs SET content = ? WHERE sha256 = ?",
         (b"name: ops # edited\n", hashlib.sha256(b"name: ops\n").hexdigest()))  # fmt: skip
-    report = log.verify()
+    report = verify_log(log_db)
     assert not report.intact
     assert f"ruleset versions: version {version[:12]}…: rules/ops.yaml does not match its sha256" in str(report)
+
+
+def test_verify_reads_only_and_says_when_there_is_no_log(log_db: str) -> None:
+    with pytest.raises(NotFound, match="no decision log at"):
+        verify_log(log_db)
+    if log_db.startswith("postgresql://"):  # nothing was created by looking
+        assert sql(log_db, "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()") == [
+            (0,)
+        ]
+
+
+def test_a_cursor_of_zero_is_an_empty_page(log: SqlDecisionLog) -> None:
+    append_all(log, [decision(1)])
+    assert asyncio.run(log.query(DecisionQuery(cursor="0"))) == ([], None)
