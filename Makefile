@@ -26,7 +26,10 @@ browser:
 	@command -v chromium >/dev/null || { \
 	  echo "installing Debian's chromium for the browser tests"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  if [ -n "$$SUDO" ] && ! command -v sudo >/dev/null; then \
+	    echo "chromium is missing; installing it needs root and there is no sudo: run 'apt-get install -y chromium' as root" >&2; \
+	    exit 1; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: venv opa
 	@mkdir -p var
