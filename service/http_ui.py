@@ -13,7 +13,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
-from service.errors import OpsgateError
+from service.errors import OpsgateError, Problem
 from service.http_common import runtime
 
 TEMPLATES = TemplateConfig(directory=Path(__file__).parent / "templates", engine=JinjaTemplateEngine)
@@ -71,20 +71,23 @@ async def version_page(state: State, version: str) -> Template:
     return Template("version.html", context={"version": await runtime(state).review.version(version)})
 
 
-def _error_page(_: Request[Any, Any, Any], error: OpsgateError) -> Template:
-    context = {"status": error.status, "code": error.code, "message": error.message, "problems": error.problems}
-    return Template("error.html", context=context, status_code=error.status, media_type=MediaType.HTML)
+def _error_page(status: int, message: str, problems: list[Problem]) -> Template:
+    context = {"status": status, "message": message, "problems": problems}
+    return Template("error.html", context=context, status_code=status, media_type=MediaType.HTML)
+
+
+def _opsgate_error_page(_: Request[Any, Any, Any], error: OpsgateError) -> Template:
+    return _error_page(error.status, error.message, error.problems)
 
 
 def _http_error_page(_: Request[Any, Any, Any], error: HTTPException) -> Template:
-    context = {"status": error.status_code, "code": "http_error", "message": str(error.detail), "problems": []}
-    return Template("error.html", context=context, status_code=error.status_code, media_type=MediaType.HTML)
+    return _error_page(error.status_code, str(error.detail), [])
 
 
 ROUTES = [
     Router(
         path="/ui",
         route_handlers=[home, decisions_page, decision_page, replay_page, versions_page, diff_page, version_page],
-        exception_handlers={OpsgateError: _error_page, HTTPException: _http_error_page},
+        exception_handlers={OpsgateError: _opsgate_error_page, HTTPException: _http_error_page},
     )
 ]

@@ -14,7 +14,15 @@ from typing import Any
 import msgspec
 
 from service import explain
-from service.decision_log import DecisionLog, DecisionQuery, OutcomeStatus, StoredRecord, normalize_time, now
+from service.decision_log import (
+    DecisionLog,
+    DecisionQuery,
+    OutcomeStatus,
+    StoredRecord,
+    VersionInfo,
+    normalize_time,
+    now,
+)
 from service.errors import BadRequest, Conflict, InvalidBody, InvalidFacts, NotFound, Problem, RulesetInvalid
 from service.pipeline import DecisionService
 from service.ruleset import Ruleset, parse_ruleset
@@ -193,13 +201,16 @@ class ReviewService:
 
     async def resolve(self, prefix: str) -> str:
         """A full version id from an unambiguous prefix of at least 6 characters."""
+        return (await self._find(prefix)).version
+
+    async def _find(self, prefix: str) -> VersionInfo:
         if len(prefix) < 6:
             raise BadRequest(f"version {prefix!r} is too short: give at least 6 characters")
-        matches = [v.version for v in await self.log.versions() if v.version.startswith(prefix)]
+        matches = [v for v in await self.log.versions() if v.version.startswith(prefix)]
         if not matches:
             raise NotFound(f"no ruleset version {prefix!r}")
         if len(matches) > 1:
-            raise BadRequest(f"version {prefix!r} is ambiguous: {', '.join(m[:12] for m in matches)}")
+            raise BadRequest(f"version {prefix!r} is ambiguous: {', '.join(m.version[:12] for m in matches)}")
         return matches[0]
 
     async def files(self, version: str) -> dict[str, bytes]:
@@ -212,13 +223,13 @@ class ReviewService:
         return self._files[version]
 
     async def version(self, prefix: str) -> dict[str, Any]:
-        version = await self.resolve(prefix)
-        info = next(v for v in await self.log.versions() if v.version == version)
+        info = await self._find(prefix)
         files = [
             {"path": f.path, "sha256": f.sha256, "content": f.content.decode("utf-8", "replace")}
-            for f in await self.log.version_files(version)
+            for f in await self.log.version_files(info.version)
         ]
-        return {**msgspec.to_builtins(info), "current": version == await self._current_version(), "files": files}
+        current = info.version == await self._current_version()
+        return {**msgspec.to_builtins(info), "current": current, "files": files}
 
     async def diff(self, a: str, b: str) -> str:
         """A unified diff of every file between two versions (``a`` before ``b``)."""

@@ -92,7 +92,10 @@ class Runtime:
     async def start(cls, settings: Settings) -> Runtime:
         log_store = SqlDecisionLog(settings.db, settings.writer_id)
         try:
-            served = await prepare(settings, log_store, settings.rules_dir, settings.rego_dir, check_rego=False)
+            catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
+            served = await prepare(
+                settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False
+            )
         except BaseException:
             log_store.close()
             raise
@@ -144,7 +147,7 @@ class Runtime:
                     "rego/ changed, but the guardrails run in an external OPA (--opa-url) that opsgate does not "
                     "load: update that OPA's policies, then reload with the matching rego/"
                 )
-            served = await prepare(self.settings, self.log, rules_dir, rego_dir, check_rego=True)
+            served = await prepare(self.settings, self.log, catalog, rules_dir, rego_dir, check_rego=True)
             self.current = served
             self.history.append(served.version)
             task = asyncio.create_task(previous.retire())
@@ -171,13 +174,18 @@ class Runtime:
 
 
 async def prepare(
-    settings: Settings, log_store: SqlDecisionLog, rules_dir: Path, rego_dir: Path, *, check_rego: bool
+    settings: Settings,
+    log_store: SqlDecisionLog,
+    catalog: Catalog,
+    rules_dir: Path,
+    rego_dir: Path,
+    *,
+    check_rego: bool,
 ) -> Served:
-    """Load, check, compile and start one version; raises RulesetInvalid (file:line:column) when broken.
-
-    Nothing is served from it until the caller swaps it in."""
-    # the loading, checking and compiling run off the event loop: requests go on meanwhile
-    catalog = await asyncio.to_thread(load_catalog, rules_dir, rego_dir)
+    """Check, compile and start the version ``catalog`` was loaded from ``rules_dir`` and ``rego_dir``;
+    raises RulesetInvalid (file:line:column) when broken.  Nothing is served from it until the caller
+    swaps it in."""
+    # the checking and compiling run off the event loop: requests go on meanwhile
     if check_rego and settings.opa_url is None:
         opa = await asyncio.to_thread(find_opa, settings.opa_bin)
         problems = await asyncio.to_thread(check_policies, opa, rego_dir, "rego")
