@@ -17,6 +17,11 @@ class Catalog(msgspec.Struct, frozen=True):
     version: str  # over every ruleset file and every policy file: the bundle revision
     files: tuple[tuple[str, bytes], ...] = ()  # what the version hashes: (rules/<name>.yaml | rego/..., content)
 
+    @property
+    def warnings(self) -> list[Problem]:
+        """What ``opsgate check`` warns about (see service/lint.py); never blocks serving."""
+        return [warning for name in sorted(self.rulesets) for warning in self.rulesets[name].warnings]
+
     def get(self, name: str) -> Ruleset:
         ruleset = self.rulesets.get(name)
         if ruleset is None:

@@ -114,6 +114,7 @@ def cmd_check(settings: Settings) -> int:
     try:
         catalog = load_catalog(settings.rules_dir, settings.rego_dir)
         count = sum(len(rs.rules) for rs in catalog.rulesets.values())
+        problems.extend(catalog.warnings)
     except RulesetInvalid as error:
         problems.extend(error.problems)
     problems.extend(check_policies(find_opa(settings.opa_bin), settings.rego_dir, settings.rego_dir.name))
@@ -123,7 +124,8 @@ def cmd_check(settings: Settings) -> int:
     if errors:
         print(f"{len(errors)} error(s)", file=sys.stderr)
         return 1
-    print(f"ok: {count} rules in {settings.rules_dir}, policies in {settings.rego_dir}")
+    warned = f", {len(problems)} warning(s)" if problems else ""
+    print(f"ok: {count} rules in {settings.rules_dir}, policies in {settings.rego_dir}{warned}")
     return 0
 
 

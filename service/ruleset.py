@@ -16,7 +16,9 @@ import msgspec
 from service import expr
 from service.compile import Compiled, compile_condition
 from service.errors import ExpressionError, Problem, RulesetInvalid
+from service.lint import lint
 from service.schema import FactDecoder, FieldSpec
+from service.typecheck import type_mismatches
 from service.yamlsrc import Key, Source, SyntaxProblem, dotted, load, validation_problem
 
 Value = str | int | float | bool | None
@@ -116,6 +118,7 @@ class Ruleset(msgspec.Struct, frozen=True):
     escalation_autonomy: str
     escalation_action: CompiledAction
     decoder: FactDecoder
+    warnings: tuple[Problem, ...] = ()  # see service/lint.py: they never stop a ruleset from serving
 
 
 # --- loading ------------------------------------------------------------------
@@ -154,7 +157,17 @@ def parse_ruleset(
     ruleset = builder.build(version)
     if builder.problems:
         raise RulesetInvalid(f"{display}: invalid ruleset", builder.problems)
-    return ruleset
+    return msgspec.structs.replace(ruleset, warnings=tuple(_warnings(source, ruleset)))
+
+
+def _warnings(source: Source, ruleset: Ruleset) -> list[Problem]:
+    findings = lint(ruleset.hit_policy, ruleset.rules, ruleset.params)
+    return [
+        source.problem(("rules",), f.reason, at_key=True, severity="warning")
+        if f.rule is None
+        else source.problem(("rules", f.rule, "when"), f.reason, severity="warning")
+        for f in findings
+    ]
 
 
 class _Builder:
@@ -255,6 +268,7 @@ class _Builder:
         return node
 
     def _check_references(self, key: Key, node: expr.Node) -> None:
+        before = len(self.problems)
         item_scopes = _item_scoped_paths(node)
         for path in expr.paths(node):
             root = path.parts[0]
@@ -270,6 +284,9 @@ class _Builder:
             if call.name not in expr.ALL_FUNCTIONS:
                 known = ", ".join(sorted(expr.ALL_FUNCTIONS))
                 self._at(key, call.pos, f"unknown function {call.name!r} (known: {known})")
+        if len(self.problems) == before:  # types only mean something once every name resolves
+            for offset, reason in type_mismatches(node, self.spec.facts, self.spec.params):
+                self._at(key, offset, reason)
 
     def _expression_problem(self, key: Key, error: ExpressionError) -> None:
         self._at(key, error.offset, error.reason)

@@ -1,0 +1,167 @@
+"""Warnings about rulesets that load but do not do what their author meant (pure).
+
+Under ``hit_policy: first`` only the highest-priority matching rule decides, so
+a rule whose condition implies the condition of a rule above it can never win;
+and facts that match no rule at all get no proposal.  Both are reported as
+warnings, never errors: the ruleset still serves.
+
+The implication test is deliberately incomplete but sound: it only says "b
+implies a" when that holds for every possible fact, in the common cases (an
+unconditional rule, identical conditions, bounds on the same fact path,
+``and``/``or`` of those).  A missed case is silence, never a false warning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from service import expr
+from service.compile import fold_params
+from service.errors import ExpressionError
+
+
+class LintedRule(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def order(self) -> int: ...
+    @property
+    def when(self) -> expr.Node: ...
+
+
+class Finding(msgspec.Struct, frozen=True):
+    rule: int | None  # the ``order`` of the rule concerned; None for the ruleset as a whole
+    reason: str
+
+
+def lint(hit_policy: str, rules: Sequence[LintedRule], params: Mapping[str, Any]) -> list[Finding]:
+    """Every warning for one ruleset, rules in file order."""
+    if hit_policy != "first" or not rules:
+        return []
+    conditions = {rule.order: fold_params(rule.when, params) for rule in rules}
+    ranked = sorted(rules, key=lambda r: (-r.priority, r.order))
+    findings = [f for i, rule in enumerate(ranked) if (f := _shadowed(rule, ranked[:i], conditions))]
+    if not any(_always(conditions[rule.order]) for rule in rules):
+        findings.append(Finding(None, _NO_FALLBACK))
+    return sorted(findings, key=lambda f: -1 if f.rule is None else f.rule)
+
+
+_NO_FALLBACK = (
+    "hit_policy 'first' without a fallback: no rule has 'when: true', so facts that match"
+    " no rule get no proposal (add an unconditional rule at the lowest priority)"
+)
+
+
+def _shadowed(rule: LintedRule, above: Sequence[LintedRule], conditions: dict[int, expr.Node]) -> Finding | None:
+    for winner in above:
+        if implies(conditions[rule.order], conditions[winner.order]):
+            why = "has no condition" if _always(conditions[winner.order]) else "matches whenever it does"
+            return Finding(
+                rule.order,
+                f"rule {rule.id!r} can never win: rule {winner.id!r} (priority {winner.priority})"
+                f" ranks above it and {why}",
+            )
+    return None
+
+
+def _always(node: expr.Node) -> bool:
+    return isinstance(node, expr.Literal) and node.value is True
+
+
+def implies(b: expr.Node, a: expr.Node) -> bool:
+    """True only if ``a`` holds for every fact for which ``b`` holds."""
+    if _always(a) or expr.render(a) == expr.render(b):
+        return True
+    if isinstance(a, expr.BoolOp) and a.op == "and":
+        return all(implies(b, part) for part in a.operands)
+    if isinstance(b, expr.BoolOp):
+        parts = [implies(part, a) for part in b.operands]
+        if all(parts) if b.op == "or" else any(parts):
+            return True
+    if isinstance(a, expr.BoolOp) and a.op == "or":
+        return any(implies(b, part) for part in a.operands)
+    return _bound_implies(b, a)
+
+
+# --- one fact path against constants --------------------------------------------
+
+Bound = tuple[str, str, Any]  # (dotted path, operator, constant), the path on the left
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def _bound(node: expr.Node) -> Bound | None:
+    if not isinstance(node, expr.Binary) or node.op not in _FLIP:
+        return None
+    left, right, op = node.left, node.right, node.op
+    if isinstance(left, expr.Literal):
+        left, right, op = right, left, _FLIP[op]
+    if not isinstance(left, expr.Path) or not isinstance(right, expr.Literal) or left.parts[0] == "item":
+        return None
+    return (left.dotted, op, right.value)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _finite_values(node: expr.Node) -> tuple[str, list[Any]] | None:
+    """``x == c`` or ``x in [c1, c2]``: the path and the only values it can then have."""
+    bound = _bound(node)
+    if bound is not None and bound[1] == "==" and bound[2] is not None:
+        return bound[0], [bound[2]]
+    if isinstance(node, expr.Binary) and node.op == "in" and isinstance(node.left, expr.Path):
+        items = node.right.items if isinstance(node.right, expr.ListExpr) else ()
+        if items and all(isinstance(i, expr.Literal) and i.value is not None for i in items):
+            return node.left.dotted, [i.value for i in items if isinstance(i, expr.Literal)]
+    return None
+
+
+def _bound_implies(b: expr.Node, a: expr.Node) -> bool:
+    finite = _finite_values(b)
+    if finite is not None:
+        return _holds_for_each(a, *finite)
+    b_bound, a_bound = _bound(b), _bound(a)
+    if b_bound is None or a_bound is None or b_bound[0] != a_bound[0]:
+        return False
+    return _range_implies(b_bound[1:], a_bound[1:])
+
+
+def _holds_for_each(a: expr.Node, path: str, values: list[Any]) -> bool:
+    """Evaluate ``a`` with ``path`` set to each value; only when ``a`` reads nothing else."""
+    if not all(p.dotted == path for p in expr.paths(a)) or expr.calls(a):
+        return False
+    try:
+        return all(expr.evaluate(a, _scope(path, value)) is True for value in values)
+    except ExpressionError:
+        return False
+
+
+def _scope(path: str, value: Any) -> dict[str, Any]:
+    scope: Any = value
+    for part in reversed(path.split(".")):
+        scope = {part: scope}
+    return dict(scope)
+
+
+def _range_implies(b: tuple[str, Any], a: tuple[str, Any]) -> bool:
+    """Is the half-line ``x b_op b_value`` inside ``x a_op a_value`` (numbers)?"""
+    (b_op, bv), (a_op, av) = b, a
+    if not (_number(bv) and _number(av)) or b_op in ("==", "!="):
+        return False
+    if a_op == "!=":
+        # every x in b's half-line differs from av when av lies outside it
+        return not expr.evaluate(expr.Binary(0, b_op, expr.Literal(0, av), expr.Literal(0, bv)), {})
+    upward = {">": True, ">=": True, "<": False, "<=": False}
+    if a_op not in upward or upward[b_op] != upward[a_op]:
+        return False
+    if b_op == a_op or b_op in (">", "<"):
+        return bool(bv >= av) if upward[b_op] else bool(bv <= av)
+    # b includes its bound, a excludes its own: b's bound must lie strictly inside a
+    return bool(bv > av) if upward[b_op] else bool(bv < av)
