@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 
+from service import replay as replay_module
 from service import settings as settings_module
 from service.catalog import load_catalog
 from service.errors import OpsgateError, Problem, RulesetInvalid
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     log_commands = log.add_subparsers(dest="log_command", required=True)
     verify = log_commands.add_parser("verify", help="walk every hash chain; non-zero exit on the first bad record")
     _db_flag(verify)
+
+    replay_module.add_parser(commands)
     return parser
 
 
@@ -135,6 +138,13 @@ def cmd_log_verify(settings: Settings) -> int:
     return 0 if report.intact else 1
 
 
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    request = replay_module.request_of(args, settings.db, settings.opa_bin)
+    report = asyncio.run(replay_module.replay(request))
+    replay_module.print_report(report, args.format)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -145,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_decide(settings, args.file, args.ruleset, args.explain)
         if args.command == "log":
             return cmd_log_verify(settings)
+        if args.command == "replay":
+            return cmd_replay(settings, args)
         return cmd_check(settings)
     except OpsgateError as error:
         for problem in error.problems:

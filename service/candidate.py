@@ -1,0 +1,99 @@
+"""A candidate version: rules/ and rego/ that are not served, decided beside the log or the live version.
+
+It has its own catalog, its own compiled rules and its own OPA child; it never
+writes to the decision log and never registers its version there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from service.catalog import Catalog, load_catalog
+from service.decision import Outcome
+from service.decision_log import DecisionLog
+from service.engine import shared_engine
+from service.errors import InvalidFacts, OpsgateError, RulesetInvalid
+from service.guardrails import Guardrails, check_policies, find_opa
+from service.pipeline import DecisionService
+
+# off the response path a slow verdict costs nothing, and a missed one would show as a false flip
+CANDIDATE_OPA_TIMEOUT_S = 2.0
+
+
+class NotComparable(Exception):
+    """A decision the candidate cannot re-decide; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def candidate_dirs(root: Path) -> tuple[Path, Path]:
+    """``root/rules`` and ``root/rego``; a clear error when either is missing."""
+    rules, rego = root / "rules", root / "rego"
+    for path in (rules, rego):
+        if not path.is_dir():
+            raise OpsgateError(f"candidate {root} has no {path.name}/ directory (it must hold rules/ and rego/)")
+    return rules, rego
+
+
+def check_candidate(rules_dir: Path, rego_dir: Path, opa_bin: str | None) -> Catalog:
+    """Load and check a candidate like ``opsgate check``; RulesetInvalid (file:line:column) when broken."""
+    catalog = load_catalog(rules_dir, rego_dir)
+    problems = [p for p in check_policies(find_opa(opa_bin), rego_dir, rego_dir.name) if p.severity == "error"]
+    if problems:
+        raise RulesetInvalid(f"{len(problems)} problem(s) in the candidate's policies", problems)
+    return catalog
+
+
+class _NoLog:
+    """The candidate decides with ``evaluate`` only; anything that tries to log through it is a bug."""
+
+    writer = "candidate"
+
+    def __getattr__(self, name: str) -> Any:
+        raise OpsgateError(f"a candidate version does not write to the decision log ({name})")
+
+
+class Candidate:
+    def __init__(self, catalog: Catalog, guardrails: Guardrails, service: DecisionService) -> None:
+        self.catalog = catalog
+        self.guardrails = guardrails
+        self.service = service
+
+    @property
+    def version(self) -> str:
+        return self.catalog.version
+
+    @classmethod
+    async def open(cls, rules_dir: Path, rego_dir: Path, opa_bin: str | None) -> Candidate:
+        """Check, compile and start the candidate (its own OPA child, loaded with its bundle)."""
+        catalog = await asyncio.to_thread(check_candidate, rules_dir, rego_dir, opa_bin)
+        guardrails = Guardrails(opa_bin, timeout=CANDIDATE_OPA_TIMEOUT_S)
+        try:
+            no_log: DecisionLog = _NoLog()
+            service = await asyncio.to_thread(DecisionService, catalog, shared_engine(), guardrails, no_log)
+            await guardrails.start(catalog.policies, catalog.version)
+        except BaseException:
+            await guardrails.close()
+            raise
+        return cls(catalog, guardrails, service)
+
+    async def redecide(self, ruleset_name: str, facts: dict[str, Any]) -> Outcome:
+        """Decide ``facts`` as the candidate would (nothing logged); NotComparable when it cannot."""
+        ruleset = self.catalog.rulesets.get(ruleset_name)
+        if ruleset is None:
+            raise NotComparable(f"ruleset {ruleset_name!r} is not in the candidate")
+        try:
+            checked = ruleset.decoder.convert(facts)
+        except InvalidFacts as error:
+            raise NotComparable(f"facts do not fit the candidate's schema: {error.message}") from None
+        outcome = await self.service.evaluate(ruleset, checked)
+        if outcome.proposal is not None and not outcome.verdict.available:
+            raise NotComparable(f"the candidate's guardrails gave no verdict: {outcome.verdict.error}")
+        return outcome
+
+    async def close(self) -> None:
+        await self.guardrails.close()
