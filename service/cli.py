@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 
 from service import replay as replay_module
+from service import rule_tests
 from service import settings as settings_module
 from service.catalog import load_catalog
 from service.errors import OpsgateError, Problem, RulesetInvalid
@@ -63,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     log_commands = log.add_subparsers(dest="log_command", required=True)
     verify = log_commands.add_parser("verify", help="walk every hash chain; non-zero exit on the first bad record")
     _db_flag(verify)
+
+    test = commands.add_parser("test", help=rule_tests.HELP, description=rule_tests.DESCRIPTION)
+    _service_flags(test)
+    rule_tests.add_arguments(test)
 
     replay_module.add_parser(commands)
     return parser
@@ -153,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_serve(settings)
         if args.command == "decide":
             return cmd_decide(settings, args.file, args.ruleset, args.explain)
+        if args.command == "test":
+            return rule_tests.main(settings, args)
         if args.command == "log":
             return cmd_log_verify(settings)
         if args.command == "replay":

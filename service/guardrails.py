@@ -173,6 +173,46 @@ def _opa_problem(error: dict[str, Any], rego_dir: Path, display_root: str) -> Pr
     return Problem(reason, file=file, line=int(location.get("row", 0)), column=int(location.get("col", 0)))
 
 
+class PolicyTests(msgspec.Struct, frozen=True):
+    """What ``opa test`` said about the policies' own ``_test.rego`` files."""
+
+    root: str
+    passed: bool
+    pass_count: int
+    fail_count: int
+    failures: list[str]  # "data.pkg.test_name (rego/...:line)"
+    error: str | None = None
+
+
+def run_policy_tests(opa_bin: str, rego_dir: Path, display_root: str = "rego") -> PolicyTests:
+    """``opa test --format json`` over ``rego_dir``; a failing, erroring or uncompilable test fails."""
+    result = subprocess.run(
+        [opa_bin, "test", "--format", "json", str(rego_dir)], capture_output=True, text=True, timeout=300, check=False
+    )
+    try:
+        tests = json.loads(result.stdout) if result.stdout.strip() else None
+    except json.JSONDecodeError:
+        tests = None
+    if not isinstance(tests, list):  # compile errors: no results, the reasons on stderr
+        reason = (result.stderr or result.stdout).strip() or f"opa test exited with {result.returncode}"
+        return PolicyTests(display_root, False, 0, 0, [], error=reason)
+    failed = [t for t in tests if t.get("fail") or t.get("error")]
+    failures = [_test_name(t, rego_dir, display_root) for t in failed]
+    passed = result.returncode == 0 and not failed and bool(tests)
+    error = None if passed or failed else f"opa test exited with {result.returncode} and no failing test"
+    return PolicyTests(display_root, passed, len(tests) - len(failed), len(failed), failures, error)
+
+
+def _test_name(test: dict[str, Any], rego_dir: Path, display_root: str) -> str:
+    location = test.get("location") or {}
+    file = str(location.get("file", ""))
+    if file.startswith(str(rego_dir)):
+        file = display_root + file[len(str(rego_dir)) :]
+    error = test.get("error")
+    why = f": {error.get('message', error) if isinstance(error, dict) else error}" if error else ""
+    return f"{test.get('package', '')}.{test.get('name', '')} ({file}:{location.get('row', 0)}){why}"
+
+
 # --- the OPA child process ------------------------------------------------------
 
 _PR_SET_PDEATHSIG = 1
