@@ -28,8 +28,11 @@ async def _decide(request: Request[Any, Any, Any], state: State, ruleset: str) -
         reason = "the only value is 'full' (why each rule that did not fire did not)"
         raise BadRequest(f"invalid query parameter explain: {reason}", [Problem(reason, path="explain")])
     body = await request.body()
-    async with runtime(state).use() as served:
+    current = runtime(state)
+    async with current.use() as served:
         response = await served.service.decide(ruleset, body, caller(request), explain_full=explain == "full")
+    if current.shadow is not None:
+        current.shadow.offer(response)  # compared later, off the response path
     return _json(response)
 
 
@@ -109,7 +112,7 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        started = await Runtime.start(settings)
+        started = await Runtime.start(settings, with_shadow=True)
         app.state.runtime = started
         try:
             yield

@@ -12,8 +12,8 @@ from pathlib import Path
 import msgspec
 
 from service import replay as replay_module
-from service import rule_tests
 from service import settings as settings_module
+from service.candidate import candidate_dirs, check_candidate
 from service.catalog import load_catalog
 from service.errors import OpsgateError, Problem, RulesetInvalid
 from service.guardrails import check_policies, find_opa
@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="listen address (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: 8080)")
+    serve.add_argument(
+        "--shadow", type=Path, help="a candidate (DIR/rules, DIR/rego) decided beside each request; GET /admin/shadow"
+    )
     _service_flags(serve)
 
     decide = commands.add_parser("decide", help="decide once, locally, and print the JSON response")
@@ -65,10 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     verify = log_commands.add_parser("verify", help="walk every hash chain; non-zero exit on the first bad record")
     _db_flag(verify)
 
-    test = commands.add_parser("test", help=rule_tests.HELP, description=rule_tests.DESCRIPTION)
-    _service_flags(test)
-    rule_tests.add_arguments(test)
-
     replay_module.add_parser(commands)
     return parser
 
@@ -78,6 +77,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         name: getattr(args, name, None)
         for name in ("host", "port", "rules_dir", "rego_dir", "db", "writer_id", "opa_url", "opa_bin")
     }
+    flags["shadow"] = getattr(args, "shadow", None)
     return settings_module.from_env(**flags)
 
 
@@ -86,6 +86,8 @@ def cmd_serve(settings: Settings) -> int:
 
     from service.app import create_app
 
+    if settings.shadow is not None:  # a broken candidate stops serve here, with file:line:column (exit 2)
+        check_candidate(*candidate_dirs(settings.shadow), settings.opa_bin)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),
@@ -158,8 +160,6 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_serve(settings)
         if args.command == "decide":
             return cmd_decide(settings, args.file, args.ruleset, args.explain)
-        if args.command == "test":
-            return rule_tests.main(settings, args)
         if args.command == "log":
             return cmd_log_verify(settings)
         if args.command == "replay":

@@ -67,6 +67,13 @@ class Conflict(OpsgateError):
     status = 409
 
 
+class ShadowNotConfigured(OpsgateError):
+    """GET /admin/shadow on a server started without a shadow candidate."""
+
+    code = "shadow_not_configured"
+    status = 404
+
+
 class PayloadTooLarge(OpsgateError):
     code = "payload_too_large"
     status = 413

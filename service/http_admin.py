@@ -1,10 +1,11 @@
-"""Authors' endpoints: reload rules/ and rego/, roll back, activate a stored version."""
+"""Authors' endpoints: reload rules/ and rego/, roll back, activate a stored version, the shadow summary."""
 
 from __future__ import annotations
 
-from litestar import Response, post
+from litestar import Response, get, post
 from litestar.datastructures import State
 
+from service.errors import ShadowNotConfigured
 from service.http_common import json_response, runtime
 
 
@@ -23,4 +24,12 @@ async def activate(state: State, version: str) -> Response[bytes]:
     return json_response(await runtime(state).activate(version))
 
 
-ROUTES = [reload, rollback, activate]
+@get("/admin/shadow", summary="How the shadow candidate decides the live requests differently (serve --shadow)")
+async def shadow(state: State) -> Response[bytes]:
+    current = runtime(state)
+    if current.shadow is None:
+        raise ShadowNotConfigured("no shadow candidate: start serve with --shadow DIR (or OPSGATE_SHADOW=DIR)")
+    return json_response(current.shadow.summary(current.current.version))
+
+
+ROUTES = [reload, rollback, activate, shadow]

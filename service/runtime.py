@@ -27,6 +27,7 @@ from service.log_store import SqlDecisionLog
 from service.pipeline import DecisionService
 from service.review import ReviewService
 from service.settings import Settings
+from service.shadow import Shadow
 
 log = logging.getLogger("opsgate.runtime")
 DRAIN_TIMEOUT_S = 30.0
@@ -56,8 +57,11 @@ class Served:
 class Runtime:
     """Everything one serving process holds; started and closed as a unit."""
 
-    def __init__(self, settings: Settings, log_store: SqlDecisionLog, served: Served) -> None:
+    def __init__(
+        self, settings: Settings, log_store: SqlDecisionLog, served: Served, shadow: Shadow | None = None
+    ) -> None:
         self.settings = settings
+        self.shadow = shadow  # a candidate decided beside every request (serve --shadow), or None
         self.log = log_store
         self.current = served
         self.history: list[str] = [served.version]  # versions served, oldest first
@@ -89,7 +93,7 @@ class Runtime:
             served.in_flight -= 1
 
     @classmethod
-    async def start(cls, settings: Settings) -> Runtime:
+    async def start(cls, settings: Settings, *, with_shadow: bool = False) -> Runtime:
         log_store = SqlDecisionLog(settings.db, settings.writer_id)
         try:
             catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
@@ -99,7 +103,13 @@ class Runtime:
         except BaseException:
             log_store.close()
             raise
-        return cls(settings, log_store, served)
+        try:
+            shadow = await Shadow.start(settings) if with_shadow else None
+        except BaseException:
+            await served.guardrails.close()
+            log_store.close()
+            raise
+        return cls(settings, log_store, served, shadow)
 
     # --- changing the served version ---------------------------------------------
 
@@ -169,6 +179,8 @@ class Runtime:
     async def close(self) -> None:
         for task in list(self._retiring):
             await task
+        if self.shadow is not None:
+            await self.shadow.close()
         await self.current.guardrails.close()
         self.log.close()
 

@@ -27,6 +27,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     opa_timeout_ms: float = 100.0
     opa_restart_backoff_s: float = 0.2
     max_body_bytes: int = DEFAULT_MAX_BODY
+    shadow: Path | None = None  # serve: a candidate (rules/ and rego/) decided beside the live version
 
 
 # environment variable -> (field, parser)
@@ -43,6 +44,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "OPSGATE_OPA_TIMEOUT_MS": ("opa_timeout_ms", float),
     "OPSGATE_OPA_RESTART_BACKOFF_S": ("opa_restart_backoff_s", float),
     "OPSGATE_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "OPSGATE_SHADOW": ("shadow", Path),
 }
 
 

@@ -1,0 +1,182 @@
+"""opsgate test: the shipped ops cases through the real CLI, the real engine and the real OPA."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import EXAMPLE_FACTS, REGO_DIR, RULES_DIR
+from tests.integration.test_cli import opsgate
+
+OPS_RULES = ["escalate-attempts", "escalate-failures", "reassign-unavailable", "retry-after-failure", "dispatch"]
+
+
+@pytest.fixture
+def ops_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """rules/ and rego/ holding only the ops ruleset, its cases and its policies (with their tests)."""
+    rules, rego = tmp_path / "rules", tmp_path / "rego"
+    rules.mkdir()
+    shutil.copy(RULES_DIR / "ops.yaml", rules / "ops.yaml")
+    shutil.copytree(RULES_DIR / "tests" / "ops", rules / "tests" / "ops")
+    shutil.copytree(REGO_DIR, rego, ignore=lambda d, names: [n for n in names if _other_ruleset(Path(d), n)])
+    return rules, rego
+
+
+def _other_ruleset(directory: Path, name: str) -> bool:
+    return directory.name == "guardrails" and name not in ("ops", "lib")
+
+
+def run_test(rules: Path, rego: Path, *args: str, opa_bin: str) -> tuple[int, str, str]:
+    result = opsgate("test", "--rules", str(rules), "--rego", str(rego), *args, opa_bin=opa_bin)
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_the_shipped_ops_cases_pass_with_every_rule_covered(opa_bin: str, ops_dirs: tuple[Path, Path]) -> None:
+    code, out, err = run_test(*ops_dirs, "--ruleset", "ops", "--min-coverage", "100", opa_bin=opa_bin)
+    assert code == 0, out + err
+    assert "PASS ops: one failure at the first attempt retries after 60 seconds (rules/tests/ops/retry.yaml:4)" in out
+    assert "FAIL" not in out
+    assert "coverage ops: 11 case(s); rules 5/5 (100%); guardrail policies 1/4 triggered" in out
+    assert "rule not fired" not in out
+    assert (
+        "policy not triggered by any case: ops.retry_limit (rego/guardrails/ops/retry_limit/retry_limit.rego:4)" in out
+    )
+    assert "opa test rego: passed (" in out
+    assert out.rstrip().splitlines()[-1] == (
+        "ok: 11 case(s), 11 passed, 0 failed; rule coverage 100.0% (5/5 rules, minimum 100%); opa test passed"
+    )
+
+
+def test_a_changed_expectation_fails_naming_the_case_the_key_and_both_values(
+    opa_bin: str, ops_dirs: tuple[Path, Path]
+) -> None:
+    rules, rego = ops_dirs
+    retry = rules / "tests" / "ops" / "retry.yaml"
+    text = retry.read_text()
+    assert text.count("confidence: 0.7\n") == 1
+    retry.write_text(text.replace("confidence: 0.7\n", "confidence: 0.75\n"))
+    code, out, _ = run_test(rules, rego, "--ruleset", "ops", opa_bin=opa_bin)
+    assert code == 1
+    lines = out.splitlines()
+    failed = lines.index(
+        "FAIL ops: one failure at the first attempt retries after 60 seconds (rules/tests/ops/retry.yaml:4)"
+    )
+    assert lines[failed + 1] == "    confidence: expected 0.75, actual 0.7"
+    assert lines[-1].startswith("FAILED: 11 case(s), 10 passed, 1 failed;")
+
+
+def test_facts_that_fail_the_schema_fail_the_case_with_the_field_and_reason(
+    opa_bin: str, ops_dirs: tuple[Path, Path]
+) -> None:
+    rules, rego = ops_dirs
+    case = {"name": "negative failures", "facts": {**EXAMPLE_FACTS, "history": {"failures": -1, "latency": 5}},
+            "expect": {"decision_type": "OPS.DISPATCH"}}  # fmt: skip
+    (rules / "tests" / "ops" / "zz_bad_facts.yaml").write_text(yaml.safe_dump([case], sort_keys=False))
+    code, out, _ = run_test(rules, rego, "--ruleset", "ops", opa_bin=opa_bin)
+    assert code == 1
+    lines = out.splitlines()
+    failed = lines.index("FAIL ops: negative failures (rules/tests/ops/zz_bad_facts.yaml:1)")
+    assert lines[failed + 1] == "    facts do not fit the fact schema: history.failures: Expected `int` >= 0"
+
+
+def test_min_coverage_fails_when_cases_are_dropped(opa_bin: str, ops_dirs: tuple[Path, Path]) -> None:
+    rules, rego = ops_dirs
+    (rules / "tests" / "ops" / "escalate.yaml").unlink()
+    code, out, _ = run_test(rules, rego, "--min-coverage", "100", opa_bin=opa_bin)
+    assert code == 1
+    assert "    rule not fired by any case: escalate-attempts (rules/ops.yaml:63)" in out
+    assert "    rule not fired by any case: escalate-failures (rules/ops.yaml:77)" in out
+    assert out.rstrip().splitlines()[-1] == (
+        "FAILED: 9 case(s), 9 passed, 0 failed; rule coverage 60.0% (3/5 rules, minimum 100%) BELOW MINIMUM; "
+        "opa test passed"
+    )
+    code, out, _ = run_test(rules, rego, "--min-coverage", "60", opa_bin=opa_bin)
+    assert code == 0, out
+
+
+def test_json_output_carries_cases_coverage_and_opa_test(opa_bin: str, ops_dirs: tuple[Path, Path]) -> None:
+    rules, rego = ops_dirs
+    (rules / "tests" / "ops" / "reassign.yaml").unlink()
+    code, out, _ = run_test(rules, rego, "--format", "json", opa_bin=opa_bin)
+    assert code == 0
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert report["summary"] == {"cases": 8, "passed": 8, "failed": 0}
+    first = report["cases"][0]
+    assert first == {
+        "ruleset": "ops", "name": "first attempt on an available resource dispatches",
+        "file": "rules/tests/ops/dispatch.yaml", "line": 3, "passed": True, "failures": [],
+    }  # fmt: skip
+    ops = report["coverage"]["rulesets"]["ops"]
+    assert ops["cases"] == 8
+    # reassign-unavailable still fires in the min_confidence cases of guardrails.yaml
+    assert ops["rules"] == {"total": 5, "covered": 5, "uncovered": [], "percent": 100.0}
+    assert ops["policies"]["total"] == 4 and ops["policies"]["triggered"] == 1
+    assert ops["policies"]["percent"] == 25.0
+    assert {p["name"] for p in ops["policies"]["untriggered"]} == {
+        "ops.autonomy_ceiling", "ops.reassign_target", "ops.retry_limit"
+    }  # fmt: skip
+    assert {"rules_total": 5, "rules_covered": 5, "percent": 100.0}.items() <= report["coverage"].items()
+    assert report["opa_test"]["passed"] is True and report["opa_test"]["fail_count"] == 0
+    assert report["opa_test"]["pass_count"] > 10
+
+
+def test_a_failing_changed_expectation_shows_in_json_with_expected_and_actual(
+    opa_bin: str, ops_dirs: tuple[Path, Path]
+) -> None:
+    rules, rego = ops_dirs
+    dispatch = rules / "tests" / "ops" / "dispatch.yaml"
+    dispatch.write_text(
+        dispatch.read_text().replace("fired: [dispatch]\n", "fired: [dispatch, retry-after-failure]\n", 1)
+    )
+    code, out, _ = run_test(rules, rego, "--format", "json", opa_bin=opa_bin)
+    assert code == 1
+    report = json.loads(out)
+    assert report["ok"] is False
+    assert report["cases"][0]["failures"] == [
+        {"key": "fired", "expected": ["dispatch", "retry-after-failure"], "actual": ["dispatch"]}
+    ]
+
+
+def test_a_malformed_case_file_is_a_load_error_at_file_line_column(opa_bin: str, ops_dirs: tuple[Path, Path]) -> None:
+    rules, rego = ops_dirs
+    text = "- name: typo\n  facts: {org_id: 0}\n  expect:\n    decison_type: OPS.RETRY\n"
+    (rules / "tests" / "ops" / "typo.yaml").write_text(text)
+    (rules / "tests" / "ops" / "syntax.yaml").write_text("- name: [unclosed\n  facts: {}\n")
+    code, out, err = run_test(rules, rego, opa_bin=opa_bin)
+    assert code == 2
+    assert out == ""
+    assert "rules/tests/ops/typo.yaml:4:5: error: [0].expect.decison_type: unknown key 'decison_type'" in err
+    assert "rules/tests/ops/syntax.yaml:2:8: error: YAML syntax: expected ',' or ']', but got ':'" in err
+
+
+def test_a_case_directory_without_its_ruleset_is_a_load_error(opa_bin: str, ops_dirs: tuple[Path, Path]) -> None:
+    rules, rego = ops_dirs
+    (rules / "tests" / "deploy").mkdir()
+    code, _, err = run_test(rules, rego, opa_bin=opa_bin)
+    assert code == 2
+    assert "rules/tests/deploy:1:1: error: case directory 'deploy' names no ruleset (no rules/deploy.yaml" in err
+
+
+def test_an_unknown_ruleset_and_a_bad_minimum_are_usage_errors(opa_bin: str, ops_dirs: tuple[Path, Path]) -> None:
+    code, _, err = run_test(*ops_dirs, "--ruleset", "nope", opa_bin=opa_bin)
+    assert code == 2
+    assert "unknown ruleset 'nope' (known: ops)" in err
+    code, _, err = run_test(*ops_dirs, "--min-coverage", "120", opa_bin=opa_bin)
+    assert code == 2
+    assert "--min-coverage" in err
+
+
+def test_a_failing_rego_test_fails_the_run(opa_bin: str, ops_dirs: tuple[Path, Path]) -> None:
+    rules, rego = ops_dirs
+    test = rego / "guardrails" / "ops" / "retry_limit" / "retry_limit_test.rego"
+    test.write_text(test.read_text() + "\ntest_fail_on_purpose if {\n\tfalse\n}\n")
+    code, out, _ = run_test(rules, rego, opa_bin=opa_bin)
+    assert code == 1
+    assert "opa test rego: FAILED (" in out
+    assert "    FAIL data.guardrails.ops.retry_limit_test.test_fail_on_purpose (rego/guardrails/ops/retry_limit/" in out
+    assert out.rstrip().endswith("opa test failed")

@@ -1,0 +1,77 @@
+"""The flip matrix and the shadow's bounded queue, with a fake candidate (pure logic)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from service.candidate import NotComparable
+from service.flips import MAX_REASONS, OTHER_REASONS, FlipMatrix, Side
+from service.shadow import Shadow
+
+ESCALATE, DISPATCH, RETRY = "OPS.ESCALATE", "OPS.DISPATCH", "OPS.RETRY"
+
+
+def side(decision_type: str, rule: str, *violations: str) -> Side:
+    return Side(decision_type, [rule], list(violations))
+
+
+def test_the_matrix_counts_the_diagonal_and_keeps_the_first_samples_of_each_flip() -> None:
+    matrix = FlipMatrix(2)
+    for n in range(3):
+        matrix.add(f"d{n}", side(ESCALATE, "escalate-attempts"), side(DISPATCH, "dispatch"))
+    matrix.add("d3", side(RETRY, "retry-after-failure"), side(RETRY, "retry-after-failure"))
+    summary = matrix.summary()
+    assert (summary.compared, summary.changed) == (4, 3)
+    assert summary.matrix == {ESCALATE: {DISPATCH: 3}, RETRY: {RETRY: 1}}
+    [flip] = summary.flips
+    assert (flip.old, flip.new, flip.count) == (ESCALATE, DISPATCH, 3)
+    assert [s.decision_id for s in flip.samples] == ["d0", "d1"]
+
+
+def test_recent_keeps_the_latest_samples_and_reasons_beyond_the_cap_are_counted_together() -> None:
+    matrix = FlipMatrix(2, recent=True)
+    for n in range(3):
+        matrix.add(f"d{n}", side(ESCALATE, "escalate-attempts"), side(RETRY, "retry-after-failure", "OPS-X"))
+    for n in range(MAX_REASONS + 2):
+        matrix.skip(f"s{n}", f"reason {n}")
+    summary = matrix.summary()
+    assert [s.decision_id for s in summary.flips[0].samples] == ["d1", "d2"]
+    assert summary.flips[0].samples[0].new.violations == ["OPS-X"]
+    other = next(s for s in summary.not_comparable if s.reason == OTHER_REASONS)
+    assert (other.count, other.samples) == (2, [f"s{MAX_REASONS}", f"s{MAX_REASONS + 1}"])
+    assert len(summary.not_comparable) == MAX_REASONS + 1
+
+
+class NeverComparable:
+    version = "candidate-version"
+
+    async def redecide(self, ruleset_name: str, facts: dict[str, Any]) -> Any:
+        raise NotComparable(f"ruleset {ruleset_name!r} is not in the candidate")
+
+    async def close(self) -> None:
+        pass
+
+
+def response(n: int) -> Any:
+    explanation = SimpleNamespace(ruleset=SimpleNamespace(name="ops"))
+    return SimpleNamespace(result=SimpleNamespace(decision_id=f"d{n}", context={}, explanation=explanation))
+
+
+def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
+    async def scenario() -> dict[str, Any]:
+        shadow = Shadow(NeverComparable(), queue_size=2)  # type: ignore[arg-type]
+        for n in range(5):
+            shadow.offer(response(n))  # the worker has not run yet: room for two
+        await asyncio.wait_for(shadow._queue.join(), 5)
+        summary = shadow.summary("live-version")
+        await shadow.close()
+        return summary
+
+    summary = asyncio.run(scenario())
+    assert (summary["dropped"], summary["compared"], summary["errors"]) == (3, 0, 2)
+    assert summary["error_reasons"] == [
+        {"reason": "ruleset 'ops' is not in the candidate", "count": 2, "samples": ["d0", "d1"]}
+    ]
+    assert (summary["candidate_version"], summary["live_version"]) == ("candidate-version", "live-version")
