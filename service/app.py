@@ -18,6 +18,7 @@ from service.http_common import caller, runtime
 from service.http_common import json_response as _json
 from service.runtime import Runtime
 from service.settings import Settings
+from service.watch import watching
 
 log = logging.getLogger("opsgate.http")
 
@@ -115,7 +116,8 @@ def create_app(settings: Settings) -> Litestar:
         started = await Runtime.start(settings, with_shadow=True)
         app.state.runtime = started
         try:
-            yield
+            async with watching(started):
+                yield
         finally:
             await started.close()
 

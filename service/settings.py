@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import msgspec
@@ -28,10 +28,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     opa_restart_backoff_s: float = 0.2
     max_body_bytes: int = DEFAULT_MAX_BODY
     shadow: Path | None = None  # serve: a candidate (rules/ and rego/) decided beside the live version
+    watch: bool = False  # serve: reload when rules/ or rego/ change on disk
+    watch_interval_s: float = 1.0
+
+
+def _flag(text: str) -> bool:
+    """An on/off variable: 1/true/yes/on or 0/false/no/off."""
+    value = text.strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError("expected 1/true/yes/on or 0/false/no/off")
+    return value in ("1", "true", "yes", "on")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be greater than 0")
+    return value
 
 
 # environment variable -> (field, parser)
-_ENV: dict[str, tuple[str, type]] = {
+_ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_HOST": ("host", str),
     "OPSGATE_PORT": ("port", int),
     "OPSGATE_RULES_DIR": ("rules_dir", Path),
@@ -45,6 +62,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "OPSGATE_OPA_RESTART_BACKOFF_S": ("opa_restart_backoff_s", float),
     "OPSGATE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "OPSGATE_SHADOW": ("shadow", Path),
+    "OPSGATE_WATCH": ("watch", _flag),
+    "OPSGATE_WATCH_INTERVAL_S": ("watch_interval_s", _positive),
 }
 
 

@@ -39,6 +39,18 @@ def copied_dirs(tmp_path: Path) -> tuple[Path, Path]:
     return rules, rego
 
 
+@pytest.fixture
+def ops_only_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    """Copies of rules/ops.yaml alone and of the policies ops uses: tests that must not change
+    when other rulesets are added to rules/ and rego/."""
+    rules, rego = tmp_path / "rules", tmp_path / "rego"
+    rules.mkdir()
+    shutil.copy(RULES_DIR / "ops.yaml", rules / "ops.yaml")
+    for part in ("config", "guardrails/lib", "guardrails/ops", "opsgate"):
+        shutil.copytree(REGO_DIR / part, rego / part)
+    return rules, rego
+
+
 PG_SERVER = os.environ.get("OPSGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

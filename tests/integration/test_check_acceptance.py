@@ -8,14 +8,13 @@ runs as a real subprocess with the real opa binary.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REGO_DIR, ROOT, RULES_DIR
+from tests.conftest import ROOT
 
 OPS = "ops.yaml"
 RETRY_LIMIT = "guardrails/ops/retry_limit/retry_limit.rego"
@@ -79,17 +78,6 @@ CASES = [
         id="rego-error",
     ),
 ]  # fmt: skip
-
-
-@pytest.fixture
-def ops_only_dirs(tmp_path: Path) -> tuple[Path, Path]:
-    """rules/ holding only ops.yaml and rego/ only what ops needs: other rulesets come and go."""
-    rules, rego = tmp_path / "rules", tmp_path / "rego"
-    rules.mkdir()
-    shutil.copy(RULES_DIR / OPS, rules / OPS)
-    for part in ("config", "guardrails/lib", "guardrails/ops", "opsgate"):
-        shutil.copytree(REGO_DIR / part, rego / part)
-    return rules, rego
 
 
 def check(rules: Path, rego: Path, opa_bin: str) -> subprocess.CompletedProcess[str]:

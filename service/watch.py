@@ -1,0 +1,79 @@
+"""``serve --watch``: poll rules/ and rego/ and reload when their content changes.
+
+Polling a content hash needs no platform file-notification API and sees edits
+made through any path (editors that write a new file and rename it, copies,
+git checkouts).  A change goes through ``Runtime.reload``, the same path as
+``POST /admin/reload``: a broken change is logged with its file:line:column
+problems and the version being served stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+
+from service.errors import OpsgateError
+from service.runtime import Runtime
+
+log = logging.getLogger("opsgate.watch")
+
+
+def tree_hash(dirs: tuple[Path, ...]) -> str:
+    """sha256 over the relative path and content of every file under ``dirs``."""
+    digest = hashlib.sha256()
+    for index, root in enumerate(dirs):
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            try:
+                content = path.read_bytes()
+            except OSError:  # deleted between listing and reading: the next poll sees it gone
+                continue
+            digest.update(f"{index}/{path.relative_to(root)}\0{hashlib.sha256(content).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+async def watch(runtime: Runtime, interval_s: float) -> None:
+    """Reload whenever the watched files change; runs until cancelled."""
+    dirs = (runtime.settings.rules_dir, runtime.settings.rego_dir)
+    seen = await asyncio.to_thread(tree_hash, dirs)
+    log.info("watching %s every %.1f s", " and ".join(map(str, dirs)), interval_s)
+    while True:
+        await asyncio.sleep(interval_s)
+        current = await asyncio.to_thread(tree_hash, dirs)
+        if current != seen:
+            seen = current  # a refused change is not retried until the files change again
+            await _reload(runtime)
+
+
+async def _reload(runtime: Runtime) -> None:
+    try:
+        result = await runtime.reload()
+    except OpsgateError as error:
+        for problem in error.problems:
+            log.error("%s", problem)
+        log.error("change refused (%s); still serving version %s", error.message, runtime.current.version[:12])
+    except Exception:  # the watch must outlive any one failed reload
+        log.exception("reload failed; still serving version %s", runtime.current.version[:12])
+    else:
+        if result["changed"]:
+            log.info("now serving version %s", str(result["version"])[:12])
+            for warning in runtime.catalog.warnings:
+                log.warning("%s", warning)
+
+
+@asynccontextmanager
+async def watching(runtime: Runtime) -> AsyncIterator[None]:
+    """Run the watch beside the app when ``settings.watch`` is on; cancel it on the way out."""
+    if not runtime.settings.watch:
+        yield
+        return
+    task = asyncio.create_task(watch(runtime, runtime.settings.watch_interval_s), name="opsgate-watch")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
