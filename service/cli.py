@@ -42,6 +42,16 @@ def _service_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opa-bin", help="the opa binary (default: OPSGATE_OPA_BIN, PATH, or the cached build)")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds greater than 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opsgate", description="Policy-as-code decision service.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (default: 8080)")
     serve.add_argument(
         "--shadow", type=Path, help="a candidate (DIR/rules, DIR/rego) decided beside each request; GET /admin/shadow"
+    )
+    serve.add_argument(
+        "--watch", action="store_true", default=None, help="reload when rules/ or rego/ change (default: off)"
+    )
+    serve.add_argument(
+        "--watch-interval", dest="watch_interval_s", type=_seconds, help="seconds between --watch polls (default: 1)"
     )
     _service_flags(serve)
 
@@ -80,10 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     flags = {
         name: getattr(args, name, None)
-        for name in ("host", "port", "rules_dir", "rego_dir", "db", "writer_id", "opa_url", "opa_bin")
+        for name in ("host", "port", "rules_dir", "rego_dir", "db", "writer_id", "opa_url", "opa_bin", "watch")
     }
     flags["shadow"] = getattr(args, "shadow", None)
-    return settings_module.from_env(**flags)
+    return settings_module.from_env(**flags, watch_interval_s=getattr(args, "watch_interval_s", None))
 
 
 def cmd_serve(settings: Settings) -> int:
