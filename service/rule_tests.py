@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from service.case_capture import write_case
 from service.cases import (
     Case,
     Mismatch,
@@ -321,9 +322,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fail (exit 1) when rule coverage, covered rules / total rules over the selected rulesets, is below N%%",
     )  # fmt: skip
     parser.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
+    parser.add_argument(
+        "--from-decision", metavar="ID",
+        help="write a new case file from the logged decision ID (read from --db) instead of running the cases",
+    )  # fmt: skip
+    parser.add_argument("--name", help="with --from-decision: the case's name and file name (default: the id)")
+    parser.add_argument("--out", type=Path, help="with --from-decision: the file to write")
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
+    if args.from_decision:
+        print(write_case(settings, args.from_decision, args.name, args.out))
+        return 0
+    if args.name or args.out:
+        raise OpsgateError("--name and --out only go with --from-decision")
     report = run(settings, list(dict.fromkeys(args.ruleset)), args.min_coverage)
     print(render_json(report) if args.format == "json" else render_text(report))
     return 0 if report.ok else 1

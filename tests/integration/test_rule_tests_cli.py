@@ -180,3 +180,68 @@ def test_a_failing_rego_test_fails_the_run(opa_bin: str, ops_dirs: tuple[Path, P
     assert "opa test rego: FAILED (" in out
     assert "    FAIL data.guardrails.ops.retry_limit_test.test_fail_on_purpose (rego/guardrails/ops/retry_limit/" in out
     assert out.rstrip().endswith("opa test failed")
+
+
+def decide_and_log(db: Path, facts: dict[str, object], opa_bin: str) -> str:
+    decided = opsgate("decide", "-", "--db", str(db), stdin=json.dumps(facts), opa_bin=opa_bin)
+    assert decided.returncode == 0, decided.stderr
+    decision_id: str = json.loads(decided.stdout)["result"]["decision_id"]
+    return decision_id
+
+
+def test_a_logged_decision_becomes_a_case_that_passes(
+    opa_bin: str, ops_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    rules, rego = ops_dirs
+    db = tmp_path / "decisions.db"
+    # min_confidence denies this retry (0.85 - 0.10 - 0.20 = 0.55): the case keeps the violation
+    decision_id = decide_and_log(db, {**EXAMPLE_FACTS, "process": {**EXAMPLE_FACTS["process"], "attempts": 2},
+                                      "history": {"failures": 2, "latency": 500}}, opa_bin)  # fmt: skip
+    wrote = opsgate("test", "--from-decision", decision_id, "--db", str(db), "--rules", str(rules),
+                    "--rego", str(rego), opa_bin=opa_bin)  # fmt: skip
+    assert wrote.returncode == 0, wrote.stderr
+    path = rules / "tests" / "ops" / f"{decision_id}.yaml"
+    assert wrote.stdout == f"{path}\n"
+    text = path.read_text()
+    assert text.startswith(f"# From logged decision {decision_id} (")
+    assert "# decided by ruleset ops version " in text
+    [case] = yaml.safe_load(text)
+    assert case["name"] == f"decision {decision_id}"
+    assert case["facts"]["history"] == {"failures": 2, "latency": 500}
+    assert case["expect"] == {
+        "decision_type": "OPS.ESCALATE",
+        "confidence": 0.55,
+        "fired": ["retry-after-failure", "dispatch"],
+        "won": "retry-after-failure",
+        "violations": ["OPS-MIN-CONFIDENCE"],
+        "execution_status": "ESCALATED",
+    }
+    code, out, _ = run_test(rules, rego, "--ruleset", "ops", opa_bin=opa_bin)
+    assert code == 0, out
+    assert f"PASS ops: decision {decision_id} (rules/tests/ops/{decision_id}.yaml:5)" in out
+    assert "ok: 12 case(s), 12 passed, 0 failed;" in out
+
+
+def test_from_decision_takes_a_name_and_never_overwrites(
+    opa_bin: str, ops_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    rules, rego = ops_dirs
+    db = tmp_path / "decisions.db"
+    decision_id = decide_and_log(db, EXAMPLE_FACTS, opa_bin)
+    args = ("test", "--from-decision", decision_id, "--db", str(db), "--rules", str(rules), "--rego", str(rego))
+    first = opsgate(*args, "--name", "dispatch seen in production", opa_bin=opa_bin)
+    assert first.returncode == 0, first.stderr
+    path = rules / "tests" / "ops" / "dispatch-seen-in-production.yaml"
+    assert yaml.safe_load(path.read_text())[0]["name"] == "dispatch seen in production"
+    before = path.read_text()
+    again = opsgate(*args, "--name", "dispatch seen in production", opa_bin=opa_bin)
+    assert again.returncode == 2
+    assert f"{path} exists; choose another --name or --out" in again.stderr
+    assert path.read_text() == before
+    missing = opsgate(*args[:2], "no-such-id", *args[3:], opa_bin=opa_bin)
+    assert missing.returncode == 2
+    assert "no decision 'no-such-id' in the log" in missing.stderr
+    nolog = opsgate(*args[:3], "--db", str(tmp_path / "absent.db"), *args[5:], opa_bin=opa_bin)
+    assert nolog.returncode == 2
+    assert "no decision log at" in nolog.stderr
+    assert not (tmp_path / "absent.db").exists()

@@ -1,0 +1,85 @@
+"""``opsgate test --from-decision ID``: turn a logged decision into a regression test case.
+
+The case holds the decision's stored facts and its actual outcome as ``expect``, in the
+agreed case format (see ``service/cases.py``), under ``rules/tests/<ruleset>/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from service.catalog import load_catalog
+from service.decision_log import StoredRecord
+from service.errors import Conflict, NotFound, OpsgateError
+from service.log_store import SqlDecisionLog, dialect_for
+from service.settings import Settings
+
+
+def read_decision(db: str, decision_id: str) -> dict[str, Any]:
+    """The logged record of ``decision_id`` (the one ``GET /decisions/{id}`` shows)."""
+    dialect = dialect_for(db)
+    if dialect.name == "sqlite" and not Path(dialect.target).is_file():
+        raise NotFound(f"no decision log at {db}")  # opening it would create an empty one
+    log = SqlDecisionLog(db, "opsgate-test")
+    try:
+        entries: list[StoredRecord] = asyncio.run(log.get(decision_id))
+    finally:
+        log.close()
+    decisions = [entry for entry in entries if entry.kind == "decision"]
+    if not decisions:
+        raise NotFound(f"no decision {decision_id!r} in the log at {db}")
+    return decisions[0].record()
+
+
+def expectation(record: dict[str, Any], hit_policy: str) -> dict[str, Any]:
+    """The outcome the decision actually had, as a case's ``expect``."""
+    winners = [rule["id"] for rule in record["fired_rules"] if rule["won"]]
+    won: Any = winners if hit_policy == "collect" else (winners[0] if winners else None)
+    return {
+        "decision_type": record["decision"]["decision_type"],
+        "confidence": record["decision"]["confidence"],
+        "fired": [rule["id"] for rule in record["fired_rules"]],
+        "won": won,
+        "violations": sorted({v["id"] for v in record["guardrails"]["violations"]}),
+        "execution_status": record["execution"]["status"],
+    }
+
+
+def case_text(record: dict[str, Any], name: str, hit_policy: str) -> str:
+    """The case file: a comment naming where it came from, then one case."""
+    case = {"name": name, "facts": record["facts"], "expect": expectation(record, hit_policy)}
+    header = (
+        f"# From logged decision {record['decision_id']} ({record['created_at']}, caller {record['caller']}),\n"
+        f"# decided by ruleset {record['ruleset']['name']} version {record['ruleset']['version']},\n"
+        f"# bundle revision {record['bundle_revision']}. Written by opsgate test --from-decision:\n"
+        "# the expectations are what was decided then; review them before committing.\n"
+    )
+    return header + yaml.safe_dump([case], sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "case"
+
+
+def write_case(settings: Settings, decision_id: str, name: str | None, out: Path | None) -> Path:
+    """Write the case file for ``decision_id``; refuses to overwrite. Returns the path written."""
+    record = read_decision(settings.db, decision_id)
+    ruleset_name = record["ruleset"]["name"]
+    catalog = load_catalog(settings.rules_dir, settings.rego_dir)
+    if ruleset_name not in catalog.rulesets:
+        raise OpsgateError(f"decision {decision_id} was made by ruleset {ruleset_name!r}, not in {settings.rules_dir}")
+    case_name = name or f"decision {decision_id}"
+    target = out or settings.rules_dir / "tests" / ruleset_name / f"{_file_name(name or decision_id)}.yaml"
+    text = case_text(record, case_name, catalog.rulesets[ruleset_name].hit_policy)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(target, "x", encoding="utf-8") as file:  # "x": never overwrite a case someone wrote
+            file.write(text)
+    except FileExistsError:
+        raise Conflict(f"{target} exists; choose another --name or --out") from None
+    return target
