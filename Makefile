@@ -9,7 +9,7 @@ GET_OPA := scripts/get-opa.sh
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test venv opa browser check rego-test pytest lint clean
+.PHONY: run test venv opa browser check rego-test rule-test pytest lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,12 +47,16 @@ rego-test: opa
 	  || { echo "rego coverage below 90%"; exit 1; }; \
 	$(BIN)/python -c 'import json; print("rego coverage: %.1f%%" % json.load(open("var/rego-coverage.json"))["coverage"])'
 
+# Every shipped ruleset's cases (rules/tests/<ruleset>/) must pass and make every rule fire.
+rule-test: venv opa
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/opsgate test --min-coverage 100
+
 pytest: venv opa browser
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m pytest
 
 test: venv opa
 	@mkdir -p var
-	@$(MAKE) --no-print-directory check rego-test pytest
+	@$(MAKE) --no-print-directory check rego-test rule-test pytest
 
 lint: venv
 	$(BIN)/ruff check service tests
