@@ -14,7 +14,7 @@ unconditional rule, identical conditions, bounds on the same fact path,
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -40,16 +40,35 @@ class Finding(msgspec.Struct, frozen=True):
     reason: str
 
 
-def lint(hit_policy: str, rules: Sequence[LintedRule], params: Mapping[str, Any]) -> list[Finding]:
-    """Every warning for one ruleset, rules in file order."""
+def lint(
+    hit_policy: str,
+    rules: Sequence[LintedRule],
+    params: Mapping[str, Any],
+    enums: Mapping[str, Sequence[Any]] | None = None,
+) -> list[Finding]:
+    """Every warning for one ruleset, rules in file order.
+
+    ``enums`` maps the fact paths that always hold one of a fixed set of values
+    (required, enumerated) to that set: rules covering each value of one of them
+    are a fallback as good as ``when: true``."""
     if hit_policy != "first" or not rules:
         return []
     conditions = {rule.order: fold_params(rule.when, params) for rule in rules}
     ranked = sorted(rules, key=lambda r: (-r.priority, r.order))
     findings = [f for i, rule in enumerate(ranked) if (f := _shadowed(rule, ranked[:i], conditions))]
-    if not any(_always(conditions[rule.order]) for rule in rules):
+    if not any(_always(c) for c in conditions.values()) and not _exhaustive(conditions.values(), enums or {}):
         findings.append(Finding(None, _NO_FALLBACK))
     return sorted(findings, key=lambda f: -1 if f.rule is None else f.rule)
+
+
+def _exhaustive(conditions: Iterable[expr.Node], enums: Mapping[str, Sequence[Any]]) -> bool:
+    """Do rules of the form ``x == v`` / ``x in [...]`` together cover every value ``x`` can have?"""
+    covered: dict[str, set[Any]] = {}
+    for condition in conditions:
+        finite = _finite_values(condition)
+        if finite is not None and finite[0] in enums:
+            covered.setdefault(finite[0], set()).update(finite[1])
+    return any(set(enums[path]) <= values for path, values in covered.items())
 
 
 _NO_FALLBACK = (

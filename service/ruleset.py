@@ -161,7 +161,7 @@ def parse_ruleset(
 
 
 def _warnings(source: Source, ruleset: Ruleset) -> list[Problem]:
-    findings = lint(ruleset.hit_policy, ruleset.rules, ruleset.params)
+    findings = lint(ruleset.hit_policy, ruleset.rules, ruleset.params, dict(_enum_paths(ruleset.facts)))
     return [
         source.problem(("rules",), f.reason, at_key=True, severity="warning")
         if f.rule is None
@@ -309,6 +309,19 @@ def _schema_has(fields: dict[str, FieldSpec], parts: tuple[str, ...]) -> bool:
             return False
         spec = spec.fields.get(name)
     return spec is not None
+
+
+def _enum_paths(fields: dict[str, FieldSpec], prefix: str = "") -> list[tuple[str, list[Value]]]:
+    """The fact paths that always hold one of their enum's values (required all the way down)."""
+    found: list[tuple[str, list[Value]]] = []
+    for name, spec in fields.items():
+        if not spec.required:
+            continue
+        if spec.enum and all(isinstance(v, (str, int, float, bool)) for v in spec.enum):
+            found.append((f"{prefix}{name}", list(spec.enum)))
+        if spec.type == "object" and spec.fields:
+            found.extend(_enum_paths(spec.fields, f"{prefix}{name}."))
+    return found
 
 
 def _nullable_paths(fields: dict[str, FieldSpec], prefix: str = "", inherited: bool = False) -> list[str]:

@@ -7,6 +7,7 @@ import pytest
 
 from service import expr
 from service.lint import Finding, implies, lint
+from service.ruleset import parse_ruleset
 
 
 class FakeRule(msgspec.Struct, frozen=True):
@@ -114,3 +115,34 @@ def test_a_first_ruleset_without_an_unconditional_rule_has_no_fallback() -> None
 
 def test_collect_rulesets_are_not_linted_for_shadowing_or_fallback() -> None:
     assert lint("collect", rules(("a", 50, "x >= 3"), ("b", 40, "x >= 5")), {}) == []
+
+
+SCENARIOS = {"scenario": ["a", "b", "c"]}
+
+
+def test_rules_covering_every_value_of_an_enumerated_fact_are_a_fallback() -> None:
+    covering = rules(("a", 10, 'scenario == "a"'), ("bc", 10, 'scenario in ["b", "c"]'))
+    assert lint("first", covering, {}, SCENARIOS) == []
+
+
+def test_rules_missing_one_enum_value_have_no_fallback() -> None:
+    partial = rules(("a", 10, 'scenario == "a"'), ("b", 10, 'scenario == "b" and x > 1'), ("c", 10, 'scenario == "c"'))
+    assert [f.rule for f in lint("first", partial, {}, SCENARIOS)] == [None]
+
+
+ALL_STATUSES = '["available", "unavailable", "overloaded", "offline", "maintenance"]'
+
+
+@pytest.mark.parametrize(
+    ("dispatch_when", "expected"),
+    [
+        (f"when: resource.status in {ALL_STATUSES}", []),
+        ('when: resource.status in ["available", "unavailable", "overloaded", "offline"]', [(62, 1, "rules")]),
+    ],
+)
+def test_a_loaded_ruleset_counts_its_required_enum_fields_as_a_fallback(
+    ops_text: str, dispatch_when: str, expected: list[tuple[int, int, str]]
+) -> None:
+    ruleset = parse_ruleset(ops_text.replace("when: true", dispatch_when).encode(), "rules/ops.yaml", [])
+    assert [(w.line, w.column, w.path) for w in ruleset.warnings] == expected
+    assert all(w.severity == "warning" for w in ruleset.warnings)
