@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import cast
+
 import msgspec
 import pytest
 
-from service.cases import Expect, compare, parse_cases
+from service.cases import Expect, compare, load_cases, parse_cases
 from service.errors import RulesetInvalid
+from service.ruleset import Ruleset
 
 ACTUAL = {
     "decision_type": "OPS.RETRY",
@@ -81,3 +85,23 @@ def test_a_case_remembers_where_it_starts() -> None:
     cases = parse_cases(b"# header\n- name: one\n  facts: {}\n  expect: {}\n\n- name: two\n  facts: {}\n  expect: {}\n",
                         "c.yaml", "ops")  # fmt: skip
     assert [(c.name, c.file, c.line) for c in cases] == [("one", "c.yaml", 2), ("two", "c.yaml", 6)]
+
+
+def test_a_case_name_used_twice_in_a_ruleset_is_reported_where_it_repeats(tmp_path: Path) -> None:
+    cases = tmp_path / "rules" / "tests" / "ops"
+    cases.mkdir(parents=True)
+    (cases / "a.yaml").write_text("- name: same\n  facts: {}\n  expect: {}\n")
+    (cases / "b.yaml").write_text("# again\n- name: same\n  facts: {}\n  expect: {}\n")
+    with pytest.raises(RulesetInvalid) as raised:
+        load_cases(tmp_path / "rules", {"ops": cast(Ruleset, None)}, ["ops"])
+    assert [str(p) for p in raised.value.problems] == [
+        "rules/tests/ops/b.yaml:2:9: error: duplicate case name 'same' (first at rules/tests/ops/a.yaml:1)"
+    ]
+
+
+def test_cases_of_rulesets_not_selected_are_not_read(tmp_path: Path) -> None:
+    broken = tmp_path / "rules" / "tests" / "hitl"
+    broken.mkdir(parents=True)
+    (broken / "x.yaml").write_text("- name: [\n")
+    rulesets = {"ops": cast(Ruleset, None), "hitl": cast(Ruleset, None)}
+    assert load_cases(tmp_path / "rules", rulesets, ["ops"]) == []
