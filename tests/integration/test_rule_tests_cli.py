@@ -182,8 +182,10 @@ def test_a_failing_rego_test_fails_the_run(opa_bin: str, ops_dirs: tuple[Path, P
     assert out.rstrip().endswith("opa test failed")
 
 
-def decide_and_log(db: Path, facts: dict[str, object], opa_bin: str) -> str:
-    decided = opsgate("decide", "-", "--db", str(db), stdin=json.dumps(facts), opa_bin=opa_bin)
+def decide_and_log(dirs: tuple[Path, Path], db: Path, facts: dict[str, object], opa_bin: str) -> str:
+    rules, rego = dirs
+    decided = opsgate("decide", "-", "--rules-dir", str(rules), "--rego-dir", str(rego), "--db", str(db),
+                      stdin=json.dumps(facts), opa_bin=opa_bin)  # fmt: skip
     assert decided.returncode == 0, decided.stderr
     decision_id: str = json.loads(decided.stdout)["result"]["decision_id"]
     return decision_id
@@ -195,7 +197,7 @@ def test_a_logged_decision_becomes_a_case_that_passes(
     rules, rego = ops_dirs
     db = tmp_path / "decisions.db"
     # min_confidence denies this retry (0.85 - 0.10 - 0.20 = 0.55): the case keeps the violation
-    decision_id = decide_and_log(db, {**EXAMPLE_FACTS, "process": {**EXAMPLE_FACTS["process"], "attempts": 2},
+    decision_id = decide_and_log(ops_dirs, db, {**EXAMPLE_FACTS, "process": {**EXAMPLE_FACTS["process"], "attempts": 2},
                                       "history": {"failures": 2, "latency": 500}}, opa_bin)  # fmt: skip
     wrote = opsgate("test", "--from-decision", decision_id, "--db", str(db), "--rules", str(rules),
                     "--rego", str(rego), opa_bin=opa_bin)  # fmt: skip
@@ -227,7 +229,7 @@ def test_from_decision_takes_a_name_and_never_overwrites(
 ) -> None:
     rules, rego = ops_dirs
     db = tmp_path / "decisions.db"
-    decision_id = decide_and_log(db, EXAMPLE_FACTS, opa_bin)
+    decision_id = decide_and_log(ops_dirs, db, EXAMPLE_FACTS, opa_bin)
     args = ("test", "--from-decision", decision_id, "--db", str(db), "--rules", str(rules), "--rego", str(rego))
     first = opsgate(*args, "--name", "dispatch seen in production", opa_bin=opa_bin)
     assert first.returncode == 0, first.stderr
