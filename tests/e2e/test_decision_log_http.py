@@ -139,9 +139,9 @@ def test_a_denied_action_is_explained_with_its_policy_and_location(server: Serve
 
 
 def test_a_changed_rule_makes_a_second_version_with_its_diff_and_replay_shows_the_change(
-    start_server: Callable[..., Server], copied_dirs: tuple[Path, Path], opa_bin: str
+    start_server: Callable[..., Server], ops_only_dirs: tuple[Path, Path], opa_bin: str
 ) -> None:
-    rules, rego = copied_dirs
+    rules, rego = ops_only_dirs
     first = start_server(rules, rego)
     old = result_of(first, ops_facts(failures=1))
     assert old["decision"]["confidence"] == 0.7  # 0.85 - 0.05 * 1 - 0.10 * 1
