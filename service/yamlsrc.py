@@ -116,7 +116,8 @@ def _walk(node: yaml.Node, key: Key, values: dict[Key, Mark], keys: dict[Key, Ma
             _walk(item, (*key, index), values, keys)
 
 
-_MSGSPEC_PATH = re.compile(r"`\$((?:\.[^.\[`]+|\[\d+\])*)`")
+_MSGSPEC_PATH = re.compile(r"`\$((?:\.[^.\[`]+|\[\d+\]|\[\.\.\.\])*)`")
+_ANY = "[...]"  # msgspec's name for "a value of this mapping", whatever its key
 
 
 def validation_problem(source: Source, error: msgspec.ValidationError) -> Problem:
@@ -124,15 +125,26 @@ def validation_problem(source: Source, error: msgspec.ValidationError) -> Proble
     message = str(error)
     reason, _, where = message.rpartition(" - at ")
     match = _MSGSPEC_PATH.search(where) if reason else None
-    key = parse_path(match.group(1)) if match else ()
+    pattern = parse_path(match.group(1)) if match else ()
     unknown = re.match(r"Object contains unknown field `([^`]+)`", reason or message)
     if unknown:
-        return source.problem((*key, unknown.group(1)), f"unknown key {unknown.group(1)!r}", at_key=True)
-    return source.problem(key, reason or message)
+        key = _resolve(source.keys, (*pattern, unknown.group(1)))
+        return source.problem(key, f"unknown key {unknown.group(1)!r}", at_key=True)
+    return source.problem(_resolve(source.values, pattern), reason or message)
+
+
+def _resolve(table: dict[Key, Mark], pattern: Key) -> Key:
+    """The first key in document order that ``pattern`` (with ``[...]`` wildcards) names."""
+    if _ANY not in pattern:
+        return pattern
+    for key, _mark in sorted(table.items(), key=lambda item: (item[1].line, item[1].column)):
+        if len(key) == len(pattern) and all(p in (_ANY, k) for p, k in zip(pattern, key, strict=True)):
+            return key
+    return pattern[: pattern.index(_ANY)]
 
 
 def parse_path(text: str) -> Key:
     parts: list[str | int] = []
-    for name, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", text):
-        parts.append(int(index) if index else name)
+    for name, index, anything in re.findall(r"\.([^.\[]+)|\[(\d+)\]|(\[\.\.\.\])", text):
+        parts.append(int(index) if index else (anything or name))
     return tuple(parts)

@@ -223,3 +223,19 @@ def test_a_file_that_is_not_utf8_is_one_problem_at_the_start(tmp_path: Path) -> 
     with pytest.raises(RulesetInvalid) as caught:
         load_ruleset(path, DISPLAY, [])
     assert caught.value.problems == [Problem("file is not UTF-8", file=DISPLAY, line=1, column=1)]
+
+
+def test_an_unknown_key_inside_a_fact_spec_is_found_under_its_fact(load_edited: LoadEdited) -> None:
+    # An unquoted comma in a flow mapping makes "the process" a key of org_id's spec.
+    (problem,) = problems_of(
+        load_edited,
+        ("description: The organisation the process belongs to.}", "description: The organisation, the process}"),
+    )
+    assert str(problem) == "rules/broken.yaml:19:61: error: facts.org_id.the process: unknown key 'the process'"
+
+
+def test_a_wrong_type_inside_a_nested_fact_spec_is_found_under_its_fact(load_edited: LoadEdited) -> None:
+    (problem,) = problems_of(load_edited, ("sla: {type: int, gt: 0,", "sla: {type: int, gt: zero,"))
+    assert str(problem) == (
+        "rules/broken.yaml:24:28: error: facts.process.fields.sla.gt: Expected `float | null`, got `str`"
+    )
