@@ -61,7 +61,7 @@ def test_an_unknown_ruleset_is_404(server: Server) -> None:
     assert response.status_code == 404
     assert response.json()["error"] == {
         "code": "unknown_ruleset",
-        "message": "unknown ruleset 'payroll' (known: ops)",
+        "message": "unknown ruleset 'payroll' (known: canary, deploy, error_budget, hitl, ops)",
         "details": [],
     }
 
