@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -186,6 +187,7 @@ def dialect_for(db: str) -> Dialect:
 
 
 _STOP = object()
+_UNLOGGED = StoredRecord(0, "", 0, "", "", "", "", "", "", "", None, None, None, None, None, None)  # bench only
 
 
 class SqlDecisionLog:
@@ -194,6 +196,9 @@ class SqlDecisionLog:
     def __init__(self, db: str, writer: str) -> None:
         self.dialect = dialect_for(db)
         self.writer = writer
+        # BENCHMARK ONLY (bench/run.py's log-off row, issue 6): answer without writing anything.
+        # Never set it in production: decisions would go unrecorded.
+        self._bench_log_off = os.environ.get("OPSGATE_BENCH_LOG_OFF") == "1"
         self._queue: queue.Queue[Any] = queue.Queue()
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="opsgate-log-reader")
@@ -213,6 +218,8 @@ class SqlDecisionLog:
 
     async def append(self, payload: dict[str, Any]) -> StoredRecord:
         """Chain and commit one record; returns it once it is durable."""
+        if self._bench_log_off:
+            return _UNLOGGED
         done: Future[StoredRecord] = Future()
         self._queue.put((payload, done))
         return await asyncio.wrap_future(done)
