@@ -128,19 +128,61 @@ def validation_problem(source: Source, error: msgspec.ValidationError) -> Proble
     pattern = parse_path(match.group(1)) if match else ()
     unknown = re.match(r"Object contains unknown field `([^`]+)`", reason or message)
     if unknown:
-        key = _resolve(source.keys, (*pattern, unknown.group(1)))
+        # msgspec stops at the first error in document order, so the first entry with this key is the one.
+        keys = _matching(source.keys, (*pattern, unknown.group(1)))
+        key = keys[0] if keys else (*pattern, unknown.group(1))
         return source.problem(key, f"unknown key {unknown.group(1)!r}", at_key=True)
-    return source.problem(_resolve(source.values, pattern), reason or message)
+    return source.problem(_resolve(source, pattern, reason or message), reason or message)
 
 
-def _resolve(table: dict[Key, Mark], pattern: Key) -> Key:
-    """The first key in document order that ``pattern`` (with ``[...]`` wildcards) names."""
+def _resolve(source: Source, pattern: Key, reason: str) -> Key:
+    """The key ``pattern`` (with ``[...]`` wildcards) names: the first entry whose value fits the reason.
+
+    When no value can be told apart, the mapping that holds the wildcard is named
+    instead: a position that is less precise but never wrong.
+    """
     if _ANY not in pattern:
         return pattern
-    for key, _mark in sorted(table.items(), key=lambda item: (item[1].line, item[1].column)):
-        if len(key) == len(pattern) and all(p in (_ANY, k) for p, k in zip(pattern, key, strict=True)):
-            return key
-    return pattern[: pattern.index(_ANY)]
+    keys = _matching(source.values, pattern)
+    if len(keys) > 1:
+        keys = [key for key in keys if _explains(reason, _value_at(source.data, key))]
+    return keys[0] if keys else pattern[: pattern.index(_ANY)]
+
+
+def _matching(table: dict[Key, Mark], pattern: Key) -> list[Key]:
+    """Keys of ``table`` that ``pattern`` names, in document order."""
+    found = [
+        key
+        for key in table
+        if len(key) == len(pattern) and all(p in (_ANY, k) for p, k in zip(pattern, key, strict=True))
+    ]
+    return sorted(found, key=lambda key: (table[key].line, table[key].column))
+
+
+_MSGSPEC_TYPES = {
+    bool: "bool", int: "int", float: "float", str: "str", type(None): "null", list: "array", dict: "object",
+}
+
+
+def _explains(reason: str, value: Any) -> bool:
+    """Whether ``value`` is what msgspec's ``reason`` is about (a missing field, "got `str`", a bad enum value)."""
+    missing = re.match(r"Object missing required field `([^`]+)`", reason)
+    if missing:
+        return isinstance(value, dict) and missing.group(1) not in value
+    got = re.search(r"got `(\w+)`", reason)
+    if got:
+        return _MSGSPEC_TYPES.get(type(value)) == got.group(1)
+    enum = re.search(r"Invalid enum value (.+)$", reason)
+    return enum is not None and enum.group(1) == (repr(value) if isinstance(value, str) else str(value))
+
+
+def _value_at(data: Any, key: Key) -> Any:
+    for part in key:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def parse_path(text: str) -> Key:

@@ -234,8 +234,29 @@ def test_an_unknown_key_inside_a_fact_spec_is_found_under_its_fact(load_edited: 
     assert str(problem) == "rules/broken.yaml:19:61: error: facts.org_id.the process: unknown key 'the process'"
 
 
-def test_a_wrong_type_inside_a_nested_fact_spec_is_found_under_its_fact(load_edited: LoadEdited) -> None:
-    (problem,) = problems_of(load_edited, ("sla: {type: int, gt: 0,", "sla: {type: int, gt: zero,"))
-    assert str(problem) == (
-        "rules/broken.yaml:24:28: error: facts.process.fields.sla.gt: Expected `float | null`, got `str`"
-    )
+# resource.capacity: process fields with the same keys come before it, candidates' after it.
+CAPACITY = "fields:\n      id: {type: str, min_length: 1}\n      capacity: {type: int, ge: 0}\n"
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("{type: int, gt: zero, description: Service level in seconds.}",
+         "rules/broken.yaml:24:28: error: facts.process.fields.sla.gt: Expected `float | null`, got `str`"),
+        ("{type: integer, ge: 0}",
+         "rules/broken.yaml:30:24: error: facts.resource.fields.capacity.type: Invalid enum value 'integer'"),
+        ('{type: int, ge: "zero"}',
+         "rules/broken.yaml:30:33: error: facts.resource.fields.capacity.ge: Expected `float | null`, got `str`"),
+        ("{ge: 0}",
+         "rules/broken.yaml:30:17: error: facts.resource.fields.capacity: Object missing required field `type`"),
+    ],
+)
+def test_a_bad_value_in_a_fact_spec_is_found_in_its_own_fact_not_the_first_with_that_key(
+    load_edited: LoadEdited, spec: str, expected: str
+) -> None:
+    if "sla" in expected:
+        edit = ("sla: {type: int, gt: 0, description: Service level in seconds.}", f"sla: {spec}")
+    else:
+        edit = (CAPACITY, CAPACITY.replace("{type: int, ge: 0}", spec))
+    (problem,) = problems_of(load_edited, edit)
+    assert str(problem) == expected
