@@ -160,7 +160,13 @@ def _matching(table: dict[Key, Mark], pattern: Key) -> list[Key]:
 
 
 _MSGSPEC_TYPES = {
-    bool: "bool", int: "int", float: "float", str: "str", type(None): "null", list: "array", dict: "object",
+    bool: "bool",
+    int: "int",
+    float: "float",
+    str: "str",
+    type(None): "null",
+    list: "array",
+    dict: "object",
 }
 
 
