@@ -47,6 +47,30 @@ async def decide_named(request: Request[Any, Any, Any], state: State, ruleset: s
     return await _decide(request, state, ruleset)
 
 
+async def _decide_batch(request: Request[Any, Any, Any], state: State, ruleset: str) -> Response[bytes]:
+    body = await request.body()
+    current = runtime(state)
+    async with current.use() as served:  # one version for the whole batch
+        results = await served.service.decide_batch(ruleset, body, caller(request))
+    decided = [r for r in results if not isinstance(r, OpsgateError)]
+    if current.shadow is not None:
+        for response in decided:
+            current.shadow.offer(response)
+    items = [_item_error(r) if isinstance(r, OpsgateError) else r for r in results]
+    counts = {"count": len(results), "decided": len(decided), "errors": len(results) - len(decided)}
+    return _json({"status": "success", **counts, "results": items})
+
+
+@post("/decide/batch", summary="Decide up to 1,000 items of the default ruleset in one call", status_code=200)
+async def decide_batch_default(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    return await _decide_batch(request, state, state.runtime.settings.default_ruleset)
+
+
+@post("/decide/{ruleset:str}/batch", summary="Decide up to 1,000 items of the named ruleset", status_code=200)
+async def decide_batch_named(request: Request[Any, Any, Any], state: State, ruleset: str) -> Response[bytes]:
+    return await _decide_batch(request, state, ruleset)
+
+
 @post("/run", summary="Alias of POST /decide/ops", status_code=200)
 async def run_ops(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     return await _decide(request, state, "ops")
@@ -70,6 +94,7 @@ async def ready(state: State) -> Response[bytes]:
             "pid": process.pid if process else None,
             "restarts": process.restarts if process else 0,
             "bundle_revision": current.guardrails.revision,
+            "micro_batching": current.guardrails.stats,
         },
         "decision_log": {"store": current.log.description, "writer": current.log.writer},
         "version": current.catalog.version,
@@ -91,8 +116,12 @@ def _problem(problem: Problem) -> dict[str, Any]:
 
 
 def _opsgate_error(_: Request[Any, Any, Any], error: OpsgateError) -> Response[bytes]:
-    details = [_problem(p) for p in error.problems]
-    return _json(_error_body(error.code, error.message, details), error.status)
+    return _json(_item_error(error), error.status)
+
+
+def _item_error(error: OpsgateError) -> dict[str, Any]:
+    """The body a single request failing with ``error`` gets; a batch item's error entry too."""
+    return _error_body(error.code, error.message, [_problem(p) for p in error.problems])
 
 
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
@@ -124,7 +153,9 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[
             decide_default,
+            decide_batch_default,
             decide_named,
+            decide_batch_named,
             run_ops,
             health,
             ready,

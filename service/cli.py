@@ -42,6 +42,13 @@ def _service_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opa-bin", help="the opa binary (default: OPSGATE_OPA_BIN, PATH, or the cached build)")
 
 
+def _batch_window(text: str) -> float:
+    try:
+        return settings_module.non_negative(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of milliseconds, 0 or more, got {text!r}") from None
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -68,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--watch-interval", dest="watch_interval_s", type=_seconds, help="seconds between --watch polls (default: 1)"
     )
+    serve.add_argument(
+        "--opa-batch-window-ms", dest="opa_batch_window_ms", type=_batch_window,
+        help="concurrent guardrail queries arriving within this window share one OPA query (default: 0.5; 0: off)",
+    )  # fmt: skip
     _service_flags(serve)
 
     decide = commands.add_parser("decide", help="decide once, locally, and print the JSON response")
@@ -99,7 +110,11 @@ def _settings(args: argparse.Namespace) -> Settings:
         for name in ("host", "port", "rules_dir", "rego_dir", "db", "writer_id", "opa_url", "opa_bin", "watch")
     }
     flags["shadow"] = getattr(args, "shadow", None)
-    return settings_module.from_env(**flags, watch_interval_s=getattr(args, "watch_interval_s", None))
+    return settings_module.from_env(
+        **flags,
+        watch_interval_s=getattr(args, "watch_interval_s", None),
+        opa_batch_window_ms=getattr(args, "opa_batch_window_ms", None),
+    )
 
 
 def cmd_serve(settings: Settings) -> int:

@@ -190,6 +190,11 @@ _STOP = object()
 _UNLOGGED = StoredRecord(0, "", 0, "", "", "", "", "", "", "", None, None, None, None, None, None)  # bench only
 
 
+def _entries(entry: Any) -> list[Any]:
+    """A queue entry is one (payload, future) pair, or a list of them from ``append_many``."""
+    return entry if isinstance(entry, list) else [entry]
+
+
 class SqlDecisionLog:
     """The append-only, hash-chained decision log in SQLite or PostgreSQL."""
 
@@ -224,6 +229,12 @@ class SqlDecisionLog:
         self._queue.put((payload, done))
         return await asyncio.wrap_future(done)
 
+    async def append_many(self, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
+        """Chain and commit ``payloads`` together, in one transaction; returns them once durable."""
+        items: list[tuple[dict[str, Any], Future[StoredRecord]]] = [(payload, Future()) for payload in payloads]
+        self._queue.put(items)  # one queue entry, so the writer cannot split it across commits
+        return list(await asyncio.gather(*(asyncio.wrap_future(done) for _, done in items)))
+
     def _writer(self) -> None:
         try:
             connection = self.dialect.connect()
@@ -236,10 +247,10 @@ class SqlDecisionLog:
             group = [self._queue.get()]
             while len(group) < MAX_GROUP and not self._queue.empty():
                 group.append(self._queue.get_nowait())
-            items = [item for item in group if item is not _STOP]
+            items = [one for entry in group if entry is not _STOP for one in _entries(entry)]
             if items:
                 connection = self._commit(connection, items)
-            if len(items) != len(group):
+            if any(entry is _STOP for entry in group):
                 connection.close()
                 return
 

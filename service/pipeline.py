@@ -6,27 +6,50 @@ OPA, decision log); ``app.py`` and the CLI call ``DecisionService.decide``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
 from service import decision as dec
 from service.catalog import Catalog
 from service.decision import FiredRule, Outcome, Proposal, RuleOutputError, Verdict
-from service.decision_log import DecisionLog, now
+from service.decision_log import DecisionLog, StoredRecord, now
 from service.engine import LoadedRuleset, RuleEngine
-from service.errors import EngineError
+from service.errors import BadRequest, EngineError, InvalidBody, OpsgateError, PayloadTooLarge, Problem
 from service.explain import WhyNot, why_not
 from service.ruleset import Ruleset
+from service.schema import facts_problem
+
+MAX_BATCH = 1000  # items in one POST /decide/batch
 
 
 class GuardrailsPort(Protocol):
     revision: str
 
     async def check(self, item: dict[str, Any]) -> Verdict: ...
+
+    async def check_many(self, items: list[dict[str, Any]]) -> list[Verdict]: ...
+
+
+@runtime_checkable
+class GroupAppend(Protocol):
+    """A log that commits several records in one transaction."""
+
+    async def append_many(self, payloads: list[dict[str, Any]]) -> list[StoredRecord]: ...
+
+
+class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    items: list[msgspec.Raw]
+
+
+class _RulesPass(msgspec.Struct, frozen=True):
+    fired: list[FiredRule]
+    proposal: Proposal | None
+    error: str | None
 
 
 class RulesetRef(msgspec.Struct, frozen=True):
@@ -119,6 +142,45 @@ class DecisionService:
         """Decide on already validated facts, log the decision, and answer with its log id."""
         timer = _Timer(started)
         outcome = await self.evaluate(ruleset, facts, timer)
+        response = self._response(ruleset, facts, outcome, explain_full=explain_full)
+        stored = await self.log.append(self._record(response, caller, timer.laps))
+        return _logged(response, stored)
+
+    async def decide_batch(self, ruleset_name: str, body: bytes, caller: str) -> list[DecisionResponse | OpsgateError]:
+        """Decide each item of ``{"items": [facts, ...]}``, in order: one rules pass per item, ONE
+        guardrail query for all, the records committed together.  A bad item is its error, in place."""
+        timer = _Timer(None)
+        ruleset = self.catalog.get(ruleset_name)
+        decoded = [_decode_item(ruleset, raw) for raw in decode_batch(body)]
+        valid = [facts for facts in decoded if isinstance(facts, dict)]
+        timer.lap("decode")
+        passes = [await self._rules_pass(ruleset, facts) for facts in valid]
+        timer.lap("rules")
+        outcomes = await self._judge_all(ruleset, valid, passes)
+        timer.lap("guardrails")
+        responses = [self._response(ruleset, facts, outcome) for facts, outcome in zip(valid, outcomes, strict=True)]
+        stored = await self._append_all([self._record(response, caller, timer.laps) for response in responses])
+        logged = iter([_logged(response, record) for response, record in zip(responses, stored, strict=True)])
+        return [next(logged) if isinstance(item, dict) else item for item in decoded]
+
+    async def _judge_all(
+        self, ruleset: Ruleset, facts: list[dict[str, Any]], passes: list[_RulesPass]
+    ) -> list[Outcome]:
+        asked = [(f, p.proposal) for f, p in zip(facts, passes, strict=True) if p.proposal is not None]
+        verdicts = iter(await self.guardrails.check_many([self._guardrail_input(ruleset, f, p) for f, p in asked]))
+        return [
+            self._final(ruleset, f, p, next(verdicts) if p.proposal else None)
+            for f, p in zip(facts, passes, strict=True)
+        ]
+
+    async def _append_all(self, records: list[dict[str, Any]]) -> list[StoredRecord]:
+        if isinstance(self.log, GroupAppend):
+            return await self.log.append_many(records)
+        return list(await asyncio.gather(*(self.log.append(record) for record in records)))
+
+    def _response(
+        self, ruleset: Ruleset, facts: dict[str, Any], outcome: Outcome, *, explain_full: bool = False
+    ) -> DecisionResponse:
         explanation = self._explanation(ruleset, outcome)
         if explain_full:
             fired = {rule.id for rule in outcome.fired_rules}
@@ -132,9 +194,7 @@ class DecisionService:
             decision_id=uuid7(),
             explanation=explanation,
         )
-        response = DecisionResponse(ruleset.agent, result)
-        stored = await self.log.append(self._record(response, caller, timer.laps))
-        return msgspec.structs.replace(response, result=msgspec.structs.replace(result, decision_log_id=stored.id))
+        return DecisionResponse(ruleset.agent, result)
 
     async def evaluate(self, ruleset: Ruleset, facts: dict[str, Any], timer: _Timer | None = None) -> Outcome:
         """Rules, proposal, guardrails and the final word, without logging (also used by replay)."""
@@ -145,23 +205,29 @@ class DecisionService:
         return outcome
 
     async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any], timer: _Timer) -> Outcome:
+        rules = await self._rules_pass(ruleset, facts)
+        timer.lap("rules")
+        verdict = None
+        if rules.proposal is not None:
+            verdict = await self.guardrails.check(self._guardrail_input(ruleset, facts, rules.proposal))
+        return self._final(ruleset, facts, rules, verdict)
+
+    async def _rules_pass(self, ruleset: Ruleset, facts: dict[str, Any]) -> _RulesPass:
         fired: list[FiredRule] = []
-        proposal: Proposal | None = None
-        error: str | None = None
         try:
             fired_ids = await self.engine.match_async(self.loaded[ruleset.name], facts)
             all_fired, winners = dec.fired_rules(ruleset, fired_ids)
             won = {rule.id for rule in winners}
             fired = [FiredRule(r.id, r.title, r.file, r.line, r.priority, r.id in won) for r in all_fired]
-            proposal = dec.propose(ruleset, facts, winners)
+            return _RulesPass(fired, dec.propose(ruleset, facts, winners), None)
         except (EngineError, RuleOutputError) as failure:
-            error = str(failure)
-        timer.lap("rules")
-        if proposal is None:  # nothing to approve: the guardrails are not asked
+            return _RulesPass(fired, None, str(failure))
+
+    def _final(self, ruleset: Ruleset, facts: dict[str, Any], rules: _RulesPass, verdict: Verdict | None) -> Outcome:
+        if rules.proposal is None or verdict is None:  # nothing to approve: the guardrails are not asked
             verdict = Verdict(available=False, revision=self.guardrails.revision, error="not consulted")
-            return dec.decide(ruleset, facts, fired, None, verdict, error=error)
-        verdict = await self.guardrails.check(self._guardrail_input(ruleset, facts, proposal))
-        return dec.decide(ruleset, facts, fired, proposal, verdict)
+            return dec.decide(ruleset, facts, rules.fired, None, verdict, error=rules.error)
+        return dec.decide(ruleset, facts, rules.fired, rules.proposal, verdict)
 
     @staticmethod
     def _guardrail_input(ruleset: Ruleset, facts: dict[str, Any], proposal: Proposal) -> dict[str, Any]:
@@ -217,6 +283,38 @@ class DecisionService:
 
 
 _BUILTINS = msgspec.to_builtins
+
+
+def decode_batch(body: bytes) -> list[msgspec.Raw]:
+    """``{"items": [...]}`` with 1 to MAX_BATCH items, each left undecoded for its ruleset."""
+    try:
+        items = msgspec.json.decode(body, type=BatchRequest).items
+    except msgspec.ValidationError as error:
+        problem = facts_problem(str(error))
+        raise InvalidBody(f"invalid batch: {problem.path}: {problem.reason}", [problem]) from None
+    except msgspec.DecodeError as error:
+        raise BadRequest(f"malformed JSON: {error}") from None
+    if not items:
+        raise InvalidBody("invalid batch: items: empty; send 1 to 1000 items", [_items_problem("empty")])
+    if len(items) > MAX_BATCH:
+        reason = f"{len(items)} items; at most {MAX_BATCH} per batch"
+        raise PayloadTooLarge(f"batch too large: {reason}", [_items_problem(reason)])
+    return items
+
+
+def _items_problem(reason: str) -> Problem:
+    return Problem(reason, path="items")
+
+
+def _decode_item(ruleset: Ruleset, raw: msgspec.Raw) -> dict[str, Any] | OpsgateError:
+    try:
+        return ruleset.decoder.decode_json(raw)
+    except OpsgateError as error:
+        return error
+
+
+def _logged(response: DecisionResponse, stored: StoredRecord) -> DecisionResponse:
+    return msgspec.structs.replace(response, result=msgspec.structs.replace(response.result, decision_log_id=stored.id))
 
 
 class _Timer:

@@ -209,6 +209,7 @@ async def prepare(
         timeout=settings.opa_timeout_ms / 1000,
         opa_url=settings.opa_url,
         restart_backoff=settings.opa_restart_backoff_s,
+        batch_window=settings.opa_batch_window_ms / 1000,
     )
     try:
         service = await asyncio.to_thread(DecisionService, catalog, engine, guardrails, log_store)

@@ -26,6 +26,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     opa_url: str | None = None
     opa_timeout_ms: float = 100.0
     opa_restart_backoff_s: float = 0.2
+    opa_batch_window_ms: float = 0.5  # concurrent guardrail queries share one OPA query; 0 turns it off
     max_body_bytes: int = DEFAULT_MAX_BODY
     shadow: Path | None = None  # serve: a candidate (rules/ and rego/) decided beside the live version
     watch: bool = False  # serve: reload when rules/ or rego/ change on disk
@@ -47,6 +48,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
 # environment variable -> (field, parser)
 _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_HOST": ("host", str),
@@ -60,6 +68,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_OPA_URL": ("opa_url", str),
     "OPSGATE_OPA_TIMEOUT_MS": ("opa_timeout_ms", float),
     "OPSGATE_OPA_RESTART_BACKOFF_S": ("opa_restart_backoff_s", float),
+    "OPSGATE_OPA_BATCH_WINDOW_MS": ("opa_batch_window_ms", non_negative),
     "OPSGATE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "OPSGATE_SHADOW": ("shadow", Path),
     "OPSGATE_WATCH": ("watch", _flag),
