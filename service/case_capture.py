@@ -16,6 +16,7 @@ import yaml
 from service.catalog import load_catalog
 from service.decision_log import StoredRecord
 from service.errors import Conflict, NotFound, OpsgateError
+from service.flips import failed_closed
 from service.log_store import SqlDecisionLog, dialect_for
 from service.settings import Settings
 
@@ -69,6 +70,11 @@ def _file_name(name: str) -> str:
 def write_case(settings: Settings, decision_id: str, name: str | None, out: Path | None) -> Path:
     """Write the case file for ``decision_id``; refuses to overwrite. Returns the path written."""
     record = read_decision(settings.db, decision_id)
+    if failed_closed(record):  # its expectations would hold only while OPA is down
+        raise OpsgateError(
+            f"decision {decision_id} has no guardrail verdict (it failed closed: "
+            f"{record['guardrails']['error'] or 'OPA gave no answer'}); it cannot become a test case"
+        )
     ruleset_name = record["ruleset"]["name"]
     catalog = load_catalog(settings.rules_dir, settings.rego_dir)
     if ruleset_name not in catalog.rulesets:

@@ -53,6 +53,19 @@ class FlipSummary(msgspec.Struct, frozen=True):
     not_comparable: list[Skipped]
 
 
+NO_LOGGED_VERDICT = "the logged decision had no guardrail verdict"
+NO_LIVE_VERDICT = "the live decision had no guardrail verdict"
+
+
+def failed_closed(record: dict[str, Any]) -> bool:
+    """Whether a logged decision escalated only because OPA gave no verdict (down or timed out).
+
+    Its decision type says nothing about the rules or policies, so comparing it would show a
+    false flip.  A decision with no proposal was never meant to ask OPA: that one compares.
+    """
+    return record["proposal"] is not None and not record["guardrails"]["available"]
+
+
 def side_of_record(record: dict[str, Any]) -> Side:
     """The logged answer of a decision record."""
     return Side(

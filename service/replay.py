@@ -16,7 +16,17 @@ import msgspec
 from service.candidate import Candidate, NotComparable
 from service.decision_log import DecisionQuery, StoredRecord, normalize_time
 from service.errors import BadRequest, NotFound
-from service.flips import Flip, FlipMatrix, FlipSummary, Side, Skipped, side_of_outcome, side_of_record
+from service.flips import (
+    NO_LOGGED_VERDICT,
+    Flip,
+    FlipMatrix,
+    FlipSummary,
+    Side,
+    Skipped,
+    failed_closed,
+    side_of_outcome,
+    side_of_record,
+)
 from service.log_store import SqlDecisionLog, dialect_for
 
 PAGE = 500  # the store's largest page
@@ -133,6 +143,9 @@ async def _decisions(log: SqlDecisionLog, request: ReplayRequest) -> AsyncIterat
 
 async def _compare(candidate: Candidate, stored: StoredRecord, matrix: FlipMatrix) -> None:
     record = stored.record()
+    if failed_closed(record):
+        matrix.skip(stored.decision_id, NO_LOGGED_VERDICT)
+        return
     try:
         outcome = await candidate.redecide(record["ruleset"]["name"], record["facts"])
     except NotComparable as skipped:

@@ -17,7 +17,7 @@ import msgspec
 
 from service.candidate import Candidate, NotComparable, candidate_dirs
 from service.decision_log import now
-from service.flips import FlipMatrix, Side, side_of_outcome
+from service.flips import NO_LIVE_VERDICT, FlipMatrix, Side, side_of_outcome
 from service.pipeline import DecisionResponse
 from service.settings import Settings
 
@@ -75,6 +75,9 @@ class Shadow:
 
     async def _compare(self, response: DecisionResponse) -> None:
         result = response.result
+        if result.explanation.proposal is not None and not result.explanation.guardrails.available:
+            self.flips.skip(result.decision_id, NO_LIVE_VERDICT)  # failed closed: an error, not a difference
+            return
         try:
             outcome = await self.candidate.redecide(result.explanation.ruleset.name, result.context)
         except NotComparable as skipped:

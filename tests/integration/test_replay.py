@@ -253,3 +253,29 @@ def test_usage_errors_exit_2(sqlite_log: Logged, opa_bin: str, tmp_path: Path) -
     assert "--since 'yesterday' is not an RFC 3339 time" in bad_time.stderr
     bad_limit = opsgate("replay", "--db", sqlite_log.db, *args, "--limit", "0", opa_bin=opa_bin)
     assert bad_limit.returncode == 2 and "0 is not a positive number" in bad_limit.stderr
+
+
+def failed_closed_log(tmp_path: Path, opa_bin: str) -> tuple[str, str, tuple[Path, Path]]:
+    """A log holding one decision made while OPA was unreachable (escalated, no guardrail verdict)."""
+    rules, rego = only_ops(tmp_path / "live")
+    db = str(tmp_path / "decisions.db")
+    decided = opsgate("decide", "-", "--rules-dir", str(rules), "--rego-dir", str(rego), "--db", db,
+                      "--opa-url", "http://127.0.0.1:1", stdin=json.dumps(facts_for(1)), opa_bin=opa_bin)  # fmt: skip
+    assert decided.returncode == 0, decided.stderr
+    result = json.loads(decided.stdout)["result"]
+    assert result["decision"]["decision_type"] == ESCALATE  # dispatch proposed, but no verdict: failed closed
+    assert result["explanation"]["guardrails"]["available"] is False
+    return db, result["decision_id"], (rules, rego)
+
+
+def test_a_decision_that_failed_closed_is_not_replayable_rather_than_a_flip(tmp_path: Path, opa_bin: str) -> None:
+    db, decision_id, (rules, rego) = failed_closed_log(tmp_path, opa_bin)
+    args = ("--db", db, "--candidate-rules", str(rules), "--candidate-rego", str(rego), "--format", "json")
+    result = opsgate("replay", *args, opa_bin=opa_bin)  # the unchanged version as candidate
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["replayed"], report["changed"], report["not_replayable"]) == (0, 0, 1)
+    assert report["flips"] == [] and report["matrix"] == {}
+    assert report["not_replayable_reasons"] == [
+        {"reason": "the logged decision had no guardrail verdict", "count": 1, "samples": [decision_id]}
+    ]

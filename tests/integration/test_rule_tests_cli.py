@@ -247,3 +247,21 @@ def test_from_decision_takes_a_name_and_never_overwrites(
     assert nolog.returncode == 2
     assert "no decision log at" in nolog.stderr
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_from_decision_refuses_a_decision_that_failed_closed(
+    opa_bin: str, ops_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    rules, rego = ops_dirs
+    db = tmp_path / "decisions.db"
+    decided = opsgate("decide", "-", "--rules-dir", str(rules), "--rego-dir", str(rego), "--db", str(db),
+                      "--opa-url", "http://127.0.0.1:1", stdin=json.dumps(EXAMPLE_FACTS), opa_bin=opa_bin)  # fmt: skip
+    assert decided.returncode == 0, decided.stderr
+    decision_id = json.loads(decided.stdout)["result"]["decision_id"]
+    before = sorted(p.name for p in (rules / "tests" / "ops").iterdir())
+    wrote = opsgate("test", "--from-decision", decision_id, "--db", str(db), "--rules", str(rules),
+                    "--rego", str(rego), opa_bin=opa_bin)  # fmt: skip
+    assert wrote.returncode == 2
+    assert f"decision {decision_id} has no guardrail verdict (it failed closed: " in wrote.stderr
+    assert "it cannot become a test case" in wrote.stderr
+    assert sorted(p.name for p in (rules / "tests" / "ops").iterdir()) == before

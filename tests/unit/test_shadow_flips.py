@@ -54,8 +54,9 @@ class NeverComparable:
         pass
 
 
-def response(n: int) -> Any:
-    explanation = SimpleNamespace(ruleset=SimpleNamespace(name="ops"))
+def response(n: int, *, proposal: Any = None, available: bool = True) -> Any:
+    guardrails = SimpleNamespace(available=available)
+    explanation = SimpleNamespace(ruleset=SimpleNamespace(name="ops"), proposal=proposal, guardrails=guardrails)
     return SimpleNamespace(result=SimpleNamespace(decision_id=f"d{n}", context={}, explanation=explanation))
 
 
@@ -75,3 +76,40 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
         {"reason": "ruleset 'ops' is not in the candidate", "count": 2, "samples": ["d0", "d1"]}
     ]
     assert (summary["candidate_version"], summary["live_version"]) == ("candidate-version", "live-version")
+
+
+class AlwaysDispatches:
+    """A candidate that decides every facts as a dispatch (the live version would too, with OPA up)."""
+
+    version = "candidate-version"
+    redecided = 0
+
+    async def redecide(self, ruleset_name: str, facts: dict[str, Any]) -> Any:
+        self.redecided += 1
+        rule = SimpleNamespace(id="dispatch", won=True)
+        return SimpleNamespace(decision=SimpleNamespace(decision_type=DISPATCH), fired_rules=[rule],
+                               verdict=SimpleNamespace(violations=[]))  # fmt: skip
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_live_decision_that_failed_closed_counts_as_an_error_not_a_difference() -> None:
+    candidate = AlwaysDispatches()
+
+    async def scenario() -> dict[str, Any]:
+        shadow = Shadow(candidate)  # type: ignore[arg-type]
+        # proposed a dispatch, OPA gave no verdict: escalated by the live path, not by its rules
+        shadow.offer(response(0, proposal=SimpleNamespace(decision_type=DISPATCH), available=False))
+        await asyncio.wait_for(shadow._queue.join(), 5)
+        summary = shadow.summary("live-version")
+        await shadow.close()
+        return summary
+
+    summary = asyncio.run(scenario())
+    assert (summary["compared"], summary["differing"], summary["errors"]) == (0, 0, 1)
+    assert summary["matrix"] == {} and summary["samples"] == []
+    assert summary["error_reasons"] == [
+        {"reason": "the live decision had no guardrail verdict", "count": 1, "samples": ["d0"]}
+    ]
+    assert candidate.redecided == 0
