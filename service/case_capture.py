@@ -17,15 +17,13 @@ from service.catalog import load_catalog
 from service.decision_log import StoredRecord
 from service.errors import Conflict, NotFound, OpsgateError
 from service.flips import failed_closed
-from service.log_store import SqlDecisionLog, dialect_for
+from service.log_store import SqlDecisionLog, require_log
 from service.settings import Settings
 
 
 def read_decision(db: str, decision_id: str) -> dict[str, Any]:
     """The logged record of ``decision_id`` (the one ``GET /decisions/{id}`` shows)."""
-    dialect = dialect_for(db)
-    if dialect.name == "sqlite" and not Path(dialect.target).is_file():
-        raise NotFound(f"no decision log at {db}")  # opening it would create an empty one
+    require_log(db)  # opening a SqlDecisionLog on anything else would create one
     log = SqlDecisionLog(db, "opsgate-test")
     try:
         entries: list[StoredRecord] = asyncio.run(log.get(decision_id))

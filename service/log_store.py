@@ -128,6 +128,10 @@ class Dialect:
         connection.execute("PRAGMA busy_timeout=10000")
         return connection
 
+    def connect_read_only(self) -> Any:
+        """A connection that cannot change the file (no journal mode set, nothing created)."""
+        return sqlite3.connect(f"{Path(self.target).resolve().as_uri()}?mode=ro", uri=True)
+
     def sql(self, text: str) -> str:
         return text
 
@@ -158,6 +162,9 @@ class PostgresDialect(Dialect):
 
     def connect(self) -> Any:
         return self.psycopg.connect(self.target, autocommit=True, connect_timeout=10)
+
+    def connect_read_only(self) -> Any:
+        return self.connect()  # only SELECTs go through it
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")
@@ -439,20 +446,34 @@ class SqlDecisionLog:
                 connection.close()
 
 
-def verify_log(db: str) -> VerifyReport:
-    """Walk every chain of the log at ``db`` (see ``decision_log.verify``), read-only: nothing is
-    created, and a database without a decision log raises NotFound."""
+def require_log(db: str) -> Dialect:
+    """The dialect of ``db`` once it is known to hold a decision log, else NotFound.
+
+    Read-only, and to be called before anything opens a ``SqlDecisionLog`` on a database that
+    should already hold one: that class creates its schema in whatever database it is given.
+    """
     dialect = dialect_for(db)
     if dialect.name == "sqlite" and not Path(dialect.target).is_file():
         raise NotFound(f"no decision log at {db}")
+    try:
+        connection = dialect.connect_read_only()
+    except dialect.errors as error:
+        raise NotFound(f"no decision log at {db} ({error})") from None
+    try:
+        connection.execute("SELECT 1 FROM log_entries WHERE 1 = 0").fetchall()
+    except dialect.errors:
+        raise NotFound(f"no decision log at {db} (no log_entries table)") from None
+    finally:
+        connection.close()
+    return dialect
+
+
+def verify_log(db: str) -> VerifyReport:
+    """Walk every chain of the log at ``db`` (see ``decision_log.verify``), read-only: nothing is
+    created, and a database without a decision log raises NotFound."""
+    dialect = require_log(db)
     connection = dialect.connect()
     try:
-        try:
-            connection.execute("SELECT 1 FROM log_entries WHERE 1 = 0").fetchall()
-        except dialect.errors:
-            raise NotFound(f"no decision log at {db} (no log_entries table)") from None
-        if dialect.name == "postgresql":
-            connection.rollback()
         indexes = _index_rows(connection)
         if dialect.name == "postgresql":
             connection.autocommit = False  # a server-side cursor streams inside a transaction

@@ -15,7 +15,7 @@ import msgspec
 
 from service.candidate import Candidate, NotComparable
 from service.decision_log import DecisionQuery, StoredRecord, normalize_time
-from service.errors import BadRequest, NotFound
+from service.errors import BadRequest
 from service.flips import (
     NO_LOGGED_VERDICT,
     Flip,
@@ -27,7 +27,7 @@ from service.flips import (
     side_of_outcome,
     side_of_record,
 )
-from service.log_store import SqlDecisionLog, dialect_for
+from service.log_store import SqlDecisionLog, require_log
 
 PAGE = 500  # the store's largest page
 DEFAULT_SAMPLES = 5
@@ -108,9 +108,7 @@ def request_of(args: argparse.Namespace, db: str, opa_bin: str | None) -> Replay
 
 async def replay(request: ReplayRequest) -> ReplayReport:
     """Re-decide every matching logged decision under the candidate; nothing is logged."""
-    dialect = dialect_for(request.db)
-    if dialect.name == "sqlite" and not Path(dialect.target).is_file():
-        raise NotFound(f"no decision log at {request.db}")
+    require_log(request.db)  # opening a SqlDecisionLog on anything else would create one
     candidate = await Candidate.open(request.rules_dir, request.rego_dir, request.opa_bin)
     try:
         log = SqlDecisionLog(request.db, "opsgate-replay")

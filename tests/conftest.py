@@ -85,3 +85,22 @@ def sql(db: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[
             return list(cursor.fetchall()) if cursor.description else []
     with sqlite3.connect(db) as connection:
         return list(connection.execute(statement, params).fetchall())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def foreign_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database that holds no decision log: a SQLite file with an unrelated table, an empty PostgreSQL schema."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    db = str(tmp_path / "other.db")
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        connection.execute("INSERT INTO notes (text) VALUES ('kept as it is')")
+    return db
+
+
+def tables(db: str) -> list[str]:
+    if db.startswith("postgresql://"):
+        query = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
+        return [str(row[0]) for row in sql(db, query)]
+    return [str(row[0]) for row in sql(db, "SELECT name FROM sqlite_master ORDER BY 1")]

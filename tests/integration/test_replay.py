@@ -17,7 +17,7 @@ import pytest
 
 from service.runtime import Runtime
 from service.settings import Settings
-from tests.conftest import PG_SERVER, REGO_DIR, RULES_DIR
+from tests.conftest import PG_SERVER, REGO_DIR, RULES_DIR, tables
 from tests.integration.test_cli import opsgate
 
 DISPATCH, RETRY, REASSIGN, ESCALATE = "OPS.DISPATCH", "OPS.RETRY", "OPS.REASSIGN", "OPS.ESCALATE"
@@ -279,3 +279,18 @@ def test_a_decision_that_failed_closed_is_not_replayable_rather_than_a_flip(tmp_
     assert report["not_replayable_reasons"] == [
         {"reason": "the logged decision had no guardrail verdict", "count": 1, "samples": [decision_id]}
     ]
+
+
+def test_a_database_without_a_decision_log_exits_2_and_is_left_as_it_was(
+    foreign_db: str, opa_bin: str, tmp_path: Path
+) -> None:
+    rules, rego = only_ops(tmp_path / "candidate")
+    before = tables(foreign_db)
+    content = Path(foreign_db).read_bytes() if "://" not in foreign_db else b""
+    result = opsgate("replay", "--db", foreign_db, "--candidate-rules", str(rules), "--candidate-rego", str(rego),
+                     opa_bin=opa_bin)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"opsgate: no decision log at {foreign_db} (no log_entries table)"
+    assert tables(foreign_db) == before
+    if "://" not in foreign_db:
+        assert Path(foreign_db).read_bytes() == content  # not even the journal mode changed

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE_FACTS, REGO_DIR, RULES_DIR
+from tests.conftest import EXAMPLE_FACTS, REGO_DIR, RULES_DIR, tables
 from tests.integration.test_cli import opsgate
 
 OPS_RULES = ["escalate-attempts", "escalate-failures", "reassign-unavailable", "retry-after-failure", "dispatch"]
@@ -265,3 +265,15 @@ def test_from_decision_refuses_a_decision_that_failed_closed(
     assert f"decision {decision_id} has no guardrail verdict (it failed closed: " in wrote.stderr
     assert "it cannot become a test case" in wrote.stderr
     assert sorted(p.name for p in (rules / "tests" / "ops").iterdir()) == before
+
+
+def test_from_decision_on_a_database_without_a_decision_log_exits_2_and_leaves_it_as_it_was(
+    opa_bin: str, ops_dirs: tuple[Path, Path], foreign_db: str
+) -> None:
+    rules, rego = ops_dirs
+    before = tables(foreign_db)
+    wrote = opsgate("test", "--from-decision", "some-id", "--db", foreign_db, "--rules", str(rules),
+                    "--rego", str(rego), opa_bin=opa_bin)  # fmt: skip
+    assert wrote.returncode == 2
+    assert wrote.stderr.strip() == f"opsgate: no decision log at {foreign_db} (no log_entries table)"
+    assert tables(foreign_db) == before
