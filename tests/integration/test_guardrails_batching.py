@@ -1,0 +1,65 @@
+"""Guardrails against the real OPA child: concurrent checks share queries, and fail closed together."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+from service.guardrails import Guardrails, read_policies
+from tests.conftest import REGO_DIR
+
+
+def item(confidence: float, decision_type: str = "OPS.REASSIGN") -> dict[str, Any]:
+    return {
+        "ruleset": {"name": "ops", "version": "v1"},
+        "facts": {"org_id": 0},
+        "proposal": {"decision_type": decision_type, "confidence": confidence, "priority": "NORMAL",
+                     "actions": [], "rules": ["r"]},
+    }  # fmt: skip
+
+
+CONFIDENCES = [0.5, 0.9, 0.59, 0.6, 0.1]  # min_confidence denies below 0.6
+
+
+def test_concurrent_checks_share_queries_and_get_their_own_verdicts(opa_bin: str) -> None:
+    async def scenario() -> None:
+        guardrails = Guardrails(opa_bin, timeout=5.0, batch_window=0.05)
+        await guardrails.start(read_policies(REGO_DIR), "rev-1")
+        try:
+            verdicts = await asyncio.gather(*(guardrails.check(item(c)) for c in CONFIDENCES * 8))
+            assert guardrails.stats["items"] == 40
+            assert guardrails.stats["queries"] < 40
+            messages = [[v.message for v in verdict.violations] for verdict in verdicts]
+            assert messages == [
+                ["confidence 0.5 is below the minimum 0.6"], [], ["confidence 0.59 is below the minimum 0.6"], [],
+                ["confidence 0.1 is below the minimum 0.6"],
+            ] * 8  # fmt: skip
+            assert all(v.available and v.revision == "rev-1" for v in verdicts)
+            assert [v.allow for v in verdicts] == [False, True, False, True, False] * 8
+            many = await guardrails.check_many([item(c) for c in CONFIDENCES])
+            assert many == verdicts[:5]
+        finally:
+            await guardrails.close()
+
+    asyncio.run(scenario())
+
+
+def test_with_opa_dead_every_batched_check_is_unavailable(opa_bin: str) -> None:
+    async def scenario() -> None:
+        guardrails = Guardrails(opa_bin, timeout=0.5, batch_window=0.05, restart_backoff=30.0)
+        await guardrails.start(read_policies(REGO_DIR), "rev-1")
+        try:
+            assert guardrails.process is not None and guardrails.process.pid is not None
+            os.kill(guardrails.process.pid, signal.SIGKILL)
+            await asyncio.sleep(0.2)  # let the child die; the restart is 30 s away
+            verdicts = await asyncio.gather(*(guardrails.check(item(0.9)) for _ in range(10)))
+            many = await guardrails.check_many([item(0.9), item(0.5)])
+            for verdict in [*verdicts, *many]:
+                assert verdict.available is False and verdict.allow is False
+                assert verdict.error is not None and "OPA" in verdict.error
+        finally:
+            await guardrails.close()
+
+    asyncio.run(scenario())
