@@ -86,6 +86,12 @@ class RuleEngine:
     async def match_async(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
         return await self._run_async(self._match, loaded, facts)
 
+    async def match_many_async(
+        self, loaded: LoadedRuleset, items: list[dict[str, Any]]
+    ) -> list[list[str] | EngineError]:
+        """Each item matched in turn, in one hop to the engine thread; a failing item is its error."""
+        return await self._run_async(self._match_each, loaded, items)
+
     # --- on the engine thread -------------------------------------------------
 
     def _load(self, ruleset: Ruleset) -> LoadedRuleset:
@@ -129,6 +135,15 @@ class RuleEngine:
         for name in loaded.chunks:
             fired.extend(self._assert(name, fact))
         return fired
+
+    def _match_each(self, loaded: LoadedRuleset, items: list[dict[str, Any]]) -> list[list[str] | EngineError]:
+        matched: list[list[str] | EngineError] = []
+        for facts in items:
+            try:
+                matched.append(self._match(loaded, facts))
+            except EngineError as error:  # the other items of a batch still decide
+                matched.append(error)
+        return matched
 
     def _derive(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> dict[str, bool]:
         if not loaded.derived:

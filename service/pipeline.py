@@ -154,7 +154,7 @@ class DecisionService:
         decoded = [_decode_item(ruleset, raw) for raw in decode_batch(body)]
         valid = [facts for facts in decoded if isinstance(facts, dict)]
         timer.lap("decode")
-        passes = [await self._rules_pass(ruleset, facts) for facts in valid]
+        passes = await self._rules_passes(ruleset, valid)
         timer.lap("rules")
         outcomes = await self._judge_all(ruleset, valid, passes)
         timer.lap("guardrails")
@@ -213,9 +213,22 @@ class DecisionService:
         return self._final(ruleset, facts, rules, verdict)
 
     async def _rules_pass(self, ruleset: Ruleset, facts: dict[str, Any]) -> _RulesPass:
+        try:
+            fired_ids: list[str] | EngineError = await self.engine.match_async(self.loaded[ruleset.name], facts)
+        except EngineError as failure:
+            fired_ids = failure
+        return self._proposed(ruleset, facts, fired_ids)
+
+    async def _rules_passes(self, ruleset: Ruleset, items: list[dict[str, Any]]) -> list[_RulesPass]:
+        matched = await self.engine.match_many_async(self.loaded[ruleset.name], items)
+        return [self._proposed(ruleset, facts, fired_ids) for facts, fired_ids in zip(items, matched, strict=True)]
+
+    @staticmethod
+    def _proposed(ruleset: Ruleset, facts: dict[str, Any], fired_ids: list[str] | EngineError) -> _RulesPass:
+        if isinstance(fired_ids, EngineError):
+            return _RulesPass([], None, str(fired_ids))
         fired: list[FiredRule] = []
         try:
-            fired_ids = await self.engine.match_async(self.loaded[ruleset.name], facts)
             all_fired, winners = dec.fired_rules(ruleset, fired_ids)
             won = {rule.id for rule in winners}
             fired = [FiredRule(r.id, r.title, r.file, r.line, r.priority, r.id in won) for r in all_fired]
