@@ -38,14 +38,24 @@ def tree_hash(dirs: tuple[Path, ...]) -> str:
 async def watch(runtime: Runtime, interval_s: float) -> None:
     """Reload whenever the watched files change; runs until cancelled."""
     dirs = (runtime.settings.rules_dir, runtime.settings.rego_dir)
-    seen = await asyncio.to_thread(tree_hash, dirs)
+    seen = await _poll(dirs)
     log.info("watching %s every %.1f s", " and ".join(map(str, dirs)), interval_s)
     while True:
         await asyncio.sleep(interval_s)
-        current = await asyncio.to_thread(tree_hash, dirs)
-        if current != seen:
+        current = await _poll(dirs)
+        if current is not None and current != seen:
             seen = current  # a refused change is not retried until the files change again
             await _reload(runtime)
+
+
+async def _poll(dirs: tuple[Path, ...]) -> str | None:
+    """The files' hash, or None when they could not be walked this time (e.g. a directory removed
+    during the walk): logged, and the next poll tries again, so the watch outlives it."""
+    try:
+        return await asyncio.to_thread(tree_hash, dirs)
+    except OSError as error:
+        log.warning("could not read the watched files (%s); trying again at the next poll", error)
+        return None
 
 
 async def _reload(runtime: Runtime) -> None:
@@ -75,5 +85,8 @@ async def watching(runtime: Runtime) -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        try:
+            with suppress(asyncio.CancelledError):
+                await task
+        except Exception:  # the watch had died: say so, but let shutdown finish
+            log.exception("the watch had stopped")
