@@ -49,7 +49,8 @@ def check_candidate(rules_dir: Path, rego_dir: Path, opa_bin: str | None) -> Cat
 
 
 class _NoLog:
-    """The candidate decides with ``evaluate`` only; anything that tries to log through it is a bug."""
+    """A candidate decides with ``evaluate`` only (replay, shadow, ``opsgate test``): anything that
+    tries to log through it is a bug."""
 
     writer = "candidate"
 
@@ -68,10 +69,17 @@ class Candidate:
         return self.catalog.version
 
     @classmethod
-    async def open(cls, rules_dir: Path, rego_dir: Path, opa_bin: str | None) -> Candidate:
+    async def open(
+        cls, rules_dir: Path, rego_dir: Path, opa_bin: str | None, timeout: float = CANDIDATE_OPA_TIMEOUT_S
+    ) -> Candidate:
         """Check, compile and start the candidate (its own OPA child, loaded with its bundle)."""
         catalog = await asyncio.to_thread(check_candidate, rules_dir, rego_dir, opa_bin)
-        guardrails = Guardrails(opa_bin, timeout=CANDIDATE_OPA_TIMEOUT_S)
+        return await cls.start(catalog, opa_bin, timeout)
+
+    @classmethod
+    async def start(cls, catalog: Catalog, opa_bin: str | None, timeout: float = CANDIDATE_OPA_TIMEOUT_S) -> Candidate:
+        """Compile ``catalog``'s rules and start its own OPA child with its policies; no checks."""
+        guardrails = Guardrails(opa_bin, timeout=timeout)
         try:
             no_log: DecisionLog = _NoLog()
             service = await asyncio.to_thread(DecisionService, catalog, shared_engine(), guardrails, no_log)

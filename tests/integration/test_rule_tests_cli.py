@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE_FACTS, REGO_DIR, RULES_DIR, tables
+from tests.conftest import EXAMPLE_FACTS, REGO_DIR, ROOT, RULES_DIR, tables
 from tests.integration.test_cli import opsgate
 
 OPS_RULES = ["escalate-attempts", "escalate-failures", "reassign-unavailable", "retry-after-failure", "dispatch"]
@@ -277,3 +280,29 @@ def test_from_decision_on_a_database_without_a_decision_log_exits_2_and_leaves_i
     assert wrote.returncode == 2
     assert wrote.stderr.strip() == f"opsgate: no decision log at {foreign_db} (no log_entries table)"
     assert tables(foreign_db) == before
+
+
+def test_cases_run_against_the_local_rego_even_when_opsgate_opa_url_names_another_opa(
+    opa_bin: str, ops_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    rules, rego = ops_dirs
+    # a server on this URL would answer with other policies; nothing listens: the cases must not ask it
+    env = {**os.environ, "OPSGATE_OPA_BIN": opa_bin, "OPSGATE_OPA_URL": "http://127.0.0.1:1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "test", "--rules", str(rules), "--rego", str(rego), "--ruleset", "ops"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok: 11 case(s), 11 passed, 0 failed;" in result.stdout
+
+
+def test_an_explicit_opa_url_is_refused(opa_bin: str, ops_dirs: tuple[Path, Path]) -> None:
+    rules, rego = ops_dirs
+    result = opsgate("test", "--rules", str(rules), "--rego", str(rego), "--opa-url", "http://127.0.0.1:8181",
+                     opa_bin=opa_bin)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "opsgate: opsgate test runs the cases against its own OPA started from the rego directory "
+        "(the one opa test checks); drop --opa-url"
+    )
+    assert result.stdout == ""
