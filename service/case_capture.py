@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
+from service.answers import of_record
 from service.catalog import load_catalog
 from service.decision_log import StoredRecord
 from service.errors import Conflict, NotFound, OpsgateError
-from service.flips import failed_closed
 from service.log_store import SqlDecisionLog, require_log
 from service.settings import Settings
 
@@ -36,17 +36,11 @@ def read_decision(db: str, decision_id: str) -> dict[str, Any]:
 
 
 def expectation(record: dict[str, Any], hit_policy: str) -> dict[str, Any]:
-    """The outcome the decision actually had, as a case's ``expect``."""
-    winners = [rule["id"] for rule in record["fired_rules"] if rule["won"]]
-    won: Any = winners if hit_policy == "collect" else (winners[0] if winners else None)
-    return {
-        "decision_type": record["decision"]["decision_type"],
-        "confidence": record["decision"]["confidence"],
-        "fired": [rule["id"] for rule in record["fired_rules"]],
-        "won": won,
-        "violations": sorted({v["id"] for v in record["guardrails"]["violations"]}),
-        "execution_status": record["execution"]["status"],
-    }
+    """The outcome the decision actually had, as a case's ``expect`` (its actions are left out:
+    they repeat the facts and would make the case break on any change of action fields)."""
+    values = of_record(record).case_values(hit_policy)
+    del values["actions"]
+    return values
 
 
 def case_text(record: dict[str, Any], name: str, hit_policy: str) -> str:
@@ -68,7 +62,7 @@ def _file_name(name: str) -> str:
 def write_case(settings: Settings, decision_id: str, name: str | None, out: Path | None) -> Path:
     """Write the case file for ``decision_id``; refuses to overwrite. Returns the path written."""
     record = read_decision(settings.db, decision_id)
-    if failed_closed(record):  # its expectations would hold only while OPA is down
+    if of_record(record).no_verdict:  # its expectations would hold only while OPA is down
         raise OpsgateError(
             f"decision {decision_id} has no guardrail verdict (it failed closed: "
             f"{record['guardrails']['error'] or 'OPA gave no answer'}); it cannot become a test case"

@@ -137,21 +137,6 @@ class Mismatch(msgspec.Struct, frozen=True):
     actual: Any
 
 
-def actual_values(outcome: Outcome, hit_policy: str) -> dict[str, Any]:
-    """What a case can expect, read from one outcome."""
-    winners = [rule.id for rule in outcome.fired_rules if rule.won]
-    won: str | list[str] | None = winners if hit_policy == "collect" else (winners[0] if winners else None)
-    return {
-        "decision_type": outcome.decision.decision_type,
-        "confidence": outcome.decision.confidence,
-        "fired": [rule.id for rule in outcome.fired_rules],
-        "won": won,
-        "violations": sorted({v.id for v in outcome.verdict.violations}),
-        "execution_status": outcome.execution.status,
-        "actions": outcome.execution.actions,
-    }
-
-
 def compare(expect: Expect, actual: dict[str, Any]) -> list[Mismatch]:
     """Each given expectation that the actual values do not meet, in the format's key order."""
     mismatches: list[Mismatch] = []

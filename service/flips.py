@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from service.decision import Outcome
+from service.answers import Answer
 
 MAX_REASONS = 50  # distinct "not replayable" reasons kept; the rest are counted together
 OTHER_REASONS = "(other reasons)"
@@ -24,6 +24,10 @@ class Side(msgspec.Struct, frozen=True):
     decision_type: str
     rules: list[str]
     violations: list[str]
+
+    @classmethod
+    def of(cls, answer: Answer) -> Side:
+        return cls(answer.decision_type, answer.winners, answer.violations)
 
 
 class Sample(msgspec.Struct, frozen=True):
@@ -53,34 +57,10 @@ class FlipSummary(msgspec.Struct, frozen=True):
     not_comparable: list[Skipped]
 
 
+# an answer that failed closed (``Answer.no_verdict``) is skipped with these reasons: its
+# escalation says nothing about the rules or policies, so comparing it would show a false flip
 NO_LOGGED_VERDICT = "the logged decision had no guardrail verdict"
 NO_LIVE_VERDICT = "the live decision had no guardrail verdict"
-
-
-def failed_closed(record: dict[str, Any]) -> bool:
-    """Whether a logged decision escalated only because OPA gave no verdict (down or timed out).
-
-    Its decision type says nothing about the rules or policies, so comparing it would show a
-    false flip.  A decision with no proposal was never meant to ask OPA: that one compares.
-    """
-    return record["proposal"] is not None and not record["guardrails"]["available"]
-
-
-def side_of_record(record: dict[str, Any]) -> Side:
-    """The logged answer of a decision record."""
-    return Side(
-        record["decision"]["decision_type"],
-        [rule["id"] for rule in record["fired_rules"] if rule["won"]],
-        sorted({violation["id"] for violation in record["guardrails"]["violations"]}),
-    )
-
-
-def side_of_outcome(outcome: Outcome) -> Side:
-    return Side(
-        outcome.decision.decision_type,
-        [rule.id for rule in outcome.fired_rules if rule.won],
-        sorted({violation.id for violation in outcome.verdict.violations}),
-    )
 
 
 class FlipMatrix:

@@ -13,20 +13,11 @@ from pathlib import Path
 
 import msgspec
 
+from service.answers import of_outcome, of_record
 from service.candidate import Candidate, NotComparable
 from service.decision_log import DecisionQuery, StoredRecord, normalize_time
 from service.errors import BadRequest
-from service.flips import (
-    NO_LOGGED_VERDICT,
-    Flip,
-    FlipMatrix,
-    FlipSummary,
-    Side,
-    Skipped,
-    failed_closed,
-    side_of_outcome,
-    side_of_record,
-)
+from service.flips import NO_LOGGED_VERDICT, Flip, FlipMatrix, FlipSummary, Side, Skipped
 from service.log_store import SqlDecisionLog, require_log
 
 PAGE = 500  # the store's largest page
@@ -141,7 +132,8 @@ async def _decisions(log: SqlDecisionLog, request: ReplayRequest) -> AsyncIterat
 
 async def _compare(candidate: Candidate, stored: StoredRecord, matrix: FlipMatrix) -> None:
     record = stored.record()
-    if failed_closed(record):
+    logged = of_record(record)
+    if logged.no_verdict:
         matrix.skip(stored.decision_id, NO_LOGGED_VERDICT)
         return
     try:
@@ -149,7 +141,7 @@ async def _compare(candidate: Candidate, stored: StoredRecord, matrix: FlipMatri
     except NotComparable as skipped:
         matrix.skip(stored.decision_id, skipped.reason)
         return
-    matrix.add(stored.decision_id, side_of_record(record), side_of_outcome(outcome))
+    matrix.add(stored.decision_id, Side.of(logged), Side.of(of_outcome(outcome)))
 
 
 # --- output -------------------------------------------------------------------------

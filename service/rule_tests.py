@@ -9,9 +9,10 @@ from pathlib import Path
 
 import msgspec
 
+from service.answers import of_outcome
 from service.candidate import Candidate
 from service.case_capture import write_case
-from service.cases import Case, Mismatch, actual_values, compare, load_cases, ruleset_policies, triggered_policies
+from service.cases import Case, Mismatch, compare, load_cases, ruleset_policies, triggered_policies
 from service.catalog import Catalog, load_catalog
 from service.errors import OpsgateError
 from service.guardrails import find_opa, run_policy_tests
@@ -62,7 +63,7 @@ async def _run_case(service: DecisionService, catalog: Catalog, case: Case) -> C
         failure = Mismatch("facts", f"facts that fit the {ruleset.name} fact schema", where)
         return CaseResult(case.ruleset, case.name, case.file, case.line, False, [failure], [], [])
     outcome = await service.evaluate(ruleset, facts)
-    failures = compare(case.expect, actual_values(outcome, ruleset.hit_policy))
+    failures = compare(case.expect, of_outcome(outcome).case_values(ruleset.hit_policy))
     fired = [rule.id for rule in outcome.fired_rules]
     policies = sorted(triggered_policies(outcome))
     return CaseResult(case.ruleset, case.name, case.file, case.line, not failures, failures, fired, policies)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 import msgspec
 
+from service.answers import of_outcome, of_response
 from service.candidate import Candidate, NotComparable, candidate_dirs
 from service.decision_log import now
-from service.flips import NO_LIVE_VERDICT, FlipMatrix, Side, side_of_outcome
+from service.flips import NO_LIVE_VERDICT, Flip, FlipMatrix, Side, Skipped
 from service.pipeline import DecisionResponse
 from service.settings import Settings
 
@@ -26,14 +26,20 @@ QUEUE_SIZE = 1024
 SAMPLES = 5  # the most recent decision ids kept per flip and per error reason
 
 
-def side_of_response(response: DecisionResponse) -> Side:
-    """The live answer, as the response carries it."""
-    result, explanation = response.result, response.result.explanation
-    return Side(
-        result.decision.decision_type,
-        [rule.id for rule in explanation.fired_rules if rule.won],
-        sorted({violation.id for violation in explanation.guardrails.violations}),
-    )
+class ShadowSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """GET /admin/shadow's body; the comparisons made since the process started."""
+
+    candidate_version: str
+    live_version: str
+    since: str
+    compared: int
+    differing: int  # the final decision type differs
+    dropped: int  # lost to a full queue
+    pending: int  # still queued
+    errors: int  # could not be compared, counted under ``error_reasons``
+    matrix: dict[str, dict[str, int]]
+    samples: list[Flip]
+    error_reasons: list[Skipped]
 
 
 class Shadow:
@@ -74,33 +80,33 @@ class Shadow:
                 self._queue.task_done()
 
     async def _compare(self, response: DecisionResponse) -> None:
-        result = response.result
-        if result.explanation.proposal is not None and not result.explanation.guardrails.available:
-            self.flips.skip(result.decision_id, NO_LIVE_VERDICT)  # failed closed: an error, not a difference
+        result, live = response.result, of_response(response)
+        if live.no_verdict:  # failed closed: an error, not a difference
+            self.flips.skip(result.decision_id, NO_LIVE_VERDICT)
             return
         try:
             outcome = await self.candidate.redecide(result.explanation.ruleset.name, result.context)
         except NotComparable as skipped:
             self.flips.skip(result.decision_id, skipped.reason)
             return
-        self.flips.add(result.decision_id, side_of_response(response), side_of_outcome(outcome))
+        self.flips.add(result.decision_id, Side.of(live), Side.of(of_outcome(outcome)))
 
-    def summary(self, live_version: str) -> dict[str, Any]:
+    def summary(self, live_version: str) -> ShadowSummary:
         """What GET /admin/shadow answers."""
         flips = self.flips.summary()
-        return {
-            "candidate_version": self.candidate.version,
-            "live_version": live_version,
-            "since": self.since,
-            "compared": flips.compared,
-            "differing": flips.changed,
-            "dropped": self.dropped,
-            "pending": self._queue.qsize(),
-            "errors": sum(s.count for s in flips.not_comparable),
-            "matrix": flips.matrix,
-            "samples": msgspec.to_builtins(flips.flips),
-            "error_reasons": msgspec.to_builtins(flips.not_comparable),
-        }
+        return ShadowSummary(
+            candidate_version=self.candidate.version,
+            live_version=live_version,
+            since=self.since,
+            compared=flips.compared,
+            differing=flips.changed,
+            dropped=self.dropped,
+            pending=self._queue.qsize(),
+            errors=sum(s.count for s in flips.not_comparable),
+            matrix=flips.matrix,
+            samples=flips.flips,
+            error_reasons=flips.not_comparable,
+        )
 
     async def close(self) -> None:
         self._worker.cancel()

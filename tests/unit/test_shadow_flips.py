@@ -6,9 +6,11 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
+
 from service.candidate import NotComparable
 from service.flips import MAX_REASONS, OTHER_REASONS, FlipMatrix, Side
-from service.shadow import Shadow
+from service.shadow import Shadow, ShadowSummary
 
 ESCALATE, DISPATCH, RETRY = "OPS.ESCALATE", "OPS.DISPATCH", "OPS.RETRY"
 
@@ -55,13 +57,21 @@ class NeverComparable:
 
 
 def response(n: int, *, proposal: Any = None, available: bool = True) -> Any:
-    guardrails = SimpleNamespace(available=available)
-    explanation = SimpleNamespace(ruleset=SimpleNamespace(name="ops"), proposal=proposal, guardrails=guardrails)
-    return SimpleNamespace(result=SimpleNamespace(decision_id=f"d{n}", context={}, explanation=explanation))
+    """A live answer with the fields the shadow reads: an escalation by escalate-attempts."""
+    guardrails = SimpleNamespace(available=available, violations=[])
+    fired = [SimpleNamespace(id="escalate-attempts", won=True)]
+    explanation = SimpleNamespace(
+        ruleset=SimpleNamespace(name="ops"), proposal=proposal, guardrails=guardrails, fired_rules=fired
+    )
+    decision = SimpleNamespace(decision_type=ESCALATE, confidence=1.0)
+    execution = SimpleNamespace(status="ESCALATED", actions=[])
+    result = SimpleNamespace(decision_id=f"d{n}", context={}, explanation=explanation, decision=decision,
+                             execution=execution)  # fmt: skip
+    return SimpleNamespace(result=result)
 
 
 def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
-    async def scenario() -> dict[str, Any]:
+    async def scenario() -> ShadowSummary:
         shadow = Shadow(NeverComparable(), queue_size=2)  # type: ignore[arg-type]
         for n in range(5):
             shadow.offer(response(n))  # the worker has not run yet: room for two
@@ -70,7 +80,7 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
         await shadow.close()
         return summary
 
-    summary = asyncio.run(scenario())
+    summary = msgspec.to_builtins(asyncio.run(scenario()))
     assert (summary["dropped"], summary["compared"], summary["errors"]) == (3, 0, 2)
     assert summary["error_reasons"] == [
         {"reason": "ruleset 'ops' is not in the candidate", "count": 2, "samples": ["d0", "d1"]}
@@ -97,7 +107,7 @@ class AlwaysDispatches:
 def test_a_live_decision_that_failed_closed_counts_as_an_error_not_a_difference() -> None:
     candidate = AlwaysDispatches()
 
-    async def scenario() -> dict[str, Any]:
+    async def scenario() -> ShadowSummary:
         shadow = Shadow(candidate)  # type: ignore[arg-type]
         # proposed a dispatch, OPA gave no verdict: escalated by the live path, not by its rules
         shadow.offer(response(0, proposal=SimpleNamespace(decision_type=DISPATCH), available=False))
@@ -106,7 +116,7 @@ def test_a_live_decision_that_failed_closed_counts_as_an_error_not_a_difference(
         await shadow.close()
         return summary
 
-    summary = asyncio.run(scenario())
+    summary = msgspec.to_builtins(asyncio.run(scenario()))
     assert (summary["compared"], summary["differing"], summary["errors"]) == (0, 0, 1)
     assert summary["matrix"] == {} and summary["samples"] == []
     assert summary["error_reasons"] == [
