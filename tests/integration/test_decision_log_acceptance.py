@@ -10,7 +10,7 @@ from pathlib import Path
 
 from service.runtime import Runtime
 from service.settings import Settings
-from tests.conftest import EXAMPLE_FACTS, REGO_DIR, ROOT, RULES_DIR, sql
+from tests.conftest import EXAMPLE_FACTS, REGO_DIR, ROOT, RULES_DIR, sql, tables
 from tests.integration.test_cli import opsgate
 
 
@@ -60,3 +60,13 @@ def test_the_documented_twenty_line_script_verifies_the_log_by_itself(tmp_path: 
     sql(db, "UPDATE log_entries SET body = replace(body, 'caller-1', 'caller-2') WHERE seq = 6")
     broken = subprocess.run([sys.executable, str(script), db], capture_output=True, text=True, check=False)
     assert (broken.returncode, broken.stderr) == (1, "record #6 (writer replica-1, seq 6): broken chain\n")
+
+
+def test_log_verify_on_a_database_without_a_decision_log_exits_2_and_creates_nothing(
+    foreign_db: str, opa_bin: str
+) -> None:
+    before = tables(foreign_db)
+    result = opsgate("log", "verify", "--db", foreign_db, opa_bin=opa_bin)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"opsgate: no decision log at {foreign_db} (no log_entries table)"
+    assert tables(foreign_db) == before

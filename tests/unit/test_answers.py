@@ -43,7 +43,9 @@ def test_an_outcome_and_its_logged_record_read_the_same() -> None:
     answer = of_outcome(decided)
     assert of_record(record_of(decided)) == answer
     assert (answer.fired, answer.winners, answer.violations) == (
-        ["retry-after-failure", "dispatch"], ["retry-after-failure"], ["OPS-MIN-CONFIDENCE"]
+        ["retry-after-failure", "dispatch"],
+        ["retry-after-failure"],
+        ["OPS-MIN-CONFIDENCE"],
     )
     assert not answer.no_verdict
 
