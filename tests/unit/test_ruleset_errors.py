@@ -241,14 +241,22 @@ CAPACITY = "fields:\n      id: {type: str, min_length: 1}\n      capacity: {type
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("{type: int, gt: zero, description: Service level in seconds.}",
-         "rules/broken.yaml:24:28: error: facts.process.fields.sla.gt: Expected `float | null`, got `str`"),
-        ("{type: integer, ge: 0}",
-         "rules/broken.yaml:30:24: error: facts.resource.fields.capacity.type: Invalid enum value 'integer'"),
-        ('{type: int, ge: "zero"}',
-         "rules/broken.yaml:30:33: error: facts.resource.fields.capacity.ge: Expected `float | null`, got `str`"),
-        ("{ge: 0}",
-         "rules/broken.yaml:30:17: error: facts.resource.fields.capacity: Object missing required field `type`"),
+        (
+            "{type: int, gt: zero, description: Service level in seconds.}",
+            "rules/broken.yaml:24:28: error: facts.process.fields.sla.gt: Expected `float | null`, got `str`",
+        ),
+        (
+            "{type: integer, ge: 0}",
+            "rules/broken.yaml:30:24: error: facts.resource.fields.capacity.type: Invalid enum value 'integer'",
+        ),
+        (
+            '{type: int, ge: "zero"}',
+            "rules/broken.yaml:30:33: error: facts.resource.fields.capacity.ge: Expected `float | null`, got `str`",
+        ),
+        (
+            "{ge: 0}",
+            "rules/broken.yaml:30:17: error: facts.resource.fields.capacity: Object missing required field `type`",
+        ),
     ],
 )
 def test_a_bad_value_in_a_fact_spec_is_found_in_its_own_fact_not_the_first_with_that_key(
