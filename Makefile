@@ -9,7 +9,7 @@ GET_OPA := scripts/get-opa.sh
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test venv opa browser check rego-test rule-test pytest lint clean
+.PHONY: run test venv opa browser check rego-test rule-test pytest lint clean wrk bench bench-quick
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,23 @@ pytest: venv opa browser
 test: venv opa
 	@mkdir -p var
 	@$(MAKE) --no-print-directory check rego-test rule-test pytest
+
+# Benchmarks (bench/): opsgate side by side with raw OPA, loopback only, bounded in time; never part of make test.
+# wrk comes from Debian, like the browser tests' chromium.
+wrk:
+	@command -v wrk >/dev/null || { \
+	  echo "installing Debian's wrk for the benchmarks"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  if [ -n "$$SUDO" ] && ! command -v sudo >/dev/null; then \
+	    echo "wrk is missing; installing it needs root and there is no sudo: run 'apt-get install -y wrk' as root" >&2; \
+	    exit 1; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+bench: venv opa wrk
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.run
+
+bench-quick: venv opa wrk
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.run --quick
 
 lint: venv
 	$(BIN)/ruff check service tests

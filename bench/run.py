@@ -1,0 +1,324 @@
+"""opsgate measured side by side with raw OPA, in one run (issue 6): ``make bench`` / ``make bench-quick``.
+
+Starts, on loopback only, the real ``opa run --server`` with the guardrail bundle the service builds, and
+``opsgate serve`` processes (SQLite log, PostgreSQL log, log switched off, 100- and 1,000-rule rulesets).
+Then wrk drives every scenario at every concurrency, round-robin over several short rounds (the order
+rotated each round, so drift on a shared machine spreads over all rows), and the medians are reported
+with the ratio to raw OPA at the same concurrency.  Writes bench/results/<date>[-quick].json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import rulesets, wrk
+from bench.servers import PG_SERVER, ROOT, Server, http, pg_schema, start_opa, start_service
+from service.guardrails import find_opa
+
+FACTS = {
+    "org_id": 0,
+    "process": {"type": "ORDER_PROCESSING", "sla": 3600, "attempts": 1},
+    "resource": {"id": "worker-001", "capacity": 100, "status": "available"},
+    "history": {"failures": 0, "latency": 500},
+}
+BATCH_ITEMS = 100
+# The body shapes a batch endpoint may take; the first one answered with 200 is measured.
+BATCH_SHAPES: tuple[tuple[str, Any], ...] = (
+    ("list", [FACTS] * BATCH_ITEMS),
+    ("items", {"items": [FACTS] * BATCH_ITEMS}),
+    ("requests", {"requests": [FACTS] * BATCH_ITEMS}),
+)
+RSS_NOTE = "serving process only, after warm-up and after the rounds; not the 1M-decision check"
+PROFILES = {"quick": {"rounds": 2, "seconds": 1, "warmup": 1}, "full": {"rounds": 5, "seconds": 5, "warmup": 2}}
+
+
+@dataclass
+class Scenario:
+    name: str
+    what: str
+    server: str
+    path: str
+    body: Path | None = None
+    items: int = 1  # decisions per request
+    unavailable: str = ""  # why the row could not be measured
+    runs: dict[int, list[wrk.WrkReport]] = field(default_factory=dict)
+
+
+# --- setting up -------------------------------------------------------------------
+
+
+def prepare_rules(work: Path, opsgate: str, opa_bin: str) -> tuple[dict[int, Path], list[Any]]:
+    """rules dirs of 5 (ops.yaml as shipped), 100 and 1,000 rules; `opsgate check` started on the generated ones."""
+    dirs = {5: work / "rules-5"}
+    dirs[5].mkdir()
+    shutil.copy(rulesets.OPS, dirs[5] / "ops.yaml")
+    checks = []
+    for size in (100, 1000):
+        dirs[size] = rulesets.write_variant(size, work / f"rules-{size}")
+        log = work / f"check-{size}.log"
+        checks.append((rulesets.start_check(opsgate, dirs[size], ROOT / "rego", opa_bin, log), log))
+    return dirs, checks
+
+
+def start_all(stack: ExitStack, work: Path, opa_bin: str, rules: dict[int, Path], pg: str | None) -> dict[str, Server]:
+    rego = ROOT / "rego"
+
+    def sqlite(name: str) -> str:
+        return str(work / f"{name}.db")
+
+    servers = {"opa": start_opa(opa_bin, rego, work)}
+    plans = [("sqlite", 5, sqlite("sqlite"), False), ("logoff", 5, sqlite("logoff"), True),
+             ("rules100", 100, sqlite("rules100"), False), ("rules1000", 1000, sqlite("rules1000"), False)]  # fmt: skip
+    if pg:
+        plans.append(("pg", 5, pg, False))
+    for name, size, db, log_off in plans:
+        servers[name] = start_service(name, rules[size], rego, db, work, opa_bin, log_off)
+    for server in servers.values():
+        stack.callback(server.close)
+    for server in servers.values():
+        server.wait_ready(timeout=180)
+    return servers
+
+
+def write_body(work: Path, name: str, value: Any) -> Path:
+    path = work / f"{name}.json"
+    path.write_text(json.dumps(value))
+    return path
+
+
+def opa_input(servers: dict[str, Server]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The input the service sends OPA for FACTS, rebuilt from its own answer: validated facts (defaults
+    filled in), its proposal and ruleset; and the service's answer, for the record."""
+    status, answer = http("POST", servers["sqlite"].base + "/decide", json.dumps(FACTS).encode())
+    if status != 200:
+        raise RuntimeError(f"POST /decide answered {status}: {answer}")
+    result = answer["result"]
+    explanation = result["explanation"]
+    if not explanation["guardrails"]["available"]:
+        raise RuntimeError(f"the service could not reach its OPA: {explanation['guardrails']}")
+    ruleset = {"name": explanation["ruleset"]["name"], "version": explanation["ruleset"]["version"]}
+    return {"input": {"ruleset": ruleset, "facts": result["context"], "proposal": explanation["proposal"]}}, answer
+
+
+def batch_body(work: Path, servers: dict[str, Server]) -> tuple[Path | None, str]:
+    """A 100-item body that POST /decide/batch accepts, or None and why not."""
+    answers = []
+    for shape, value in BATCH_SHAPES:
+        status, answer = http("POST", servers["sqlite"].base + "/decide/batch", json.dumps(value).encode())
+        if status == 200:
+            return write_body(work, "batch", value), shape
+        answers.append(f"{shape}: {status}")
+        if status in (404, 405):
+            return None, f"POST /decide/batch answered {status}: the endpoint is not there"
+    return None, "POST /decide/batch accepted none of the body shapes tried (" + ", ".join(answers) + ")"
+
+
+def scenarios(work: Path, servers: dict[str, Server], pg: str | None) -> tuple[list[Scenario], dict[str, Any]]:
+    opa_body, answer = opa_input(servers)
+    facts = write_body(work, "facts", FACTS)
+    batch, batch_note = batch_body(work, servers)
+    rows = [
+        Scenario("opa-rest", "(a) raw OPA REST, same bundle and input", "opa", "/v1/data/opsgate/decision",
+                 write_body(work, "opa-input", opa_body)),
+        Scenario("decide-sqlite", "(b) /decide, 5 rules, durable SQLite log", "sqlite", "/decide", facts),
+        Scenario("decide-pg", "(c) /decide, 5 rules, PostgreSQL log", "pg", "/decide", facts,
+                 unavailable="" if pg else f"no PostgreSQL at {PG_SERVER}"),
+        Scenario("batch-100", "(d) /decide/batch, 100 items, SQLite log", "sqlite", "/decide/batch", batch,
+                 items=BATCH_ITEMS, unavailable="" if batch else batch_note),
+        Scenario("rules-100", "(e) /decide, 100 rules, SQLite log", "rules100", "/decide", facts),
+        Scenario("rules-1000", "(e) /decide, 1,000 rules, SQLite log", "rules1000", "/decide", facts),
+        Scenario("decide-log-off", "/decide, 5 rules, log off (OPSGATE_BENCH_LOG_OFF)", "logoff", "/decide", facts),
+    ]  # fmt: skip
+    probe = {"opa_input": opa_body["input"], "decide_answer": answer, "batch_shape": batch_note if batch else None}
+    return rows, probe
+
+
+# --- measuring --------------------------------------------------------------------
+
+
+def measure(rows: list[Scenario], servers: dict[str, Server], levels: list[int], profile: dict[str, int]) -> None:
+    """Warm each scenario up, then round-robin: every scenario at every concurrency once per round."""
+    live = [row for row in rows if not row.unavailable]
+    for row in live:
+        wrk.run(servers[row.server].base + row.path, row.body or Path(), 8, profile["warmup"])
+    for round_no in range(profile["rounds"]):
+        shift = round_no % len(live)
+        for row in live[shift:] + live[:shift]:
+            for level in levels:
+                report = wrk.run(servers[row.server].base + row.path, row.body or Path(), level, profile["seconds"])
+                row.runs.setdefault(level, []).append(report)
+        print(f"round {round_no + 1}/{profile['rounds']} done", file=sys.stderr, flush=True)
+
+
+def summary(rows: list[Scenario], levels: list[int]) -> list[dict[str, Any]]:
+    """One entry per scenario and concurrency: medians over the rounds, and the ratio to raw OPA."""
+    table: list[dict[str, Any]] = []
+    opa = {level: statistics.median(r.requests_per_s for r in rows[0].runs[level]) for level in levels}
+    for row in rows:
+        for level in levels:
+            entry: dict[str, Any] = {"scenario": row.name, "what": row.what, "concurrency": level}
+            if row.unavailable:
+                table.append({**entry, "available": False, "reason": row.unavailable})
+                continue
+            runs = row.runs[level]
+            rps = statistics.median(r.requests_per_s for r in runs)
+            table.append({**entry, "available": True, "requests_per_s": round(rps, 1),
+                          "decisions_per_s": round(rps * row.items, 1),
+                          "p50_ms": round(statistics.median(r.p50_ms for r in runs), 3),
+                          "p99_ms": round(statistics.median(r.p99_ms for r in runs), 3),
+                          "ratio_to_opa": round(rps * row.items / opa[level], 3),
+                          "rounds": [round(r.requests_per_s, 1) for r in runs],
+                          "non_2xx": sum(r.non_2xx for r in runs),
+                          "socket_errors": sum(r.socket_errors for r in runs)})  # fmt: skip
+    return table
+
+
+# --- targets ----------------------------------------------------------------------
+
+
+def _cell(table: list[dict[str, Any]], scenario: str, level: int) -> dict[str, Any] | None:
+    for entry in table:
+        if entry["scenario"] == scenario and entry["concurrency"] == level and entry["available"]:
+            return entry
+    return None
+
+
+def _target(name: str, figure: float | None, limit: float, at_least: bool, unit: str) -> dict[str, Any]:
+    if figure is None:
+        return {"target": name, "measured": None, "met": None, "note": "not measured in this run"}
+    met = figure >= limit if at_least else figure <= limit
+    return {"target": name, "measured": round(figure, 3), "unit": unit, "met": met}
+
+
+def targets(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the figure this run measured."""
+
+    def ratio(a: tuple[str, int], b: tuple[str, int], key: str) -> float | None:
+        x, y = _cell(table, *a), _cell(table, *b)
+        return x[key] / y[key] if x and y and y[key] else None
+
+    log_share = ratio(("decide-sqlite", 64), ("decide-log-off", 64), "requests_per_s")
+    return [
+        _target("/decide (SQLite log) at c=64 >= 0.6x raw OPA throughput",
+                ratio(("decide-sqlite", 64), ("opa-rest", 64), "requests_per_s"), 0.6, True, "x"),
+        _target("/decide p99 at c=8 <= 2x raw OPA p99 at c=8",
+                ratio(("decide-sqlite", 8), ("opa-rest", 8), "p99_ms"), 2.0, False, "x"),
+        _target("/decide/batch (100 items) >= 10x decisions/s of single /decide (c=8)",
+                ratio(("batch-100", 8), ("decide-sqlite", 8), "decisions_per_s"), 10.0, True, "x"),
+        _target("1,000 rules >= 0.7x throughput of 5 rules (c=64)",
+                ratio(("rules-1000", 64), ("decide-sqlite", 64), "requests_per_s"), 0.7, True, "x"),
+        _target("durable log costs <= 20% of throughput vs log off (c=64)",
+                None if log_share is None else 1 - log_share, 0.2, False, "share lost"),
+    ]  # fmt: skip
+
+
+# --- recording --------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+              if line.startswith("model name")]  # fmt: skip
+    return {"cores": os.cpu_count(), "cpu_model": models[0] if models else platform.processor(),
+            "kernel": platform.release(), "load_average_at_start": os.getloadavg()}  # fmt: skip
+
+
+def versions(opa_bin: str) -> dict[str, str]:
+    def first_line(args: list[str]) -> str:
+        done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=10)
+        return (done.stdout or done.stderr).splitlines()[0].strip()
+
+    found = {"python": platform.python_version(), "opa": first_line([opa_bin, "version"]).removeprefix("Version: ")}
+    for dist in ("durable_rules", "litestar", "msgspec", "uvicorn", "uvloop", "psycopg"):
+        found[dist] = metadata.version(dist)
+    found["wrk"] = " ".join(first_line(["wrk", "-v"]).split()[:2])
+    return found
+
+
+def print_table(table: list[dict[str, Any]], checks: list[dict[str, Any]]) -> None:
+    print(f"{'scenario':<16} {'c':>3} {'req/s':>9} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'x OPA':>6}")
+    for e in table:
+        if not e["available"]:
+            print(f"{e['scenario']:<16} {e['concurrency']:>3}   not available: {e['reason']}")
+            continue
+        errors = e["non_2xx"] + e["socket_errors"]
+        flag = f"  (errors: {e['non_2xx']} non-2xx, {e['socket_errors']} socket)" if errors else ""
+        print(f"{e['scenario']:<16} {e['concurrency']:>3} {e['requests_per_s']:>9.0f} {e['decisions_per_s']:>12.0f} "
+              f"{e['p50_ms']:>8.2f} {e['p99_ms']:>8.2f} {e['ratio_to_opa']:>6.2f}{flag}")  # fmt: skip
+    print()
+    for check in checks:
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[check["met"]]
+        print(f"{verdict:>12}: {check['target']} (measured {check['measured']})")
+
+
+def result_path(out: Path, quick: bool) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    return out / (time.strftime("%Y-%m-%d") + ("-quick" if quick else "") + ".json")
+
+
+# --- the command ------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 1 s per cell")
+    parser.add_argument("--rounds", type=int, help="rounds (default: 2 quick, 5 full)")
+    parser.add_argument("--seconds", type=int, help="seconds of wrk per cell and round (default: 1 quick, 5 full)")
+    parser.add_argument("--concurrency", default="1,8,64", help="comma-separated wrk connections (default: 1,8,64)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where the JSON goes")
+    parser.add_argument("--opa-bin", default=os.environ.get("OPSGATE_OPA_BIN"), help="the opa binary")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if shutil.which("wrk") is None:
+        print("bench: wrk is not installed (make bench installs it: apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    profile = dict(PROFILES["quick" if args.quick else "full"])
+    profile.update({k: v for k, v in (("rounds", args.rounds), ("seconds", args.seconds)) if v})
+    levels = [int(level) for level in args.concurrency.split(",")]
+    opa_bin = find_opa(args.opa_bin)
+    opsgate = str(Path(sys.executable).with_name("opsgate"))
+    started, host = time.monotonic(), machine()  # the load average before anything of ours runs
+    with tempfile.TemporaryDirectory(prefix="opsgate-bench-") as tmp, ExitStack() as stack:
+        work = Path(tmp)
+        pg = stack.enter_context(pg_schema())
+        rules, checks = prepare_rules(work, opsgate, opa_bin)
+        servers = start_all(stack, work, opa_bin, rules, pg)
+        for check, log in checks:
+            rulesets.finish_check(check, log)
+        print(f"servers ready, rulesets checked ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        rows, probe = scenarios(work, servers, pg)
+        rss_before = {name: s.rss_kb() for name, s in servers.items() if name != "opa"}
+        measure(rows, servers, levels, profile)
+        rss_after = {name: s.rss_kb() for name, s in servers.items() if name != "opa"}
+    table = summary(rows, levels)
+    checks = targets(table)
+    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(["bench/run.py", *sys.argv[1:]]),
+              "mode": "quick" if args.quick else "full", "profile": profile, "concurrency": levels,
+              "machine": host, "versions": versions(opa_bin), "wall_seconds": round(time.monotonic() - started),
+              "rows": table, "targets": checks, "probe": probe,
+              "rss_kb": {"before": rss_before, "after": rss_after, "note": RSS_NOTE}}  # fmt: skip
+    path = result_path(args.out, args.quick)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print_table(table, checks)
+    print(f"\nwrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} ({record['wall_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
