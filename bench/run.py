@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_after = {name: s.rss_kb() for name, s in servers.items() if name != "opa"}
     table = summary(rows, levels)
     checks = targets(table)
-    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(["bench/run.py", *sys.argv[1:]]),
+    record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
               "mode": "quick" if args.quick else "full", "profile": profile, "concurrency": levels,
               "machine": host, "versions": versions(opa_bin), "wall_seconds": round(time.monotonic() - started),
               "rows": table, "targets": checks, "probe": probe,
