@@ -55,7 +55,10 @@ def lint(
         return []
     conditions = {rule.order: fold_params(rule.when, params) for rule in rules}
     ranked = sorted(rules, key=lambda r: (-r.priority, r.order))
-    findings = [f for i, rule in enumerate(ranked) if (f := _shadowed(rule, ranked[:i], conditions))]
+    if len(ranked) > PAIRWISE_LIMIT:
+        findings = _shadowed_cheaply(ranked, conditions)
+    else:
+        findings = [f for i, rule in enumerate(ranked) if (f := _shadowed(rule, ranked[:i], conditions))]
     if not any(_always(c) for c in conditions.values()) and not _exhaustive(conditions.values(), enums or {}):
         findings.append(Finding(None, _NO_FALLBACK))
     return sorted(findings, key=lambda f: -1 if f.rule is None else f.rule)
@@ -77,16 +80,39 @@ _NO_FALLBACK = (
 )
 
 
+#: Above this many rules, comparing every pair of rules (quadratic) would slow every load and
+#: reload by seconds, so only an unconditional rule or an identical condition above counts.
+PAIRWISE_LIMIT = 200
+
+
 def _shadowed(rule: LintedRule, above: Sequence[LintedRule], conditions: dict[int, expr.Node]) -> Finding | None:
     for winner in above:
         if implies(conditions[rule.order], conditions[winner.order]):
-            why = "has no condition" if _always(conditions[winner.order]) else "matches whenever it does"
-            return Finding(
-                rule.order,
-                f"rule {rule.id!r} can never win: rule {winner.id!r} (priority {winner.priority})"
-                f" ranks above it and {why}",
-            )
+            return _finding(rule, winner, conditions)
     return None
+
+
+def _shadowed_cheaply(ranked: Sequence[LintedRule], conditions: dict[int, expr.Node]) -> list[Finding]:
+    findings: list[Finding] = []
+    unconditional: LintedRule | None = None
+    first_with: dict[str, LintedRule] = {}
+    for rule in ranked:
+        text = expr.render(conditions[rule.order])
+        winner = unconditional or first_with.get(text)
+        if winner is not None:
+            findings.append(_finding(rule, winner, conditions))
+        first_with.setdefault(text, rule)
+        if unconditional is None and _always(conditions[rule.order]):
+            unconditional = rule
+    return findings
+
+
+def _finding(rule: LintedRule, winner: LintedRule, conditions: dict[int, expr.Node]) -> Finding:
+    why = "has no condition" if _always(conditions[winner.order]) else "matches whenever it does"
+    return Finding(
+        rule.order,
+        f"rule {rule.id!r} can never win: rule {winner.id!r} (priority {winner.priority}) ranks above it and {why}",
+    )
 
 
 def _always(node: expr.Node) -> bool:

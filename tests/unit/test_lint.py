@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from service import expr
-from service.lint import Finding, implies, lint
+from service.lint import PAIRWISE_LIMIT, Finding, implies, lint
 from service.ruleset import parse_ruleset
 
 
@@ -146,3 +146,23 @@ def test_a_loaded_ruleset_counts_its_required_enum_fields_as_a_fallback(
     ruleset = parse_ruleset(ops_text.replace("when: true", dispatch_when).encode(), "rules/ops.yaml", [])
     assert [(w.line, w.column, w.path) for w in ruleset.warnings] == expected
     assert all(w.severity == "warning" for w in ruleset.warnings)
+
+
+def test_above_the_pairwise_limit_only_identical_and_unconditional_winners_shadow() -> None:
+    many = [(f"r{i:04d}", 100, f"x == {i}") for i in range(PAIRWISE_LIMIT)]
+    specs = [
+        ("bound", 500, "x >= 3"),  # would shadow "tighter" below, but is not looked for at this size
+        *many,
+        ("tighter", 50, "x >= 5"),
+        ("same", 40, "x == 7"),
+        ("catch-all", 30, "true"),
+        ("after-all", 20, "y > 1"),
+    ]
+    found = {f.reason.split("'")[1]: f.reason for f in lint("first", rules(*specs), {})}
+    # Pairwise, "bound" would also shadow "tighter" and r0003..r0199.
+    assert found == {
+        "same": "rule 'same' can never win: rule 'r0007' (priority 100) ranks above it and matches whenever it does",
+        "after-all": (
+            "rule 'after-all' can never win: rule 'catch-all' (priority 30) ranks above it and has no condition"
+        ),
+    }
