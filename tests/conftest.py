@@ -41,11 +41,17 @@ def copied_dirs(tmp_path: Path) -> tuple[Path, Path]:
 
 @pytest.fixture
 def ops_only_dirs(tmp_path: Path) -> tuple[Path, Path]:
-    """Copies of rules/ops.yaml alone and of the policies ops uses: tests that must not change
-    when other rulesets are added to rules/ and rego/."""
-    rules, rego = tmp_path / "rules", tmp_path / "rego"
-    rules.mkdir()
+    return copy_ops_only(tmp_path)
+
+
+def copy_ops_only(root: Path, *, cases: bool = False) -> tuple[Path, Path]:
+    """``root``/rules with rules/ops.yaml alone (and its cases if asked) and ``root``/rego with the
+    policies ops uses: for tests that must not change when other rulesets are added."""
+    rules, rego = root / "rules", root / "rego"
+    rules.mkdir(parents=True)
     shutil.copy(RULES_DIR / "ops.yaml", rules / "ops.yaml")
+    if cases:
+        shutil.copytree(RULES_DIR / "tests" / "ops", rules / "tests" / "ops")
     for part in ("config", "guardrails/lib", "guardrails/ops", "opsgate"):
         shutil.copytree(REGO_DIR / part, rego / part)
     return rules, rego

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import copy_ops_only
 from tests.e2e.server import Server
 from tests.integration.test_cli import opsgate
-from tests.integration.test_replay import only_ops
 
 DISPATCH, ESCALATE = "OPS.DISPATCH", "OPS.ESCALATE"
 
@@ -26,7 +26,7 @@ def facts(attempts: int, failures: int = 0) -> dict[str, Any]:
 
 def candidate(root: Path) -> Path:
     """A shadow directory: rules/ with max_attempts 4, rego/ unchanged (the retry guardrail keeps 3)."""
-    rules, _ = only_ops(root)
+    rules, _ = copy_ops_only(root)
     ops = rules / "ops.yaml"
     ops.write_text(ops.read_text().replace("max_attempts: 3", "max_attempts: 4"))
     return root
@@ -44,7 +44,7 @@ def wait_compared(server: Server, count: int) -> dict[str, Any]:
 def test_shadow_counts_the_flips_of_max_attempts_4_without_touching_live_answers(
     start_server: Callable[..., Server], tmp_path: Path
 ) -> None:
-    live_rules, live_rego = only_ops(tmp_path / "live")
+    live_rules, live_rego = copy_ops_only(tmp_path / "live")
     shadow_dir = candidate(tmp_path / "candidate")
     server = start_server(live_rules, live_rego, OPSGATE_SHADOW=str(shadow_dir))
     live_version = server.client.get("/ready").json()["version"]
@@ -77,7 +77,7 @@ def test_shadow_counts_the_flips_of_max_attempts_4_without_touching_live_answers
 
 
 def test_admin_shadow_is_404_when_no_shadow_is_configured(start_server: Callable[..., Server], tmp_path: Path) -> None:
-    server = start_server(*only_ops(tmp_path / "live"))
+    server = start_server(*copy_ops_only(tmp_path / "live"))
     response = server.client.get("/admin/shadow")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "shadow_not_configured"
@@ -85,7 +85,7 @@ def test_admin_shadow_is_404_when_no_shadow_is_configured(start_server: Callable
 
 
 def test_a_broken_shadow_candidate_stops_serve_with_file_line_column(tmp_path: Path, opa_bin: str) -> None:
-    live_rules, live_rego = only_ops(tmp_path / "live")
+    live_rules, live_rego = copy_ops_only(tmp_path / "live")
     shadow_dir = candidate(tmp_path / "candidate")
     ops = shadow_dir / "rules" / "ops.yaml"
     text = ops.read_text()

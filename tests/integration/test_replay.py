@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import pytest
 
 from service.runtime import Runtime
 from service.settings import Settings
-from tests.conftest import PG_SERVER, REGO_DIR, RULES_DIR, tables
+from tests.conftest import PG_SERVER, copy_ops_only, tables
 from tests.integration.test_cli import opsgate
 
 DISPATCH, RETRY, REASSIGN, ESCALATE = "OPS.DISPATCH", "OPS.RETRY", "OPS.REASSIGN", "OPS.ESCALATE"
@@ -62,15 +61,6 @@ def hand_matrix(retry_limit: int, limit: int = COUNT) -> dict[str, dict[str, int
     return matrix
 
 
-def only_ops(tmp: Path) -> tuple[Path, Path]:
-    """rules/ with the ops ruleset alone (other rulesets change under development), and rego/."""
-    rules, rego = tmp / "rules", tmp / "rego"
-    rules.mkdir(parents=True)
-    shutil.copy(RULES_DIR / "ops.yaml", rules / "ops.yaml")
-    shutil.copytree(REGO_DIR, rego)
-    return rules, rego
-
-
 def log_decisions(db: str, opa_bin: str, rules: Path, rego: Path) -> list[str]:
     settings = Settings(db=db, writer_id="replica-1", rules_dir=rules, rego_dir=rego, opa_bin=opa_bin)
 
@@ -94,7 +84,7 @@ class Logged:
 
     def candidate(self, name: str, retry_limit: int = 3, edits: dict[str, str] | None = None) -> tuple[Path, Path]:
         """A copy of the logged version with max_attempts 4 (and the retry guardrail's limit), plus edits."""
-        rules, rego = only_ops(self.root / name)
+        rules, rego = copy_ops_only(self.root / name)
         ops = rules / "ops.yaml"
         ops.write_text(ops.read_text().replace("max_attempts: 3", "max_attempts: 4"))
         policy = rego / "guardrails" / "ops" / "retry_limit" / "retry_limit.rego"
@@ -108,7 +98,7 @@ class Logged:
 def sqlite_log(tmp_path_factory: pytest.TempPathFactory, opa_bin: str) -> Logged:
     root = tmp_path_factory.mktemp("replay")
     db = str(root / "decisions.db")
-    return Logged(db, log_decisions(db, opa_bin, *only_ops(root / "live")), root)
+    return Logged(db, log_decisions(db, opa_bin, *copy_ops_only(root / "live")), root)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +110,7 @@ def postgresql_log(tmp_path_factory: pytest.TempPathFactory, opa_bin: str) -> It
     with psycopg.connect(PG_SERVER, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
     db = f"{PG_SERVER}?options=-csearch_path%3D{schema}"
-    yield Logged(db, log_decisions(db, opa_bin, *only_ops(root / "live")), root)
+    yield Logged(db, log_decisions(db, opa_bin, *copy_ops_only(root / "live")), root)
     with psycopg.connect(PG_SERVER, autocommit=True) as admin:
         admin.execute(f"DROP SCHEMA {schema} CASCADE")
 
@@ -257,7 +247,7 @@ def test_usage_errors_exit_2(sqlite_log: Logged, opa_bin: str, tmp_path: Path) -
 
 def failed_closed_log(tmp_path: Path, opa_bin: str) -> tuple[str, str, tuple[Path, Path]]:
     """A log holding one decision made while OPA was unreachable (escalated, no guardrail verdict)."""
-    rules, rego = only_ops(tmp_path / "live")
+    rules, rego = copy_ops_only(tmp_path / "live")
     db = str(tmp_path / "decisions.db")
     decided = opsgate("decide", "-", "--rules-dir", str(rules), "--rego-dir", str(rego), "--db", db,
                       "--opa-url", "http://127.0.0.1:1", stdin=json.dumps(facts_for(1)), opa_bin=opa_bin)  # fmt: skip
@@ -284,7 +274,7 @@ def test_a_decision_that_failed_closed_is_not_replayable_rather_than_a_flip(tmp_
 def test_a_database_without_a_decision_log_exits_2_and_is_left_as_it_was(
     foreign_db: str, opa_bin: str, tmp_path: Path
 ) -> None:
-    rules, rego = only_ops(tmp_path / "candidate")
+    rules, rego = copy_ops_only(tmp_path / "candidate")
     before = tables(foreign_db)
     content = Path(foreign_db).read_bytes() if "://" not in foreign_db else b""
     result = opsgate("replay", "--db", foreign_db, "--candidate-rules", str(rules), "--candidate-rego", str(rego),

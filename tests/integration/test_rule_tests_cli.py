@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE_FACTS, REGO_DIR, ROOT, RULES_DIR, tables
+from tests.conftest import EXAMPLE_FACTS, ROOT, copy_ops_only, tables
 from tests.integration.test_cli import opsgate
 
 OPS_RULES = ["escalate-attempts", "escalate-failures", "reassign-unavailable", "retry-after-failure", "dispatch"]
@@ -21,16 +20,7 @@ OPS_RULES = ["escalate-attempts", "escalate-failures", "reassign-unavailable", "
 @pytest.fixture
 def ops_dirs(tmp_path: Path) -> tuple[Path, Path]:
     """rules/ and rego/ holding only the ops ruleset, its cases and its policies (with their tests)."""
-    rules, rego = tmp_path / "rules", tmp_path / "rego"
-    rules.mkdir()
-    shutil.copy(RULES_DIR / "ops.yaml", rules / "ops.yaml")
-    shutil.copytree(RULES_DIR / "tests" / "ops", rules / "tests" / "ops")
-    shutil.copytree(REGO_DIR, rego, ignore=lambda d, names: [n for n in names if _other_ruleset(Path(d), n)])
-    return rules, rego
-
-
-def _other_ruleset(directory: Path, name: str) -> bool:
-    return directory.name == "guardrails" and name not in ("ops", "lib")
+    return copy_ops_only(tmp_path, cases=True)
 
 
 def run_test(rules: Path, rego: Path, *args: str, opa_bin: str) -> tuple[int, str, str]:
