@@ -23,13 +23,7 @@ opa:
 
 # The reviewer-page tests drive Debian's Chromium (Playwright cannot download its own browser here).
 browser:
-	@command -v chromium >/dev/null || { \
-	  echo "installing Debian's chromium for the browser tests"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  if [ -n "$$SUDO" ] && ! command -v sudo >/dev/null; then \
-	    echo "chromium is missing; installing it needs root and there is no sudo: run 'apt-get install -y chromium' as root" >&2; \
-	    exit 1; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@scripts/need-debian-package.sh chromium chromium "for the browser tests"
 
 run: venv opa
 	@mkdir -p var
@@ -61,13 +55,7 @@ test: venv opa
 # Benchmarks (bench/): opsgate side by side with raw OPA, loopback only, bounded in time; never part of make test.
 # wrk comes from Debian, like the browser tests' chromium.
 wrk:
-	@command -v wrk >/dev/null || { \
-	  echo "installing Debian's wrk for the benchmarks"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  if [ -n "$$SUDO" ] && ! command -v sudo >/dev/null; then \
-	    echo "wrk is missing; installing it needs root and there is no sudo: run 'apt-get install -y wrk' as root" >&2; \
-	    exit 1; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@scripts/need-debian-package.sh wrk wrk "for the benchmarks"
 
 bench: venv opa wrk
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.run
