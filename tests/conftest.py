@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from service.runtime import Runtime
+from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"
@@ -110,3 +116,21 @@ def tables(db: str) -> list[str]:
         query = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1"
         return [str(row[0]) for row in sql(db, query)]
     return [str(row[0]) for row in sql(db, "SELECT name FROM sqlite_master ORDER BY 1")]
+
+
+def decide_in_process(settings: Settings, requests: Iterable[tuple[dict[str, Any], str]]) -> list[str]:
+    """Decide each (facts, caller) with ruleset ops through a real Runtime (engine, OPA child, log);
+    the decision ids, in order."""
+
+    async def run() -> list[str]:
+        runtime = await Runtime.start(settings)
+        try:
+            ids = []
+            for facts, caller in requests:
+                response = await runtime.service.decide("ops", json.dumps(facts).encode(), caller)
+                ids.append(response.result.decision_id)
+            return ids
+        finally:
+            await runtime.close()
+
+    return asyncio.run(run())

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import subprocess
 import sys
 from pathlib import Path
 
-from service.runtime import Runtime
 from service.settings import Settings
-from tests.conftest import EXAMPLE_FACTS, REGO_DIR, ROOT, RULES_DIR, sql, tables
+from tests.conftest import EXAMPLE_FACTS, REGO_DIR, ROOT, RULES_DIR, decide_in_process, sql, tables
 from tests.integration.test_cli import opsgate
 
 
 def decide_many(db: str, opa_bin: str, count: int) -> list[str]:
     settings = Settings(db=db, writer_id="replica-1", rules_dir=RULES_DIR, rego_dir=REGO_DIR, opa_bin=opa_bin)
-
-    async def run() -> list[str]:
-        runtime = await Runtime.start(settings)
-        try:
-            ids = []
-            for n in range(count):
-                facts = {**EXAMPLE_FACTS, "history": {"failures": n % 3, "latency": 500}}
-                response = await runtime.service.decide("ops", json.dumps(facts).encode(), f"caller-{n % 4}")
-                ids.append(response.result.decision_id)
-            return ids
-        finally:
-            await runtime.close()
-
-    return asyncio.run(run())
+    facts = [{**EXAMPLE_FACTS, "history": {"failures": n % 3, "latency": 500}} for n in range(count)]
+    requests = ((item, f"caller-{n % 4}") for n, item in enumerate(facts))
+    return decide_in_process(settings, requests)
 
 
 def test_a_thousand_decisions_verify_and_one_edited_field_is_named(log_db: str, opa_bin: str) -> None:

@@ -3,7 +3,6 @@ under a candidate with max_attempts 4, and its flip matrix matches a count made 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -14,9 +13,8 @@ from typing import Any
 
 import pytest
 
-from service.runtime import Runtime
 from service.settings import Settings
-from tests.conftest import PG_SERVER, copy_ops_only, tables
+from tests.conftest import PG_SERVER, copy_ops_only, decide_in_process, tables
 from tests.integration.test_cli import opsgate
 
 DISPATCH, RETRY, REASSIGN, ESCALATE = "OPS.DISPATCH", "OPS.RETRY", "OPS.REASSIGN", "OPS.ESCALATE"
@@ -63,19 +61,7 @@ def hand_matrix(retry_limit: int, limit: int = COUNT) -> dict[str, dict[str, int
 
 def log_decisions(db: str, opa_bin: str, rules: Path, rego: Path) -> list[str]:
     settings = Settings(db=db, writer_id="replica-1", rules_dir=rules, rego_dir=rego, opa_bin=opa_bin)
-
-    async def run() -> list[str]:
-        runtime = await Runtime.start(settings)
-        try:
-            ids = []
-            for n in range(COUNT):
-                body = json.dumps(facts_for(n)).encode()
-                ids.append((await runtime.service.decide("ops", body, "replay-test")).result.decision_id)
-            return ids
-        finally:
-            await runtime.close()
-
-    return asyncio.run(run())
+    return decide_in_process(settings, ((facts_for(n), "replay-test") for n in range(COUNT)))
 
 
 class Logged:
