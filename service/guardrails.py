@@ -421,7 +421,10 @@ class Guardrails:
             raise _Unavailable(f"OPA did not answer within {timeout * 1000:g} ms") from None
         except OpaHttpError as error:
             raise _Unavailable(str(error)) from None
-        answer = _DECODE_ANSWER.decode(body)
+        try:
+            answer = _DECODE_ANSWER.decode(body)
+        except msgspec.DecodeError as error:
+            raise _Unavailable(f"OPA's answer could not be read: {error}") from None
         if answer.result is None:
             raise _Unavailable("OPA returned no result (is the guardrails entrypoint loaded?)")
         return answer.result

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
 import signal
+import threading
 from typing import Any
 
 from service.guardrails import Guardrails, read_policies
@@ -63,3 +65,42 @@ def test_with_opa_dead_every_batched_check_is_unavailable(opa_bin: str) -> None:
             await guardrails.close()
 
     asyncio.run(scenario())
+
+
+class _Garbled(http.server.BaseHTTPRequestHandler):
+    """An "OPA" that answers every query with truncated JSON."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as the client expects
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = b'{"result": [{"allow": tr'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_an_unreadable_answer_fails_every_item_closed_single_and_batch() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Garbled)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    async def scenario() -> None:
+        guardrails = Guardrails(None, timeout=2.0, opa_url=f"http://127.0.0.1:{server.server_port}")
+        await guardrails.start(read_policies(REGO_DIR), "rev-1")
+        try:
+            verdicts = [await guardrails.check(item(0.9)), *await guardrails.check_many([item(0.9), item(0.5)])]
+        finally:
+            await guardrails.close()
+        assert [(v.available, v.allow) for v in verdicts] == [(False, False)] * 3
+        assert [v.error for v in verdicts] == ["OPA's answer could not be read: Input data was truncated"] * 3
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.shutdown()
+        server.server_close()
