@@ -93,5 +93,5 @@ class MicroBatcher(Generic[T, R]):
 
     async def close(self) -> None:
         """Wait for the queries in flight (their waiters are answered)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._tasks:  # a query that returns may start the next one with what gathered meanwhile
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

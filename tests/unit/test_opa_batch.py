@@ -158,3 +158,27 @@ def test_a_negative_window_is_refused_by_name(capsys: pytest.CaptureFixture[str]
         build_parser().parse_args(["serve", "--opa-batch-window-ms", "soon"])
     assert exited.value.code == 2
     assert "expected a number of milliseconds, 0 or more, got 'soon'" in capsys.readouterr().err
+
+
+def test_close_waits_for_the_query_that_a_returning_query_starts() -> None:
+    async def scenario() -> None:
+        opa = FakeOpa(held=True)
+        batcher = MicroBatcher(opa.send, window_s=HOUR)
+        first = asyncio.ensure_future(batcher.submit("a"))
+        await settle()
+        rest = [asyncio.ensure_future(batcher.submit(x)) for x in ("b", "c")]
+        await settle()
+        closing = asyncio.ensure_future(batcher.close())
+        await settle()
+        opa.gate.set()  # "a" returns, and its return sends "b" and "c" ...
+        opa.gate.clear()  # ... whose query is held
+        await settle()
+        assert opa.queries == [["a"], ["b", "c"]]
+        assert not closing.done()
+        opa.gate.set()
+        await closing
+        assert [f.done() for f in (first, *rest)] == [True, True, True]
+        assert opa.queries == [["a"], ["b", "c"]]
+        assert [f.result() for f in rest] == ["B", "C"]
+
+    run(scenario)
