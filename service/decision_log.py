@@ -252,6 +252,9 @@ class DecisionLog(Protocol):
 
     async def append(self, payload: dict[str, Any]) -> StoredRecord: ...
 
+    async def append_many(self, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
+        """Several records in one transaction, in order."""
+
     async def get(self, decision_id: str) -> list[StoredRecord]: ...
 
     async def query(self, query: DecisionQuery) -> tuple[list[StoredRecord], str | None]: ...

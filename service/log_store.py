@@ -197,11 +197,6 @@ _STOP = object()
 _UNLOGGED = StoredRecord(0, "", 0, "", "", "", "", "", "", "", None, None, None, None, None, None)  # bench only
 
 
-def _entries(entry: Any) -> list[Any]:
-    """A queue entry is one (payload, future) pair, or a list of them from ``append_many``."""
-    return entry if isinstance(entry, list) else [entry]
-
-
 class SqlDecisionLog:
     """The append-only, hash-chained decision log in SQLite or PostgreSQL."""
 
@@ -230,11 +225,7 @@ class SqlDecisionLog:
 
     async def append(self, payload: dict[str, Any]) -> StoredRecord:
         """Chain and commit one record; returns it once it is durable."""
-        if self._bench_log_off:
-            return _UNLOGGED
-        done: Future[StoredRecord] = Future()
-        self._queue.put((payload, done))
-        return await asyncio.wrap_future(done)
+        return (await self.append_many([payload]))[0]
 
     async def append_many(self, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
         """Chain and commit ``payloads`` together, in one transaction; returns them once durable."""
@@ -256,7 +247,7 @@ class SqlDecisionLog:
             group = [self._queue.get()]
             while len(group) < MAX_GROUP and not self._queue.empty():
                 group.append(self._queue.get_nowait())
-            items = [one for entry in group if entry is not _STOP for one in _entries(entry)]
+            items = [one for entry in group if entry is not _STOP for one in entry]
             if items:
                 connection = self._commit(connection, items)
             if any(entry is _STOP for entry in group):

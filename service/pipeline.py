@@ -6,11 +6,10 @@ OPA, decision log); ``app.py`` and the CLI call ``DecisionService.decide``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import uuid
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import msgspec
 
@@ -33,13 +32,6 @@ class GuardrailsPort(Protocol):
     async def check(self, item: dict[str, Any]) -> Verdict: ...
 
     async def check_many(self, items: list[dict[str, Any]]) -> list[Verdict]: ...
-
-
-@runtime_checkable
-class GroupAppend(Protocol):
-    """A log that commits several records in one transaction."""
-
-    async def append_many(self, payloads: list[dict[str, Any]]) -> list[StoredRecord]: ...
 
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -159,7 +151,7 @@ class DecisionService:
         outcomes = await self._judge_all(ruleset, valid, passes)
         timer.lap("guardrails")
         responses = [self._response(ruleset, facts, outcome) for facts, outcome in zip(valid, outcomes, strict=True)]
-        stored = await self._append_all([self._record(response, caller, timer.laps) for response in responses])
+        stored = await self.log.append_many([self._record(response, caller, timer.laps) for response in responses])
         logged = iter([_logged(response, record) for response, record in zip(responses, stored, strict=True)])
         return [next(logged) if isinstance(item, dict) else item for item in decoded]
 
@@ -172,11 +164,6 @@ class DecisionService:
             self._final(ruleset, f, p, next(verdicts) if p.proposal else None)
             for f, p in zip(facts, passes, strict=True)
         ]
-
-    async def _append_all(self, records: list[dict[str, Any]]) -> list[StoredRecord]:
-        if isinstance(self.log, GroupAppend):
-            return await self.log.append_many(records)
-        return list(await asyncio.gather(*(self.log.append(record) for record in records)))
 
     def _response(
         self, ruleset: Ruleset, facts: dict[str, Any], outcome: Outcome, *, explain_full: bool = False
