@@ -32,8 +32,7 @@ async def _decide(request: Request[Any, Any, Any], state: State, ruleset: str) -
     current = runtime(state)
     async with current.use() as served:
         response = await served.service.decide(ruleset, body, caller(request), explain_full=explain == "full")
-    if current.shadow is not None:
-        current.shadow.offer(response)  # compared later, off the response path
+    current.offer_shadow([response])
     return _json(response)
 
 
@@ -53,9 +52,7 @@ async def _decide_batch(request: Request[Any, Any, Any], state: State, ruleset: 
     async with current.use() as served:  # one version for the whole batch
         results = await served.service.decide_batch(ruleset, body, caller(request))
     decided = [r for r in results if not isinstance(r, OpsgateError)]
-    if current.shadow is not None:
-        for response in decided:
-            current.shadow.offer(response)
+    current.offer_shadow(decided)
     items = [_item_error(r) if isinstance(r, OpsgateError) else r for r in results]
     counts = {"count": len(results), "decided": len(decided), "errors": len(results) - len(decided)}
     return _json({"status": "success", **counts, "results": items})

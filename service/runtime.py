@@ -13,7 +13,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from service.errors import Conflict, RulesetInvalid
 from service.gitinfo import last_commit
 from service.guardrails import Guardrails, check_policies, find_opa
 from service.log_store import SqlDecisionLog
-from service.pipeline import DecisionService
+from service.pipeline import DecisionResponse, DecisionService
 from service.review import ReviewService
 from service.settings import Settings
 from service.shadow import Shadow
@@ -175,6 +175,13 @@ class Runtime:
             "previous": previous.version,
             "rulesets": {name: rs.version for name, rs in served.catalog.rulesets.items()},
         }
+
+    def offer_shadow(self, responses: Iterable[DecisionResponse]) -> None:
+        """Hand decided responses to the shadow candidate, if one is configured (compared later,
+        off the response path)."""
+        if self.shadow is not None:
+            for response in responses:
+                self.shadow.offer(response)
 
     async def close(self) -> None:
         for task in list(self._retiring):
