@@ -83,9 +83,6 @@ class RuleEngine:
     def match(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
         return self._run(self._match, loaded, facts)
 
-    async def match_async(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
-        return await self._run_async(self._match, loaded, facts)
-
     async def match_many_async(
         self, loaded: LoadedRuleset, items: list[dict[str, Any]]
     ) -> list[list[str] | EngineError]:

@@ -192,19 +192,12 @@ class DecisionService:
         return outcome
 
     async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any], timer: _Timer) -> Outcome:
-        rules = await self._rules_pass(ruleset, facts)
+        (rules,) = await self._rules_passes(ruleset, [facts])
         timer.lap("rules")
         verdict = None
         if rules.proposal is not None:
             verdict = await self.guardrails.check(self._guardrail_input(ruleset, facts, rules.proposal))
         return self._final(ruleset, facts, rules, verdict)
-
-    async def _rules_pass(self, ruleset: Ruleset, facts: dict[str, Any]) -> _RulesPass:
-        try:
-            fired_ids: list[str] | EngineError = await self.engine.match_async(self.loaded[ruleset.name], facts)
-        except EngineError as failure:
-            fired_ids = failure
-        return self._proposed(ruleset, facts, fired_ids)
 
     async def _rules_passes(self, ruleset: Ruleset, items: list[dict[str, Any]]) -> list[_RulesPass]:
         matched = await self.engine.match_many_async(self.loaded[ruleset.name], items)
