@@ -22,7 +22,7 @@ def generated_rule(i: int) -> str:
     status = STATUSES[i % len(STATUSES)]
     when = (
         f'process.type == "{kind}" and process.attempts == {2 + i % 5} '
-        f'and history.latency >= {1000 + 10 * i} and history.latency < {1010 + 10 * i} '
+        f"and history.latency >= {1000 + 10 * i} and history.latency < {1010 + 10 * i} "
         f'and resource.capacity < {10 + i % 89} and resource.status == "{status}"'
     )
     return f"""

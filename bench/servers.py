@@ -91,10 +91,11 @@ def start_opa(opa_bin: str, rego_dir: Path, work: Path) -> Server:
     return Server("opa", args, port, "/health", work / "opa.log", dict(os.environ))
 
 
-def start_service(name: str, rules: Path, rego: Path, db: str, work: Path, opa_bin: str, log_off: bool) -> Server:
+def start_service(
+    name: str, opsgate: str, rules: Path, rego: Path, db: str, work: Path, opa_bin: str, log_off: bool
+) -> Server:
     """``opsgate serve`` on a loopback port; ``log_off`` sets the benchmark-only OPSGATE_BENCH_LOG_OFF."""
     port = free_port()
-    opsgate = str(Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "opsgate")
     args = [opsgate, "serve", "--host", HOST, "--port", str(port), "--rules-dir", str(rules),
             "--rego-dir", str(rego), "--db", db, "--opa-bin", opa_bin, "--writer-id", f"bench-{name}"]  # fmt: skip
     env = {**os.environ, "OPSGATE_BENCH_LOG_OFF": "1" if log_off else "0"}
