@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -42,21 +43,20 @@ def _service_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opa-bin", help="the opa binary (default: OPSGATE_OPA_BIN, PATH, or the cached build)")
 
 
-def _batch_window(text: str) -> float:
-    try:
-        return settings_module.non_negative(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of milliseconds, 0 or more, got {text!r}") from None
+def _arg(parse: Callable[[str], float], expected: str) -> Callable[[str], float]:
+    """An argparse type from a settings parser: the same rule for a flag as for its variable."""
+
+    def convert(text: str) -> float:
+        try:
+            return parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+    return convert
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds greater than 0, got {text!r}")
-    return value
+_batch_window = _arg(settings_module.non_negative, "a number of milliseconds, 0 or more")
+_seconds = _arg(settings_module.positive, "a number of seconds greater than 0")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,16 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    flags = {
-        name: getattr(args, name, None)
-        for name in ("host", "port", "rules_dir", "rego_dir", "db", "writer_id", "opa_url", "opa_bin", "watch")
-    }
-    flags["shadow"] = getattr(args, "shadow", None)
-    return settings_module.from_env(
-        **flags,
-        watch_interval_s=getattr(args, "watch_interval_s", None),
-        opa_batch_window_ms=getattr(args, "opa_batch_window_ms", None),
-    )
+    names = ("host", "port", "rules_dir", "rego_dir", "db", "writer_id", "opa_url", "opa_bin")
+    names_of_serve = ("shadow", "watch", "watch_interval_s", "opa_batch_window_ms")
+    return settings_module.from_env(**{name: getattr(args, name, None) for name in names + names_of_serve})
 
 
 def cmd_serve(settings: Settings) -> int:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import hashlib
 import json
-import os
 import queue
 import sqlite3
 import threading
@@ -200,12 +199,12 @@ _UNLOGGED = StoredRecord(0, "", 0, "", "", "", "", "", "", "", None, None, None,
 class SqlDecisionLog:
     """The append-only, hash-chained decision log in SQLite or PostgreSQL."""
 
-    def __init__(self, db: str, writer: str) -> None:
+    def __init__(self, db: str, writer: str, *, bench_log_off: bool = False) -> None:
         self.dialect = dialect_for(db)
         self.writer = writer
         # BENCHMARK ONLY (bench/run.py's log-off row, issue 6): answer without writing anything.
         # Never set it in production: decisions would go unrecorded.
-        self._bench_log_off = os.environ.get("OPSGATE_BENCH_LOG_OFF") == "1"
+        self._bench_log_off = bench_log_off
         self._queue: queue.Queue[Any] = queue.Queue()
         self._local = threading.local()
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="opsgate-log-reader")
@@ -217,9 +216,10 @@ class SqlDecisionLog:
 
     @property
     def description(self) -> str:
+        off = " (OFF: OPSGATE_BENCH_LOG_OFF, nothing is written)" if self._bench_log_off else ""
         if self.dialect.name == "sqlite":
-            return f"sqlite:{self.dialect.target}"
-        return "postgresql://" + self.dialect.target.split("@")[-1].split("://")[-1]  # no credentials
+            return f"sqlite:{self.dialect.target}{off}"
+        return "postgresql://" + self.dialect.target.split("@")[-1].split("://")[-1] + off  # no credentials
 
     # --- writing ------------------------------------------------------------------
 

@@ -94,7 +94,7 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings, *, with_shadow: bool = False) -> Runtime:
-        log_store = SqlDecisionLog(settings.db, settings.writer_id)
+        log_store = SqlDecisionLog(settings.db, settings.writer_id, bench_log_off=settings.bench_log_off)
         try:
             catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
             served = await prepare(

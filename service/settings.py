@@ -31,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shadow: Path | None = None  # serve: a candidate (rules/ and rego/) decided beside the live version
     watch: bool = False  # serve: reload when rules/ or rego/ change on disk
     watch_interval_s: float = 1.0
+    bench_log_off: bool = False  # BENCHMARK ONLY: the decision log answers without writing (bench/)
 
 
 def _flag(text: str) -> bool:
@@ -41,7 +42,7 @@ def _flag(text: str) -> bool:
     return value in ("1", "true", "yes", "on")
 
 
-def _positive(text: str) -> float:
+def positive(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise ValueError("must be greater than 0")
@@ -72,7 +73,8 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "OPSGATE_SHADOW": ("shadow", Path),
     "OPSGATE_WATCH": ("watch", _flag),
-    "OPSGATE_WATCH_INTERVAL_S": ("watch_interval_s", _positive),
+    "OPSGATE_WATCH_INTERVAL_S": ("watch_interval_s", positive),
+    "OPSGATE_BENCH_LOG_OFF": ("bench_log_off", _flag),
 }
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from service.errors import OpsgateError
 from service.log_store import SqlDecisionLog, verify_log
+from service.settings import from_env
 from tests.integration.test_decision_log_store import decision
 
 
@@ -34,3 +37,19 @@ def test_a_batch_larger_than_a_group_commit_lands_in_order_and_unsplit(log: SqlD
     assert {r.seq for r in singles}.isdisjoint(seqs)
     report = verify_log(log_db)
     assert report.intact and report.records == 605, str(report)
+
+
+def test_the_benchmark_only_switch_writes_nothing_and_says_so(tmp_path: Path) -> None:
+    db = str(tmp_path / "off.db")
+    settings = from_env({"OPSGATE_BENCH_LOG_OFF": "1", "OPSGATE_DB": db})
+    assert settings.bench_log_off is True
+    store = SqlDecisionLog(settings.db, "replica-a", bench_log_off=settings.bench_log_off)
+    try:
+        stored = asyncio.run(store.append(decision(1)))
+        assert (stored.id, stored.seq) == (0, 0)
+        assert store.description == f"sqlite:{db} (OFF: OPSGATE_BENCH_LOG_OFF, nothing is written)"
+    finally:
+        store.close()
+    assert verify_log(db).records == 0
+    with pytest.raises(OpsgateError, match="OPSGATE_BENCH_LOG_OFF='maybe' is invalid"):
+        from_env({"OPSGATE_BENCH_LOG_OFF": "maybe"})
