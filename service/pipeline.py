@@ -288,7 +288,7 @@ def decode_batch(body: bytes) -> list[msgspec.Raw]:
     except msgspec.DecodeError as error:
         raise BadRequest(f"malformed JSON: {error}") from None
     if not items:
-        raise InvalidBody("invalid batch: items: empty; send 1 to 1000 items", [_items_problem("empty")])
+        raise InvalidBody(f"invalid batch: items: empty; send 1 to {MAX_BATCH} items", [_items_problem("empty")])
     if len(items) > MAX_BATCH:
         reason = f"{len(items)} items; at most {MAX_BATCH} per batch"
         raise PayloadTooLarge(f"batch too large: {reason}", [_items_problem(reason)])
