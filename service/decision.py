@@ -57,6 +57,7 @@ class Verdict(msgspec.Struct, frozen=True):
     approvals: list[Violation] = []
     revision: str = ""
     error: str | None = None
+    breaker: str | None = None  # the OPA circuit breaker's state when asked (closed | open | half_open)
 
 
 class Decision(msgspec.Struct, frozen=True):

@@ -2,10 +2,14 @@
 
 OPA runs as one long-lived child (``opa run --server``) on a unix socket in a
 private runtime directory, loaded with a bundle built from ``rego/`` whose
-revision is the policy version.  A supervisor restarts it when it dies.  Every
-query has a timeout; any failure yields ``Verdict(available=False)``, which the
-decision turns into an escalation (fail closed).  ``opa_url`` names an external
-OPA (a sidecar) instead of the child.
+revision is the policy version.  A supervisor restarts it when it dies, checks
+its ``/health`` periodically, and kills and restarts it when it stays unhealthy.
+Every query has a timeout; any failure yields ``Verdict(available=False)``, which
+the decision turns into an escalation (fail closed).  A circuit breaker
+(service/breaker.py) sits in front of the queries: while it is open, verdicts
+are unavailable at once, without asking OPA.  ``opa_url`` names an external OPA
+(a sidecar) instead of the child; it gets the same breaker and health checks
+(but no restarts).
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ from typing import Any
 
 import msgspec
 
+from service.breaker import OPEN, CircuitBreaker
 from service.decision import Verdict, Violation
-from service.errors import OpaNotFound, OpsgateError, Problem
+from service.errors import OpaNotFound, OpsgateError, Problem, RulesetInvalid
 from service.opa_batch import MicroBatcher
 from service.opa_http import OpaHttpClient, OpaHttpError, encode
 
@@ -166,6 +171,13 @@ def check_policies(opa_bin: str, rego_dir: Path, display_root: str = "rego") -> 
     return [_opa_problem(error, rego_dir, display_root) for error in errors]
 
 
+def require_valid_policies(opa_bin: str | None, rego_dir: Path, display_root: str, whose: str = "the") -> None:
+    """``check_policies`` as a gate: RulesetInvalid, with every file:line:column problem, unless clean."""
+    problems = check_policies(find_opa(opa_bin), rego_dir, display_root)
+    if problems:
+        raise RulesetInvalid(f"{len(problems)} problem(s) in {whose} policies", problems)
+
+
 def _opa_problem(error: dict[str, Any], rego_dir: Path, display_root: str) -> Problem:
     location = error.get("location") or {}
     file = str(location.get("file", ""))
@@ -226,16 +238,45 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+class HealthPolicy(msgspec.Struct, frozen=True):
+    """How OPA's ``GET /health`` is watched."""
+
+    interval_s: float = 1.0  # between two checks
+    restart_after_s: float = 10.0  # a child unhealthy this long is killed and restarted
+
+    @property
+    def timeout_s(self) -> float:  # a check never outlasts the interval (nor 1 s)
+        return min(self.interval_s, 1.0)
+
+
+async def probe_health(client: OpaHttpClient, timeout: float) -> bool:
+    """OPA's ``GET /health`` answered 200 within ``timeout``."""
+    try:
+        return await asyncio.wait_for(client.get("/health"), timeout=timeout) == 200
+    except (OpaHttpError, TimeoutError):
+        return False
+
+
 class OpaProcess:
     """One supervised ``opa run --server`` child on a private unix socket."""
 
-    def __init__(self, opa_bin: str, restart_backoff: float = 0.2, max_backoff: float = 2.0) -> None:
+    def __init__(
+        self,
+        opa_bin: str,
+        restart_backoff: float = 0.2,
+        max_backoff: float = 2.0,
+        health: HealthPolicy | None = None,
+    ) -> None:
         self.opa_bin = opa_bin
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="opsgate-opa-"))
         os.chmod(self.runtime_dir, 0o700)
         self.socket = self.runtime_dir / "opa.sock"
         self.address = f"unix://{self.socket}"
         self.restarts = 0
+        self.unhealthy_kills = 0  # children killed for staying unhealthy (each is then restarted)
+        self.health = health or HealthPolicy()
+        self.healthy = False  # the last health check (or start) found it answering
+        self._unhealthy_since: float | None = None
         self._bundle_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._backoff = (restart_backoff, max_backoff)
@@ -249,6 +290,11 @@ class OpaProcess:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def up(self) -> bool:
+        """Running and answering its last health check."""
+        return self.running and self.healthy
 
     async def start(self, bundle: PolicyBundle, revision: str) -> None:
         self._bundle_dir = write_bundle(bundle, self.runtime_dir / "bundle", revision)
@@ -268,6 +314,7 @@ class OpaProcess:
                 args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
             )
         await self._wait_healthy(timeout=15.0)
+        self.healthy, self._unhealthy_since = True, None
 
     async def _wait_healthy(self, timeout: float) -> None:
         client = OpaHttpClient(self.address)
@@ -277,11 +324,8 @@ class OpaProcess:
                 raise OpsgateError(
                     f"opa exited at start (code {self._proc and self._proc.returncode}): {self.log_tail()}"
                 )
-            try:
-                if await client.get("/health") == 200:
-                    return
-            except OpaHttpError:
-                pass
+            if await probe_health(client, timeout=1.0):
+                return
             await asyncio.sleep(0.02)
         raise OpsgateError(f"opa did not become healthy within {timeout:g}s: {self.log_tail()}")
 
@@ -293,23 +337,55 @@ class OpaProcess:
 
     async def _supervise(self) -> None:
         delay = self._backoff[0]
+        loop = asyncio.get_running_loop()
+        next_check = loop.time() + self.health.interval_s
         while not self._stopping:
             await asyncio.sleep(0.1)
-            if self._stopping or self.running:
-                continue
-            code = self._proc.returncode if self._proc else None
-            log.warning("opa child exited (code %s); restarting in %.1fs", code, delay)
-            await asyncio.sleep(delay)
             if self._stopping:
                 return
-            self.restarts += 1  # counted at spawn: requests may reach the new child before it is polled healthy
-            try:
-                await self._spawn()
-                delay = self._backoff[0]
-                log.warning("opa child restarted (pid %s)", self.pid)
-            except OpsgateError as error:
-                log.error("opa restart failed: %s", error)
-                delay = min(delay * 2, self._backoff[1])
+            if not self.running:
+                delay = await self._restart(delay)
+                next_check = loop.time() + self.health.interval_s
+            elif loop.time() >= next_check:
+                await self._check_health()
+                next_check = loop.time() + self.health.interval_s
+
+    async def _restart(self, delay: float) -> float:
+        """Restart the dead child after ``delay``; the next delay (doubled after a failed restart)."""
+        self.healthy = False
+        code = self._proc.returncode if self._proc else None
+        log.warning("opa child exited (code %s); restarting in %.1fs", code, delay)
+        await asyncio.sleep(delay)
+        if self._stopping:
+            return delay
+        self.restarts += 1  # counted at spawn: requests may reach the new child before it is polled healthy
+        try:
+            await self._spawn()
+        except (OpsgateError, OSError) as error:  # OSError: opa cannot even run (binary gone, no fork)
+            log.error("opa restart failed: %s", error)
+            return min(delay * 2, self._backoff[1])
+        log.warning("opa child restarted (pid %s)", self.pid)
+        return self._backoff[0]
+
+    async def _check_health(self) -> None:
+        """One /health check; a child unhealthy for ``restart_after_s`` is killed (and so restarted)."""
+        if await probe_health(OpaHttpClient(self.address), self.health.timeout_s):
+            if not self.healthy:
+                log.warning("opa child healthy again (pid %s)", self.pid)
+            self.healthy, self._unhealthy_since = True, None
+            return
+        now = asyncio.get_running_loop().time()
+        if self._unhealthy_since is None:
+            log.warning("opa child (pid %s) failed its health check", self.pid)
+            self._unhealthy_since = now
+        self.healthy = False
+        if now - self._unhealthy_since >= self.health.restart_after_s and self._proc is not None:
+            log.error(
+                "opa child (pid %s) unhealthy for %.1fs: killing it to restart", self.pid, now - self._unhealthy_since
+            )
+            self._proc.kill()
+            self.unhealthy_kills += 1
+            self._unhealthy_since = None
 
     async def stop(self) -> None:
         self._stopping = True
@@ -340,6 +416,7 @@ class _RawVerdict(msgspec.Struct):
 
 
 _DECODE_ANSWER = msgspec.json.Decoder(_Answer)
+BREAKER_OPEN = "OPA circuit breaker open: OPA not asked"
 # the query timeout covers this many items; a larger batch gets proportionally longer
 _ITEMS_PER_TIMEOUT = 100
 
@@ -354,24 +431,44 @@ class Guardrails:
         opa_url: str | None = None,
         restart_backoff: float = 0.2,
         batch_window: float = 0.0005,
+        breaker: CircuitBreaker | None = None,
+        health: HealthPolicy | None = None,
     ) -> None:
         self.timeout = timeout
+        self.breaker = breaker or CircuitBreaker()
+        self.health = health or HealthPolicy()
         self._batcher: MicroBatcher[dict[str, Any], Verdict] = MicroBatcher(self._send, batch_window)
-        self.process = None if opa_url else OpaProcess(opa_bin or find_opa(), restart_backoff)
+        self.process = None if opa_url else OpaProcess(opa_bin or find_opa(), restart_backoff, health=self.health)
         self.client = OpaHttpClient(opa_url or self.process.address)  # type: ignore[union-attr]
         self.revision = ""
         self.bundle: PolicyBundle | None = None
+        self._external_up = False
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self, bundle: PolicyBundle, revision: str) -> None:
         self.bundle, self.revision = bundle, revision
         if self.process is not None:
             await self.process.start(bundle, revision)
+        elif self._watch is None:  # an external OPA: watched, never restarted
+            self._external_up = await self.healthy()
+            self._watch = asyncio.get_running_loop().create_task(self._watch_external())
+
+    @property
+    def up(self) -> bool:
+        """OPA answered its last periodic health check (the child: and is running)."""
+        return self.process.up if self.process is not None else self._external_up
 
     async def healthy(self) -> bool:
-        try:
-            return await asyncio.wait_for(self.client.get("/health"), timeout=max(self.timeout, 0.5)) == 200
-        except (OpaHttpError, TimeoutError):
-            return False
+        """A health check made now."""
+        return await probe_health(self.client, max(self.timeout, 0.5))
+
+    async def _watch_external(self) -> None:
+        while True:
+            await asyncio.sleep(self.health.interval_s)
+            up = await probe_health(self.client, self.health.timeout_s)
+            if up != self._external_up:
+                log.warning("external OPA at %s is %s", self.client.address, "up" if up else "not answering")
+            self._external_up = up
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -383,36 +480,67 @@ class Guardrails:
             "items": self._batcher.items,
         }
 
+    def status(self) -> dict[str, Any]:
+        """GET /ready's ``opa`` section: the supervised view, no query made."""
+        process = self.process
+        return {
+            "up": self.up,
+            "mode": "child" if process else "external",
+            "pid": process.pid if process else None,
+            "restarts": process.restarts if process else 0,
+            "unhealthy_kills": process.unhealthy_kills if process else 0,
+            "bundle_revision": self.revision,
+            "breaker": msgspec.to_builtins(self.breaker.stats()),
+            "micro_batching": self.stats,
+        }
+
     async def check(self, item: dict[str, Any]) -> Verdict:
         """One verdict for ``{ruleset, facts, proposal}``; concurrent calls may share one OPA query."""
         try:
             return await self._batcher.submit(item)
         except Exception as error:  # noqa: BLE001 - fail closed whatever went wrong
-            return self._unavailable(f"guardrail query failed: {error}")
+            return self._unavailable(f"guardrail query failed: {error}", self.breaker.state)
 
     async def check_many(self, items: list[dict[str, Any]]) -> list[Verdict]:
         """The verdicts for ``items``, in order, from ONE query of the ``batch`` entrypoint."""
         return await self._send(items) if items else []
 
     async def _send(self, items: list[dict[str, Any]]) -> list[Verdict]:
-        """One OPA query for ``items``; any failure makes every verdict unavailable (fail closed)."""
+        """One OPA query for ``items`` through the breaker; any failure makes every verdict
+        unavailable (fail closed) and counts towards opening the breaker."""
+        permit = self.breaker.admit()
+        if permit is None:
+            return [self._unavailable(BREAKER_OPEN, OPEN)] * len(items)
         try:
-            if len(items) == 1:  # the plain entrypoint: no batch wrapping for a lone query
-                raws = [await self._query(DECISION_PATH, {"input": items[0]}, self.timeout)]
-            else:
-                timeout = self.timeout * max(1.0, len(items) / _ITEMS_PER_TIMEOUT)
-                raws = await self._query(BATCH_PATH, {"input": {"items": items}}, timeout)
-            verdicts = msgspec.convert(raws, list[_RawVerdict])
+            raws = await self._ask(items)
         except _Unavailable as error:
-            return [self._unavailable(str(error))] * len(items)
-        except msgspec.ValidationError as error:
-            return [self._unavailable(f"unexpected verdict shape: {error}")] * len(items)
-        if len(verdicts) != len(items):
-            return [self._unavailable(f"OPA gave {len(verdicts)} verdicts for {len(items)} items")] * len(items)
-        return [self._verdict(raw) for raw in verdicts]
+            self.breaker.failed(permit)
+            return [self._unavailable(str(error), permit.state)] * len(items)
+        except Exception as error:  # noqa: BLE001 - anything else (a bad Content-Length...): fail closed too
+            self.breaker.failed(permit)
+            return [self._unavailable(f"guardrail query failed: {error!r}", permit.state)] * len(items)
+        except BaseException:  # cancelled: no answer either way
+            self.breaker.released(permit)
+            raise
+        self.breaker.succeeded(permit)
+        return [self._verdict(raw, permit.state) for raw in raws]
 
-    def _unavailable(self, error: str) -> Verdict:
-        return Verdict(available=False, revision=self.revision, error=error)
+    async def _ask(self, items: list[dict[str, Any]]) -> list[_RawVerdict]:
+        if len(items) == 1:  # the plain entrypoint: no batch wrapping for a lone query
+            raws = [await self._query(DECISION_PATH, {"input": items[0]}, self.timeout)]
+        else:
+            timeout = self.timeout * max(1.0, len(items) / _ITEMS_PER_TIMEOUT)
+            raws = await self._query(BATCH_PATH, {"input": {"items": items}}, timeout)
+        try:
+            verdicts = msgspec.convert(raws, list[_RawVerdict])
+        except msgspec.ValidationError as error:
+            raise _Unavailable(f"unexpected verdict shape: {error}") from None
+        if len(verdicts) != len(items):
+            raise _Unavailable(f"OPA gave {len(verdicts)} verdicts for {len(items)} items")
+        return verdicts
+
+    def _unavailable(self, error: str, breaker: str) -> Verdict:
+        return Verdict(available=False, revision=self.revision, error=error, breaker=breaker)
 
     async def _query(self, path: str, payload: dict[str, Any], timeout: float) -> Any:
         try:
@@ -429,7 +557,7 @@ class Guardrails:
             raise _Unavailable("OPA returned no result (is the guardrails entrypoint loaded?)")
         return answer.result
 
-    def _verdict(self, raw: _RawVerdict) -> Verdict:
+    def _verdict(self, raw: _RawVerdict, breaker: str) -> Verdict:
         locations = self.bundle.locations if self.bundle else {}
 
         def located(v: Violation) -> Violation:
@@ -443,9 +571,13 @@ class Guardrails:
             requires_approval=raw.requires_approval,
             approvals=[located(v) for v in raw.approvals],
             revision=self.revision,
+            breaker=breaker,
         )
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         await self._batcher.close()
         self.client.close()
         if self.process is not None:

@@ -104,3 +104,41 @@ def test_an_unreadable_answer_fails_every_item_closed_single_and_batch() -> None
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _BadLength(_Garbled):
+    """An "OPA" whose answers carry a Content-Length that is not a number."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "many")
+        self.end_headers()
+        self.wfile.write(b'{"result": []}')
+
+
+def test_any_failure_of_the_opa_exchange_fails_closed_and_counts_towards_the_breaker() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BadLength)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    async def scenario() -> None:
+        guardrails = Guardrails(None, timeout=2.0, opa_url=f"http://127.0.0.1:{server.server_port}")
+        await guardrails.start(read_policies(REGO_DIR), "rev-1")
+        try:
+            many = await guardrails.check_many([item(0.9), item(0.5)])
+            one = await guardrails.check(item(0.9))
+            failures = guardrails.breaker.stats().failures
+        finally:
+            await guardrails.close()
+        assert [(v.available, v.allow) for v in [*many, one]] == [(False, False)] * 3
+        assert [v.error for v in many] == [
+            "guardrail query failed: ValueError(\"invalid literal for int() with base 10: 'many'\")"
+        ] * 2
+        assert failures == 2  # the batch and the single check, each one failed exchange
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.shutdown()
+        server.server_close()
