@@ -18,6 +18,10 @@ class Catalog(msgspec.Struct, frozen=True):
     files: tuple[tuple[str, bytes], ...] = ()  # what the version hashes: (rules/<name>.yaml | rego/..., content)
 
     @property
+    def ruleset_versions(self) -> dict[str, str]:
+        return {name: ruleset.version for name, ruleset in self.rulesets.items()}
+
+    @property
     def warnings(self) -> list[Problem]:
         """What ``opsgate check`` warns about (see service/lint.py); never blocks serving."""
         return [warning for name in sorted(self.rulesets) for warning in self.rulesets[name].warnings]

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 
+from service.errors import BadRequest, Problem
 from service.ruleset import content_hash
 
 GENESIS = "0" * 64
-RecordKind = Literal["decision", "outcome"]
+RecordKind = Literal["decision", "outcome", "approval", "expiry"]
 OutcomeStatus = Literal["SUCCEEDED", "FAILED", "CANCELLED"]
 
 _CANONICAL = msgspec.json.Encoder(order="sorted")
@@ -50,6 +51,25 @@ def normalize_time(text: str) -> str:
         return moment.astimezone(UTC).isoformat(timespec="microseconds")
     except OverflowError:
         raise ValueError(f"{text!r} is out of range") from None
+
+
+def query_time(name: str, text: str) -> str:
+    """Query parameter ``name`` as the log's time; 400 naming it when it is not an RFC 3339 time."""
+    try:
+        return normalize_time(text)
+    except ValueError:
+        reason = "not an RFC 3339 time (e.g. 2026-11-21T09:30:00Z)"
+        raise BadRequest(f"invalid query parameter {name}: {reason}", [Problem(reason, path=name)]) from None
+
+
+def age_s(since: str, at: str) -> float:
+    """Seconds from ``since`` to ``at`` (both times in the log's format), to the millisecond."""
+    return round((datetime.fromisoformat(at) - datetime.fromisoformat(since)).total_seconds(), 3)
+
+
+def later(moment: str, seconds: float) -> str:
+    """The log's time ``seconds`` after ``moment`` (a time in the log's format)."""
+    return (datetime.fromisoformat(moment) + timedelta(seconds=seconds)).isoformat(timespec="microseconds")
 
 
 def chain_hash(prev_hash: str, body: str) -> str:
@@ -245,6 +265,43 @@ class VersionInfo(msgspec.Struct, frozen=True):
     git: dict[str, Any] | None = None
 
 
+PENDING = "PENDING"  # a pending approval's status until it is resolved
+ResolvedStatus = Literal["EXECUTED", "REJECTED", "EXPIRED"]
+
+
+class PendingItem(msgspec.Struct, frozen=True):
+    """A decision waiting for a person (its execution.status is PENDING_APPROVAL)."""
+
+    decision_id: str
+    ruleset: str
+    requested_by: str
+    created_at: str
+    expires_at: str
+    decision: StoredRecord
+
+
+class Resolution(msgspec.Struct, frozen=True):
+    """How a pending approval ends.  The store applies it only while the item is still PENDING,
+    and an EXECUTED or REJECTED only before ``expires_at``, an EXPIRED only from then on."""
+
+    decision_id: str
+    status: ResolvedStatus
+    at: str
+    by: str
+
+
+class WindowStats(msgspec.Struct, frozen=True):
+    """The decisions logged in [since, until)."""
+
+    decisions: int
+    by_decision_type: dict[str, int]
+    by_execution_status: dict[str, int]
+    denied_by_policy: dict[str, int]  # decisions a policy denied at least once
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    approvals_resolved: dict[str, int] = {}  # pending approvals EXECUTED, REJECTED or EXPIRED in the window
+
+
 class DecisionLog(Protocol):
     """The port: what the service needs from a decision log store."""
 
@@ -260,6 +317,18 @@ class DecisionLog(Protocol):
     async def query(self, query: DecisionQuery) -> tuple[list[StoredRecord], str | None]: ...
 
     async def heads(self) -> list[Head]: ...
+
+    async def resolve(self, payload: dict[str, Any], resolution: Resolution) -> StoredRecord:
+        """Append ``payload`` and apply ``resolution`` in one transaction, or neither (then raise
+        NotFound, AlreadyDecided, ApprovalExpired or Conflict)."""
+
+    async def pending(self, at: str, limit: int) -> list[PendingItem]: ...
+
+    async def due(self, at: str, limit: int) -> list[PendingItem]: ...
+
+    async def pending_count(self, at: str) -> tuple[int, str | None]: ...
+
+    async def window_stats(self, since: str, until: str) -> WindowStats: ...
 
     async def register_version(
         self, version: str, files: list[tuple[str, bytes]], rulesets: dict[str, str], git: dict[str, Any] | None

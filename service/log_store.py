@@ -14,37 +14,48 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import queue
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 
+from service.decision import PENDING_APPROVAL
 from service.decision_log import (
     GENESIS,
+    PENDING,
     DecisionQuery,
     Head,
     Index,
+    PendingItem,
+    Resolution,
     StoredRecord,
     VerifyReport,
     VersionFile,
     VersionInfo,
+    WindowStats,
     canonical,
     chain_hash,
     columns,
+    later,
     normalize_time,
     now,
     verify,
     verify_versions,
 )
-from service.errors import DecisionLogError, NotFound, OpsgateError
+from service.errors import AlreadyDecided, ApprovalExpired, Conflict, DecisionLogError, NotFound, OpsgateError
+from service.ruleset import DEFAULT_APPROVAL_EXPIRY_S
 
 T = TypeVar("T")
 MAX_GROUP = 512
+_Item = tuple[dict[str, Any], "Future[StoredRecord]", Resolution | None]
 
 _SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_entries (
@@ -92,6 +103,18 @@ CREATE TABLE IF NOT EXISTS versions (
     rulesets        TEXT NOT NULL,
     git             TEXT
 );
+CREATE TABLE IF NOT EXISTS pending_approvals (
+    decision_id  TEXT PRIMARY KEY,
+    entry_id     BIGINT NOT NULL,
+    ruleset      TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    resolved_at  TEXT,
+    resolved_by  TEXT
+);
+CREATE INDEX IF NOT EXISTS pending_approvals_open ON pending_approvals (status, created_at);
 CREATE TABLE IF NOT EXISTS version_files (
     version TEXT NOT NULL,
     path    TEXT NOT NULL,
@@ -144,6 +167,7 @@ class Dialect:
         return False
 
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    latency = "CAST(json_extract(body, '$.latency_ms.total') AS REAL)"  # a decision's end-to-end ms
 
 
 class PostgresDialect(Dialect):
@@ -183,6 +207,8 @@ class PostgresDialect(Dialect):
     def broken(self, error: Exception) -> bool:
         return isinstance(error, self.psycopg.OperationalError)
 
+    latency = "((body::jsonb) -> 'latency_ms' ->> 'total')::double precision"
+
 
 def dialect_for(db: str) -> Dialect:
     if db.startswith(("postgresql://", "postgres://")):
@@ -194,6 +220,13 @@ def dialect_for(db: str) -> Dialect:
 
 _STOP = object()
 _UNLOGGED = StoredRecord(0, "", 0, "", "", "", "", "", "", "", None, None, None, None, None, None)  # bench only
+
+
+def public_url(url: str) -> str:
+    """A PostgreSQL URL as /ready may show it: host, port and database only.  The user info and the
+    whole query string are dropped (``?password=``, ``sslpassword``, ``passfile``... carry secrets)."""
+    parts = urlsplit(url)
+    return f"postgresql://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 class SqlDecisionLog:
@@ -219,7 +252,7 @@ class SqlDecisionLog:
         off = " (OFF: OPSGATE_BENCH_LOG_OFF, nothing is written)" if self._bench_log_off else ""
         if self.dialect.name == "sqlite":
             return f"sqlite:{self.dialect.target}{off}"
-        return "postgresql://" + self.dialect.target.split("@")[-1].split("://")[-1] + off  # no credentials
+        return public_url(self.dialect.target) + off
 
     # --- writing ------------------------------------------------------------------
 
@@ -231,9 +264,18 @@ class SqlDecisionLog:
         """Chain and commit ``payloads`` together, in one transaction; returns them once durable."""
         if self._bench_log_off:
             return [_UNLOGGED] * len(payloads)
-        items: list[tuple[dict[str, Any], Future[StoredRecord]]] = [(payload, Future()) for payload in payloads]
+        items: list[_Item] = [(payload, Future(), None) for payload in payloads]
         self._queue.put(items)  # one queue entry, so the writer cannot split it across commits
-        return list(await asyncio.gather(*(asyncio.wrap_future(done) for _, done in items)))
+        return list(await asyncio.gather(*(asyncio.wrap_future(done) for _, done, _ in items)))
+
+    async def resolve(self, payload: dict[str, Any], resolution: Resolution) -> StoredRecord:
+        """Append ``payload`` (an approval or expiry record) and resolve its pending approval in the
+        same transaction, only if the item is still PENDING and on the right side of its expiry;
+        otherwise nothing is written and NotFound, AlreadyDecided, ApprovalExpired or Conflict
+        is raised.  Two approvals of one item, from any number of processes: exactly one wins."""
+        done: Future[StoredRecord] = Future()
+        self._queue.put([(payload, done, resolution)])
+        return await asyncio.wrap_future(done)
 
     def _writer(self) -> None:
         try:
@@ -248,18 +290,24 @@ class SqlDecisionLog:
             while len(group) < MAX_GROUP and not self._queue.empty():
                 group.append(self._queue.get_nowait())
             items = [one for entry in group if entry is not _STOP for one in entry]
-            if items:
-                connection = self._commit(connection, items)
+            appends = [item for item in items if item[2] is None]
+            if appends:
+                connection = self._commit(connection, appends)
+            # each approval or expiry in a transaction of its own: one that is refused, or that two
+            # replicas' groups would lock in opposite orders, never fails the group's decisions
+            for item in items:
+                if item[2] is not None:
+                    connection = self._commit(connection, [item])
             if any(entry is _STOP for entry in group):
                 connection.close()
                 return
 
-    def _commit(self, connection: Any, items: list[tuple[dict[str, Any], Future[StoredRecord]]]) -> Any:
+    def _commit(self, connection: Any, items: list[_Item]) -> Any:
         for attempt in (1, 2):
             committing = False
             try:
                 connection.execute(self.dialect.begin_write)
-                stored = self._write(connection, [payload for payload, _ in items])
+                stored = self._write(connection, [(payload, resolution) for payload, _, resolution in items])
                 committing = True
                 connection.execute("COMMIT")
                 break
@@ -270,25 +318,35 @@ class SqlDecisionLog:
                 if attempt == 1 and not committing and self.dialect.broken(error):
                     continue
                 failure = DecisionLogError(f"decision log write failed: {error}")
-                for _, done in items:
+                for _, done, _ in items:
                     if done.set_running_or_notify_cancel():
                         done.set_exception(failure)
                 return connection
-        for (_, done), record in zip(items, stored, strict=True):
+        for (_, done, _), record in zip(items, stored, strict=True):
             # a caller that went away (its request cancelled) still has its record logged
-            if done.set_running_or_notify_cancel():
+            if not done.set_running_or_notify_cancel():
+                continue
+            if isinstance(record, OpsgateError):
+                done.set_exception(record)
+            else:
                 done.set_result(record)
         return connection
 
-    def _write(self, connection: Any, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
+    def _write(
+        self, connection: Any, entries: list[tuple[dict[str, Any], Resolution | None]]
+    ) -> list[StoredRecord | OpsgateError]:
         sql = self.dialect.sql
         self.dialect.lock_chain(connection, self.writer)
         head = connection.execute(
             sql("SELECT seq, hash FROM log_entries WHERE writer = ? ORDER BY seq DESC LIMIT 1"), (self.writer,)
         ).fetchone()
         seq, prev_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS)
-        stored: list[StoredRecord] = []
-        for payload in payloads:
+        stored: list[StoredRecord | OpsgateError] = []
+        for payload, resolution in entries:
+            refused = None if resolution is None else self._resolve(connection, resolution)
+            if refused is not None:  # nothing written for it: the chain goes on without it
+                stored.append(refused)
+                continue
             seq += 1
             record = {**payload, "writer": self.writer, "seq": seq}
             body = canonical(record)
@@ -299,6 +357,8 @@ class SqlDecisionLog:
                       cols.org_id, body, prev_hash, digest)  # fmt: skip
             entry_id = int(connection.execute(sql(_INSERT), values).fetchone()[0])
             self._index(connection, entry_id, cols.fired, cols.denied)
+            if cols.kind == "decision" and cols.execution_status == PENDING_APPROVAL:
+                self._queue_approval(connection, entry_id, record, cols.caller)
             stored.append(StoredRecord(entry_id, self.writer, seq, body, prev_hash, digest, *values[2:12]))
             prev_hash = digest
         return stored
@@ -316,6 +376,49 @@ class SqlDecisionLog:
                 sql("INSERT INTO log_denied (entry_id, policy, violation_id) VALUES (?, ?, ?)"),
                 [(entry_id, policy, vid) for policy, vid in denied],
             )
+
+    def _queue_approval(self, connection: Any, entry_id: int, record: dict[str, Any], requested_by: str) -> None:
+        """The pending row of a decision that waits for a person, written with its record."""
+        # a record without approval terms (not written by the pipeline) waits the default hour
+        terms = record.get("approval") or {}
+        expires_at = terms.get("expires_at") or later(record["created_at"], DEFAULT_APPROVAL_EXPIRY_S)
+        connection.execute(
+            self.dialect.sql(
+                "INSERT INTO pending_approvals (decision_id, entry_id, ruleset, requested_by, created_at, "
+                "expires_at, status) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
+            (record["decision_id"], entry_id, record["ruleset"]["name"], requested_by, record["created_at"],
+             normalize_time(expires_at), PENDING),
+        )  # fmt: skip
+
+    def _resolve(self, connection: Any, resolution: Resolution) -> OpsgateError | None:
+        """Resolve a PENDING item (a conditional update, so one of two racing approvals wins);
+        the reason it cannot be resolved otherwise."""
+        sql, wanted = self.dialect.sql, resolution.decision_id
+        side = "expires_at <= ?" if resolution.status == "EXPIRED" else "expires_at > ?"
+        updated = connection.execute(
+            sql(
+                "UPDATE pending_approvals SET status = ?, resolved_at = ?, resolved_by = ? "
+                f"WHERE decision_id = ? AND status = '{PENDING}' AND {side}"
+            ),
+            (resolution.status, resolution.at, resolution.by, wanted, resolution.at),
+        )
+        if updated.rowcount == 1:
+            return None
+        row = connection.execute(
+            sql("SELECT status, expires_at, resolved_by FROM pending_approvals WHERE decision_id = ?"), (wanted,)
+        ).fetchone()
+        if row is None:
+            return NotFound(f"decision {wanted!r} is not awaiting approval")
+        status, expires_at, resolved_by = (str(row[0]), str(row[1]), row[2])
+        if status != PENDING:
+            return AlreadyDecided(f"decision {wanted!r} was already decided: {status} by {resolved_by}")
+        if resolution.status != "EXPIRED":
+            return ApprovalExpired(
+                f"decision {wanted!r} expired at {expires_at}: it can no longer be approved or rejected "
+                "(it is EXPIRED and escalated)"
+            )
+        return Conflict(f"decision {wanted!r} does not expire before {expires_at}")
 
     def _recover(self, connection: Any, error: Exception) -> Any:
         with contextlib.suppress(*self.dialect.errors):
@@ -370,6 +473,83 @@ class SqlDecisionLog:
         )
         rows = await self._read(lambda c: c.execute(query).fetchall())
         return [Head(str(w), int(s), str(h), str(t)) for w, s, h, t in rows]
+
+    # --- pending approvals ------------------------------------------------------------
+
+    async def pending(self, at: str, limit: int) -> list[PendingItem]:
+        """The items still PENDING and not expired at ``at``, oldest first, with their decisions."""
+        return await self._read(lambda c: self._pending(c, "p.expires_at > ?", at, limit))
+
+    async def due(self, at: str, limit: int) -> list[PendingItem]:
+        """The items still PENDING whose expiry has come at ``at``, oldest first (for the sweeper)."""
+        return await self._read(lambda c: self._pending(c, "p.expires_at <= ?", at, limit))
+
+    def _pending(self, connection: Any, side: str, at: str, limit: int) -> list[PendingItem]:
+        decision_columns = ", ".join(f"e.{name.strip()}" for name in _RECORD_COLUMNS.split(","))
+        query = (
+            f"SELECT p.decision_id, p.ruleset, p.requested_by, p.created_at, p.expires_at, {decision_columns} "
+            f"FROM pending_approvals p JOIN log_entries e ON e.id = p.entry_id "
+            f"WHERE p.status = '{PENDING}' AND {side} ORDER BY p.created_at, p.entry_id LIMIT {int(limit)}"
+        )
+        rows = connection.execute(self.dialect.sql(query), (at,)).fetchall()
+        return [
+            PendingItem(str(d), str(rs), str(by), str(created), str(expires), StoredRecord(*rest))
+            for d, rs, by, created, expires, *rest in rows
+        ]
+
+    async def pending_count(self, at: str) -> tuple[int, str | None]:
+        """How many items are PENDING and not expired at ``at``, and when the oldest was decided."""
+        query = self.dialect.sql(
+            f"SELECT COUNT(*), MIN(created_at) FROM pending_approvals WHERE status = '{PENDING}' AND expires_at > ?"
+        )
+        count, oldest = await self._read(lambda c: c.execute(query, (at,)).fetchone())
+        return int(count), (None if oldest is None else str(oldest))
+
+    # --- the dashboard ------------------------------------------------------------------
+
+    async def window_stats(self, since: str, until: str) -> WindowStats:
+        """Counts, denials by policy and latency percentiles of the decisions logged in [since, until)."""
+        return await self._read(lambda c: self._window_stats(c, since, until))
+
+    def _window_stats(self, connection: Any, since: str, until: str) -> WindowStats:
+        sql, window = self.dialect.sql, "kind = 'decision' AND created_at >= ? AND created_at < ?"
+
+        def counts(query: str) -> dict[str, int]:
+            return {str(key): int(n) for key, n in connection.execute(sql(query), (since, until)).fetchall()}
+
+        by_type: Counter[str] = Counter()
+        by_status: Counter[str] = Counter()
+        query = f"SELECT decision_type, execution_status, COUNT(*) FROM log_entries WHERE {window} GROUP BY 1, 2"
+        for decision_type, status, n in connection.execute(sql(query), (since, until)).fetchall():
+            by_type[str(decision_type)] += int(n)
+            by_status[str(status)] += int(n)
+        denied = counts(
+            "SELECT d.policy, COUNT(DISTINCT d.entry_id) FROM log_denied d JOIN log_entries e ON e.id = d.entry_id "
+            f"WHERE e.{window.replace(' AND ', ' AND e.')} GROUP BY d.policy"
+        )
+        resolved = counts(
+            "SELECT status, COUNT(*) FROM pending_approvals WHERE resolved_at >= ? AND resolved_at < ? GROUP BY status"
+        )
+        p50, p99 = self._percentiles(connection, window, (since, until), (0.50, 0.99))
+        return WindowStats(sum(by_type.values()), dict(sorted(by_type.items())), dict(sorted(by_status.items())),
+                           denied, p50, p99, resolved)  # fmt: skip
+
+    def _percentiles(
+        self, connection: Any, window: str, params: tuple[str, str], ranks: tuple[float, ...]
+    ) -> list[float | None]:
+        """Nearest-rank percentiles of the decisions' end-to-end latency, computed in the database."""
+        sql, latency = self.dialect.sql, self.dialect.latency
+        where = f"{window} AND {latency} IS NOT NULL"
+        (total,) = connection.execute(sql(f"SELECT COUNT(*) FROM log_entries WHERE {where}"), params).fetchone()
+        found: list[float | None] = []
+        for rank in ranks:
+            if not total:
+                found.append(None)
+                continue
+            offset = max(math.ceil(rank * int(total)) - 1, 0)
+            query = f"SELECT {latency} FROM log_entries WHERE {where} ORDER BY 1 LIMIT 1 OFFSET {offset}"
+            found.append(float(connection.execute(sql(query), params).fetchone()[0]))
+        return found
 
     # --- ruleset versions ----------------------------------------------------------
 
@@ -463,7 +643,7 @@ def verify_log(db: str) -> VerifyReport:
     """Walk every chain of the log at ``db`` (see ``decision_log.verify``), read-only: nothing is
     created, and a database without a decision log raises NotFound."""
     dialect = require_log(db)
-    connection = dialect.connect()
+    connection = dialect.connect_read_only()
     try:
         indexes = _index_rows(connection)
         if dialect.name == "postgresql":
@@ -532,11 +712,3 @@ def _filters(query: DecisionQuery) -> tuple[str, tuple[Any, ...]]:
         clauses.append("id IN (SELECT entry_id FROM log_denied WHERE policy = ? OR violation_id = ?)")
         params.extend([query.denied_by, query.denied_by])
     return " AND ".join(clauses), tuple(params)
-
-
-def open_log(db: str, writer: str) -> SqlDecisionLog:
-    return SqlDecisionLog(db, writer)
-
-
-def decode_files(files: list[VersionFile]) -> dict[str, str]:
-    return {f.path: f.content.decode("utf-8", "replace") for f in files}

@@ -20,13 +20,13 @@ from service.decision_log import (
     OutcomeStatus,
     StoredRecord,
     VersionInfo,
-    normalize_time,
     now,
+    query_time,
 )
-from service.errors import BadRequest, Conflict, InvalidBody, InvalidFacts, NotFound, Problem, RulesetInvalid
+from service.errors import BadRequest, Conflict, InvalidFacts, NotFound, RulesetInvalid
 from service.pipeline import DecisionService
 from service.ruleset import Ruleset, parse_ruleset
-from service.schema import facts_problem
+from service.schema import decode_body, decode_query
 
 _CACHE_SIZE = 32
 
@@ -83,19 +83,10 @@ def _comparable(record: dict[str, Any]) -> dict[str, Any]:
 
 def parse_query(params: Mapping[str, str]) -> DecisionQuery:
     """Query-string filters of GET /decisions; 400 naming the parameter when one is wrong."""
-    try:
-        query = msgspec.convert(dict(params), DecisionQuery, strict=False)
-    except msgspec.ValidationError as error:
-        problem = facts_problem(str(error))
-        raise BadRequest(f"invalid query parameter {problem.path}: {problem.reason}", [problem]) from None
+    query = decode_query(params, DecisionQuery)
     for name in ("since", "until"):
-        value = getattr(query, name)
-        try:
-            if value:
-                normalize_time(value)
-        except ValueError:
-            reason = "not an RFC 3339 time (e.g. 2026-11-21T09:30:00Z)"
-            raise BadRequest(f"invalid query parameter {name}: {reason}", [Problem(reason, path=name)]) from None
+        if value := getattr(query, name):
+            query_time(name, value)
     return query
 
 
@@ -112,7 +103,8 @@ class ReviewService:
         rows, cursor = await self.log.query(parse_query(params))
         return {"items": [_summary(row) for row in rows], "next_cursor": cursor}
 
-    async def _entries(self, decision_id: str) -> tuple[StoredRecord, list[StoredRecord]]:
+    async def entries(self, decision_id: str) -> tuple[StoredRecord, list[StoredRecord]]:
+        """A logged decision and the records about it (outcomes, approval, expiry); 404 if none."""
         entries = await self.log.get(decision_id)
         decisions = [e for e in entries if e.kind == "decision"]
         if not decisions:
@@ -120,19 +112,23 @@ class ReviewService:
         return decisions[0], [e for e in entries if e.kind != "decision"]
 
     async def decision(self, decision_id: str) -> dict[str, Any]:
-        """The full record, with every outcome reported for it."""
-        stored, outcomes = await self._entries(decision_id)
-        return {**present(stored), "outcomes": [present(o) for o in outcomes]}
+        """The full record, with every outcome reported for it and its approval or expiry, if any."""
+        stored, later = await self.entries(decision_id)
+        return {
+            **present(stored),
+            "outcomes": [present(o) for o in later if o.kind == "outcome"],
+            "approvals": [present(o) for o in later if o.kind in ("approval", "expiry")],
+        }
 
     async def explain(self, decision_id: str) -> dict[str, Any]:
-        stored, _ = await self._entries(decision_id)
+        stored, _ = await self.entries(decision_id)
         record = stored.record()
         lines = explain.sentences(record, await self.ruleset_at(record))
         return {"decision_id": decision_id, "sentences": lines, "text": " ".join(lines)}
 
     async def replay(self, decision_id: str) -> dict[str, Any]:
         """Re-decide the stored facts with the current version (nothing is logged)."""
-        stored, _ = await self._entries(decision_id)
+        stored, _ = await self.entries(decision_id)
         before = stored.record()
         async with self.use() as served:
             decisions: DecisionService = served.service
@@ -167,14 +163,8 @@ class ReviewService:
 
     async def record_outcome(self, decision_id: str, body: bytes, caller: str) -> dict[str, Any]:
         """Append an outcome (SUCCEEDED, FAILED or CANCELLED) for a logged decision."""
-        try:
-            request = msgspec.json.decode(body, type=OutcomeRequest)
-        except msgspec.ValidationError as error:
-            problem = facts_problem(str(error))
-            raise InvalidBody(f"invalid outcome: {problem.path}: {problem.reason}", [problem]) from None
-        except msgspec.DecodeError as error:
-            raise BadRequest(f"malformed JSON: {error}") from None
-        await self._entries(decision_id)
+        request = decode_body(body, OutcomeRequest, "outcome")
+        await self.entries(decision_id)
         payload = {
             "kind": "outcome",
             "decision_id": decision_id,

@@ -22,6 +22,8 @@ from service.typecheck import type_mismatches
 from service.yamlsrc import Key, Source, SyntaxProblem, dotted, load, validation_problem
 
 Value = str | int | float | bool | None
+DEFAULT_APPROVAL_EXPIRY_S = 3600.0
+MAX_APPROVAL_EXPIRY_S = 10 * 365 * 86400  # ten years: an expiry time must stay a date the log can write
 Autonomy = Literal["L0", "L1", "L2", "L3", "L4"]
 
 
@@ -132,6 +134,13 @@ def content_hash(files: Iterable[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
+def approval_expiry_s(params: dict[str, Value]) -> float:
+    """How long a decision of this ruleset waits for a person before it expires and is escalated:
+    the ``approval_expiry_s`` param (seconds), else one hour."""
+    value = params.get("approval_expiry_s")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else DEFAULT_APPROVAL_EXPIRY_S
+
+
 def load_ruleset(path: FsPath, display: str, policy_files: list[tuple[str, bytes]]) -> Ruleset:
     """Load and compile one ruleset file; raises RulesetInvalid listing every problem."""
     return parse_ruleset(path.read_bytes(), display, policy_files)
@@ -214,6 +223,13 @@ class _Builder:
             seen.add(rule.id)
         if "params" in self.spec.facts or "item" in self.spec.facts:
             self.problems.append(self.source.problem(("facts",), "'params' and 'item' are reserved names"))
+        expiry = self.spec.params.get("approval_expiry_s", DEFAULT_APPROVAL_EXPIRY_S)
+        if isinstance(expiry, bool) or not isinstance(expiry, int | float) or not expiry > 0:
+            reason = "approval_expiry_s is the seconds a decision waits for approval: a number greater than 0"
+            self.problems.append(self.source.problem(("params", "approval_expiry_s"), reason))
+        elif not expiry <= MAX_APPROVAL_EXPIRY_S:
+            reason = f"approval_expiry_s is at most {MAX_APPROVAL_EXPIRY_S} seconds (ten years)"
+            self.problems.append(self.source.problem(("params", "approval_expiry_s"), reason))
 
     def _rule(self, index: int, rule: RuleSpec) -> Rule:
         key: Key = ("rules", index)

@@ -5,6 +5,7 @@ Chromium is Debian's (``make browser`` installs it); Playwright's own browser do
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -329,3 +330,126 @@ def test_decision_page_screenshot(page: Page, server: Server, decided: dict[str,
     assert width == 1280
     assert height > 2 * VIEWPORT["height"]  # the whole page, not the viewport
     assert len(data) > 50_000
+
+
+# --- sign-in with an API key (a server with keys configured) -------------------------------------------
+
+REVIEWER_KEY = "og_reviewer-key-for-the-browser-tests-0123456789"
+DECIDER_KEY = "og_decider-key-for-the-browser-tests-01234567890"
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory, opa_bin: str) -> Iterator[Server]:
+    hashes = {key: hashlib.sha256(key.encode()).hexdigest() for key in (REVIEWER_KEY, DECIDER_KEY)}
+    keys = f"reviewer:audit:{hashes[REVIEWER_KEY]},decider:decide:{hashes[DECIDER_KEY]}"
+    running = Server(tmp_path_factory.mktemp("keyed"), ROOT / "rules", ROOT / "rego", opa_bin, OPSGATE_API_KEYS=keys)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def keyed_decision(keyed: Server) -> str:
+    response = keyed.client.post("/decide", json=facts(org_id=20), headers={"Authorization": f"Bearer {DECIDER_KEY}"})
+    assert response.status_code == 200, response.text
+    decision_id: str = response.json()["result"]["decision_id"]
+    return decision_id
+
+
+def sign_in(page: Page, key: str) -> None:
+    page.locator("form.login input[name=key]").fill(key)
+    page.locator("#sign-in").click()
+
+
+def test_sign_in_with_a_key_opens_the_page_asked_for_and_sign_out_ends_it(
+    page: Page, keyed: Server, keyed_decision: str
+) -> None:
+    page.goto(f"{keyed.url}/ui/decisions/{keyed_decision}")
+    page.wait_for_url(f"**/ui/login?next=/ui/decisions/{keyed_decision}")
+    assert page.title() == "Sign in · opsgate"
+    sign_in(page, REVIEWER_KEY)
+    page.wait_for_url(f"{keyed.url}/ui/decisions/{keyed_decision}")
+    assert page.locator("h1").inner_text() == "OPS.DISPATCH APPROVED"
+    assert page.locator("#signed-in").inner_text() == "reviewer"
+    # the JSON chain heads take a Bearer key, not the pages' cookie: no link to them
+    assert page.locator("header nav a").all_inner_texts() == ["Decisions", "Ruleset versions"]
+    assert page.locator("dl dd").nth(2).inner_text() == "decider"  # the caller: the key's name
+    cookie = next(c for c in page.context.cookies() if c["name"] == "opsgate_session")
+    assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"], cookie["secure"]) == (True, "Strict", "/ui", False)
+    assert REVIEWER_KEY not in cookie["value"]
+
+    page.locator("#sign-out").click()
+    page.wait_for_url(f"{keyed.url}/ui/login")
+    assert [c["name"] for c in page.context.cookies() if c["name"] == "opsgate_session"] == []
+    page.goto(f"{keyed.url}/ui/decisions")
+    page.wait_for_url("**/ui/login?next=/ui/decisions")
+
+
+@pytest.mark.parametrize(
+    ("key", "status", "message"),
+    [
+        pytest.param("og_not-a-key", 401, "Unknown API key.", id="unknown-key"),
+        pytest.param(
+            DECIDER_KEY, 403, "The key 'decider' has no audit role: the pages need audit or admin.", id="no-audit-role"
+        ),
+    ],
+)
+def test_a_bad_key_stays_on_the_sign_in_page(page: Page, keyed: Server, key: str, status: int, message: str) -> None:
+    page.goto(f"{keyed.url}/ui/decisions")
+    page.wait_for_url("**/ui/login?next=/ui/decisions")
+    with page.expect_response(f"{keyed.url}/ui/login") as answer:
+        sign_in(page, key)
+    assert answer.value.status == status
+    assert page.locator("#login-error").inner_text() == message
+    assert [c for c in page.context.cookies() if c["name"] == "opsgate_session"] == []
+    # the form still comes back to the page asked for, with a fresh token
+    sign_in(page, REVIEWER_KEY)
+    page.wait_for_url(f"{keyed.url}/ui/decisions")
+
+
+def test_a_sign_in_posted_without_the_form_token_is_refused(page: Page, keyed: Server) -> None:
+    answer = page.request.post(f"{keyed.url}/ui/login", form={"key": REVIEWER_KEY, "next": "/ui/decisions"})
+    assert answer.status == 403
+    assert "403: the form&#39;s CSRF token is missing or wrong" in answer.text()
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"], ids=["without-token", "wrong-token"])
+def test_a_replay_posted_without_the_session_csrf_token_is_refused(
+    page: Page, keyed: Server, keyed_decision: str, token: str | None
+) -> None:
+    page.goto(f"{keyed.url}/ui/decisions/{keyed_decision}")
+    sign_in(page, REVIEWER_KEY)
+    page.wait_for_url(f"{keyed.url}/ui/decisions/{keyed_decision}")
+    field = page.locator("form[action$='/replay'] input[name=csrf_token]")
+    if token is None:
+        field.evaluate("input => input.remove()")
+    else:
+        field.evaluate("(input, value) => { input.value = value }", token)
+    with page.expect_response(f"**/ui/decisions/{keyed_decision}/replay") as answer:
+        page.locator("#replay").click()
+    assert answer.value.status == 403
+    assert page.locator("h1").inner_text() == (
+        "403: the form's CSRF token is missing or wrong: reload the page and try again"
+    )
+    assert page.locator("#replay-result").count() == 0
+    # with the page's own token the same replay goes through
+    open_decision(page, keyed, keyed_decision)
+    page.locator("#replay").click()
+    page.wait_for_url(f"**/ui/decisions/{keyed_decision}/replay")
+    assert page.locator("#replay-result").inner_text().endswith(": no difference.")
+
+
+def test_a_sign_out_posted_without_the_session_csrf_token_is_refused_and_the_session_holds(
+    page: Page, keyed: Server
+) -> None:
+    page.goto(f"{keyed.url}/ui/decisions")
+    sign_in(page, REVIEWER_KEY)
+    page.wait_for_url(f"{keyed.url}/ui/decisions")
+    page.locator("form.logout input[name=csrf_token]").evaluate("input => input.remove()")
+    with page.expect_response("**/ui/logout") as answer:
+        page.locator("#sign-out").click()
+    assert answer.value.status == 403
+    assert page.locator("h1").inner_text() == (
+        "403: the form's CSRF token is missing or wrong: reload the page and try again"
+    )
+    page.goto(f"{keyed.url}/ui/decisions")
+    assert page.locator("#signed-in").inner_text() == "reviewer"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,13 +32,6 @@ def decision(n: int, **changes: Any) -> dict[str, Any]:
     }
     record.update(changes)
     return record
-
-
-@pytest.fixture
-def log(log_db: str) -> Iterator[SqlDecisionLog]:
-    store = SqlDecisionLog(log_db, "replica-a")
-    yield store
-    store.close()
 
 
 def append_all(store: SqlDecisionLog, records: list[dict[str, Any]]) -> list[Any]:
@@ -262,3 +254,14 @@ def test_verify_reads_only_and_says_when_there_is_no_log(log_db: str) -> None:
 def test_a_cursor_of_zero_is_an_empty_page(log: SqlDecisionLog) -> None:
     append_all(log, [decision(1)])
     assert asyncio.run(log.query(DecisionQuery(cursor="0"))) == ([], None)
+
+
+def test_the_postgresql_description_shows_neither_user_info_nor_query_parameters(pg_url: str) -> None:
+    # trust authentication ignores the password; the URL still carries it as a query parameter
+    user, at, host_db = pg_url.split("://", 1)[1].split("?")[0].rpartition("@")
+    url = pg_url.replace(f"{user}{at}", f"{user or 'postgres'}:userinfo-secret@", 1) + "&password=query-secret"
+    store = SqlDecisionLog(url, "replica-a")
+    try:
+        assert store.description == f"postgresql://{host_db}"
+    finally:
+        store.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,6 @@ from service.errors import OpsgateError
 from service.log_store import SqlDecisionLog, verify_log
 from service.settings import from_env
 from tests.integration.test_decision_log_store import decision
-
-
-@pytest.fixture
-def log(log_db: str) -> Iterator[SqlDecisionLog]:
-    store = SqlDecisionLog(log_db, "replica-a")
-    yield store
-    store.close()
 
 
 def test_a_batch_larger_than_a_group_commit_lands_in_order_and_unsplit(log: SqlDecisionLog, log_db: str) -> None:

@@ -1,0 +1,54 @@
+"""A ruleset's approval_expiry_s param: how long its decisions wait for a person (default one hour)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.errors import RulesetInvalid
+from service.ruleset import approval_expiry_s, load_ruleset
+
+PARAMS = "params:\n  max_attempts: 3\n"
+
+
+def load_with(tmp_path: Path, ops_text: str, line: str) -> object:
+    assert ops_text.count(PARAMS) == 1
+    path = tmp_path / "ops.yaml"
+    path.write_text(ops_text.replace(PARAMS, PARAMS + line), encoding="utf-8")
+    return load_ruleset(path, "rules/ops.yaml", [])
+
+
+def test_without_the_param_a_decision_waits_one_hour() -> None:
+    assert approval_expiry_s({"max_attempts": 3}) == 3600.0
+
+
+def test_the_param_sets_the_wait_in_seconds(tmp_path: Path, ops_text: str) -> None:
+    ruleset = load_with(tmp_path, ops_text, "  approval_expiry_s: 90\n")
+    assert approval_expiry_s(ruleset.params) == 90.0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", ["0", "-5", '"an hour"', "true", "null"])
+def test_an_expiry_that_is_not_a_positive_number_is_a_located_problem(
+    tmp_path: Path, ops_text: str, value: str
+) -> None:
+    with pytest.raises(RulesetInvalid) as caught:
+        load_with(tmp_path, ops_text, f"  approval_expiry_s: {value}\n")
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line, problem.path) == ("rules/ops.yaml", 14, "params.approval_expiry_s")
+    assert problem.reason == "approval_expiry_s is the seconds a decision waits for approval: a number greater than 0"
+
+
+@pytest.mark.parametrize("value", ["1.0e+12", ".inf", "315360001"])
+def test_an_expiry_past_ten_years_is_a_located_problem(tmp_path: Path, ops_text: str, value: str) -> None:
+    # decided with it, a decision's expires_at would be past year 9999 (or infinite): a 500 at each decision
+    with pytest.raises(RulesetInvalid) as caught:
+        load_with(tmp_path, ops_text, f"  approval_expiry_s: {value}\n")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.path) == (14, "params.approval_expiry_s")
+    assert problem.reason == "approval_expiry_s is at most 315360000 seconds (ten years)"
+
+
+def test_an_expiry_of_ten_years_is_accepted(tmp_path: Path, ops_text: str) -> None:
+    ruleset = load_with(tmp_path, ops_text, "  approval_expiry_s: 315360000\n")
+    assert approval_expiry_s(ruleset.params) == 315360000.0  # type: ignore[attr-defined]
