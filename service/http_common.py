@@ -5,21 +5,42 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response
+from litestar import MediaType, Response
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 
+from service.auth import auth_of, authenticated
 from service.runtime import Runtime
 
 _JSON = msgspec.json.Encoder()
+CALLER_HEADER = "X-Opsgate-Caller"  # open development mode only
 
 
 def json_response(content: Any, status: int = 200) -> Response[bytes]:
     return Response(_JSON.encode(content), status_code=status, media_type=MediaType.JSON)
 
 
-def caller(request: Request[Any, Any, Any]) -> str:
-    """The caller's identity as logged: its address until API keys exist."""
-    return request.client.host if request.client else "unknown"
+def client_host(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+def caller(request: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The caller's identity as logged: the API key's name.
+
+    In open development mode (no key configured) nobody is authenticated: the caller is the
+    ``X-Opsgate-Caller`` header when given (to try out approvals by several people), else the
+    client's address.  With keys, a route open to all (no roles) sees "anonymous".
+    """
+    key = authenticated(request)
+    if key is not None:
+        return key.name
+    auth = auth_of(request)
+    if auth is not None and not auth.open:
+        return "anonymous"
+    claimed = request.headers.get(CALLER_HEADER, "").strip()
+    if claimed:
+        return claimed[:128]
+    return client_host(request)
 
 
 def runtime(state: State) -> Runtime:
