@@ -32,10 +32,37 @@ class OpsgateError(Exception):
         self.message = message
         self.problems = problems or []
 
+    def headers(self) -> dict[str, str]:
+        """Response headers this error adds (e.g. ``WWW-Authenticate``, ``Retry-After``)."""
+        return {}
+
 
 class BadRequest(OpsgateError):
     code = "malformed_request"
     status = 400
+
+
+class Unauthorized(OpsgateError):
+    """No API key, or one opsgate does not know."""
+
+    code = "unauthorized"
+    status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="opsgate"'}
+
+
+class Forbidden(OpsgateError):
+    """A known API key without any of the roles the route needs."""
+
+    code = "forbidden"
+    status = 403
+
+
+class CsrfFailed(Forbidden):
+    """A reviewer form posted with the session cookie but without that session's CSRF token."""
+
+    code = "csrf_failed"
 
 
 class InvalidFacts(OpsgateError):
@@ -67,6 +94,38 @@ class Conflict(OpsgateError):
     status = 409
 
 
+class AlreadyDecided(Conflict):
+    """An approval of a pending decision that was already executed, rejected or expired."""
+
+    code = "already_decided"
+
+
+class ApprovalExpired(Conflict):
+    """An approval of a pending decision past its expiry (it is escalated instead)."""
+
+    code = "expired"
+
+
+class NotPending(Conflict):
+    """An approval of a decision that never waited for one."""
+
+    code = "not_pending"
+
+
+class NotSupportedWithWorkers(Conflict):
+    """POST /admin/reload, /admin/rollback or /admin/activate on one of several workers (serve --workers N):
+    it would change the version of the one worker that accepted the connection only."""
+
+    code = "not_supported_with_workers"
+
+
+class SeparationOfDuties(OpsgateError):
+    """The approver is the caller that asked for the decision."""
+
+    code = "separation_of_duties"
+    status = 403
+
+
 class ShadowNotConfigured(OpsgateError):
     """GET /admin/shadow on a server started without a shadow candidate."""
 
@@ -77,6 +136,34 @@ class ShadowNotConfigured(OpsgateError):
 class PayloadTooLarge(OpsgateError):
     code = "payload_too_large"
     status = 413
+
+
+class TooDeep(OpsgateError):
+    """A JSON body nested deeper than the configured limit (OPSGATE_MAX_JSON_DEPTH)."""
+
+    code = "json_too_deep"
+    status = 422
+
+
+class RateLimited(OpsgateError):
+    """The caller used up its rate (OPSGATE_RATE_LIMIT); ``retry_after`` is in whole seconds."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class RequestTimeout(OpsgateError):
+    """A request ran longer than OPSGATE_REQUEST_TIMEOUT_S."""
+
+    code = "request_timeout"
+    status = 503
 
 
 class RulesetInvalid(OpsgateError):

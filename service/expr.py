@@ -235,7 +235,13 @@ class _Parser:
     def parse_atom(self) -> Node:
         kind, value, pos = self.advance()
         if kind == "number":
-            return Literal(pos, float(value) if any(c in value for c in ".eE") else int(value))
+            try:
+                number = float(value) if any(c in value for c in ".eE") else int(value)
+            except ValueError:  # more digits than Python converts (4,300)
+                raise ExpressionError(f"number too long ({len(value)} characters)", pos) from None
+            if isinstance(number, float) and not math.isfinite(number):  # 1e999: JSON has no infinity
+                raise ExpressionError(f"number {value} is too large (not a finite float)", pos)
+            return Literal(pos, number)
         if kind == "string":
             return Literal(pos, _unescape(value))
         if kind == "name":
@@ -270,11 +276,30 @@ class _Parser:
         return tuple(items)
 
 
+MAX_DEPTH = 100  # levels of the tree: evaluating, rendering and compiling it recurse once per level
+
+
 def parse(source: str) -> Node:
     """Parse one expression; raises ExpressionError with the offending offset."""
     if not source.strip():
         raise ExpressionError("empty expression", 0)
-    return _Parser(source).parse()
+    parser = _Parser(source)
+    try:
+        node = parser.parse()
+    except RecursionError:
+        at = parser.tokens[min(parser.index, len(parser.tokens) - 1)][2]
+        raise ExpressionError("expression nested too deeply", at) from None
+    _check_depth(node)
+    return node
+
+
+def _check_depth(root: Node) -> None:
+    stack: list[tuple[Node, int]] = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ExpressionError(f"expression nested too deeply (more than {MAX_DEPTH} levels)", node.pos)
+        stack.extend((child, depth + 1) for child in reversed(_children(node)))  # leftmost first
 
 
 # --- evaluation -------------------------------------------------------------

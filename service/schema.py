@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal, Union
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import msgspec
 
-from service.errors import BadRequest, InvalidFacts, Problem
+from service.errors import BadRequest, InvalidBody, InvalidFacts, OpsgateError, Problem, TooDeep
+
+T = TypeVar("T")
 
 FieldType = Literal["int", "number", "str", "bool", "object", "list"]
 
@@ -102,13 +105,7 @@ class FactDecoder:
         self._decoder = msgspec.json.Decoder(self.type)
 
     def decode_json(self, body: bytes) -> dict[str, Any]:
-        try:
-            facts = self._decoder.decode(body)
-        except msgspec.ValidationError as error:
-            raise _invalid(error) from None
-        except msgspec.DecodeError as error:
-            raise BadRequest(f"malformed JSON: {error}") from None
-        return msgspec.to_builtins(facts)  # type: ignore[no-any-return]
+        return msgspec.to_builtins(_decoded(self._decoder.decode, body, _invalid))  # type: ignore[no-any-return]
 
     def convert(self, data: Any) -> dict[str, Any]:
         try:
@@ -118,7 +115,7 @@ class FactDecoder:
         return msgspec.to_builtins(facts)  # type: ignore[no-any-return]
 
 
-_MISSING = re.compile(r"Object missing required field `([^`]+)`")
+MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
 _UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
 
 
@@ -127,13 +124,50 @@ def _invalid(error: msgspec.ValidationError) -> InvalidFacts:
     return InvalidFacts(f"invalid facts: {problem.path or '$'}: {problem.reason}", [problem])
 
 
+def _decoded(
+    decode: Callable[[bytes], T], body: bytes, invalid: Callable[[msgspec.ValidationError], OpsgateError]
+) -> T:
+    """``decode(body)``, its failures as errors: ``invalid`` ones (422), malformed JSON (400), too deep (422)."""
+    try:
+        return decode(body)
+    except msgspec.ValidationError as error:
+        raise invalid(error) from None
+    except msgspec.DecodeError as error:
+        raise BadRequest(f"malformed JSON: {error}") from None
+    except RecursionError:  # deeper than the decoder goes: far over any configured limit
+        raise TooDeep("JSON too deep", [Problem("nested too deeply to read", path="$")]) from None
+
+
+def decode_body(body: bytes, kind: type[T], what: str) -> T:
+    """A request body other than facts (a batch, an outcome, an approval): 422 ``invalid_request`` naming the field."""
+
+    def invalid(error: msgspec.ValidationError) -> InvalidBody:
+        problem = facts_problem(str(error))
+        return InvalidBody(f"invalid {what}: {problem.path}: {problem.reason}", [problem])
+
+    def decode(raw: bytes) -> T:
+        return msgspec.json.decode(raw, type=kind)
+
+    return _decoded(decode, body, invalid)
+
+
+def decode_query(params: Mapping[str, str], kind: type[T]) -> T:
+    """A query string as ``kind`` (values converted from text): 400 naming the parameter when one is wrong."""
+    try:
+        query: T = msgspec.convert(dict(params), kind, strict=False)
+    except msgspec.ValidationError as error:
+        problem = facts_problem(str(error))
+        raise BadRequest(f"invalid query parameter {problem.path}: {problem.reason}", [problem]) from None
+    return query
+
+
 def facts_problem(message: str) -> Problem:
     """``Expected `int` >= 0 - at `$.process.attempts``` -> path and reason."""
     reason, sep, where = message.rpartition(" - at ")
     if not sep:
         reason, where = message, ""
     path = where.strip("`").removeprefix("$").removeprefix(".")
-    for pattern, text in ((_MISSING, "required field is missing"), (_UNKNOWN, "unknown field")):
+    for pattern, text in ((MISSING_FIELD, "required field is missing"), (_UNKNOWN, "unknown field")):
         match = pattern.match(reason)
         if match:
             path = f"{path}.{match.group(1)}" if path else match.group(1)

@@ -9,6 +9,7 @@ import msgspec
 import yaml
 
 from service.errors import Problem
+from service.schema import MISSING_FIELD
 
 Key = tuple[str | int, ...]
 
@@ -172,7 +173,7 @@ _MSGSPEC_TYPES = {
 
 def _explains(reason: str, value: Any) -> bool:
     """Whether ``value`` is what msgspec's ``reason`` is about (a missing field, "got `str`", a bad enum value)."""
-    missing = re.match(r"Object missing required field `([^`]+)`", reason)
+    missing = MISSING_FIELD.match(reason)
     if missing:
         return isinstance(value, dict) and missing.group(1) not in value
     got = re.search(r"got `(\w+)`", reason)

@@ -314,3 +314,39 @@ def test_render_gives_source_that_parses_back_to_the_same_tree(source: str, rend
     tree = expr.parse(source)
     assert expr.render(tree) == rendered
     assert shape(msgspec.to_builtins(expr.parse(rendered))) == shape(msgspec.to_builtins(tree))
+
+
+# --- regressions found by tests/unit/test_expr_property.py ----------------------
+
+
+def test_a_number_too_long_to_convert_is_a_positioned_error_not_a_crash() -> None:
+    with pytest.raises(ExpressionError) as raised:
+        expr.parse("x > " + "9" * 5000)
+    assert (raised.value.reason, raised.value.offset) == ("number too long (5000 characters)", 4)
+
+
+@pytest.mark.parametrize("literal", ["1e999", "1.5E+400", "9" * 400 + ".0"])
+def test_a_number_literal_beyond_a_finite_float_is_a_positioned_error(literal: str) -> None:
+    with pytest.raises(ExpressionError) as raised:
+        expr.parse(f"x.y > {literal}")
+    assert (raised.value.reason, raised.value.offset) == (f"number {literal} is too large (not a finite float)", 6)
+
+
+def test_parentheses_nested_past_the_parser_stack_are_a_positioned_error() -> None:
+    source = "(" * 3000 + "1" + ")" * 3000
+    with pytest.raises(ExpressionError) as raised:
+        expr.parse(source)
+    assert raised.value.reason == "expression nested too deeply"
+    assert 0 < raised.value.offset < 3000
+
+
+def test_a_tree_deeper_than_100_levels_is_refused_where_it_starts() -> None:
+    with pytest.raises(ExpressionError) as raised:
+        expr.parse("1" + " + 1" * 100)  # 101 terms, left-nested: 101 levels
+    assert (raised.value.reason, raised.value.offset) == ("expression nested too deeply (more than 100 levels)", 0)
+
+
+def test_a_tree_of_100_levels_parses_evaluates_and_renders() -> None:
+    node = expr.parse("1" + " + 1" * 99)
+    assert expr.evaluate(node, {}) == 100
+    assert expr.render(node) == "1" + " + 1" * 99

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from service.approvals import PendingQuery
 from service.errors import BadRequest, InvalidFacts, Problem
 from service.ruleset import Ruleset
-from service.schema import FactDecoder
+from service.schema import FactDecoder, decode_query
 
 VALID_BODY = (
     b'{"org_id":0,"process":{"type":"ORDER_PROCESSING","sla":3600,"attempts":1},'
@@ -118,3 +119,10 @@ def test_converting_python_data_applies_the_same_rules(decoder: FactDecoder, mak
     with pytest.raises(InvalidFacts) as caught:
         decoder.convert(make_facts({"process.attempts": -1}))
     assert caught.value.problems == [Problem("Expected `int` >= 0", path="process.attempts")]
+
+
+def test_decode_query_names_the_parameter() -> None:
+    with pytest.raises(BadRequest) as raised:
+        decode_query({"limit": "0"}, PendingQuery)
+    assert raised.value.message == "invalid query parameter limit: Expected `int` >= 1"
+    assert decode_query({"limit": "7"}, PendingQuery).limit == 7
