@@ -82,12 +82,17 @@ def start_all(
 
     servers = {"opa": start_opa(opa_bin, rego, work)}
     stack.callback(servers["opa"].close)
-    plans = [("sqlite", 5, sqlite("sqlite"), False), ("logoff", 5, sqlite("logoff"), True),
-             ("rules100", 100, sqlite("rules100"), False), ("rules1000", 1000, sqlite("rules1000"), False)]  # fmt: skip
+    shared_opa = ("--workers", "2", "--opa-url", servers["opa"].base)
+    plans: list[tuple[str, int, str, bool, tuple[str, ...]]] = [
+        ("sqlite", 5, sqlite("sqlite"), False, ()), ("logoff", 5, sqlite("logoff"), True, ()),
+        ("rules100", 100, sqlite("rules100"), False, ()), ("rules1000", 1000, sqlite("rules1000"), False, ()),
+        ("workers2", 5, sqlite("workers2"), False, ("--workers", "2")),
+        ("workers2shared", 5, sqlite("workers2shared"), False, shared_opa),
+    ]  # fmt: skip
     if pg:
-        plans.append(("pg", 5, pg, False))
-    for name, size, db, log_off in plans:
-        servers[name] = start_service(name, opsgate, rules[size], rego, db, work, opa_bin, log_off)
+        plans.append(("pg", 5, pg, False, ()))
+    for name, size, db, log_off, extra in plans:
+        servers[name] = start_service(name, opsgate, rules[size], rego, db, work, opa_bin, log_off, extra)
         stack.callback(servers[name].close)  # at once: a later start that fails must not leak this one
     for server in servers.values():
         server.wait_ready(timeout=180)
@@ -138,6 +143,10 @@ def scenarios(work: Path, servers: dict[str, Server], pg: str | None) -> tuple[l
         Scenario("rules-100", "(e) /decide, 100 rules, SQLite log", "rules100", "/decide", facts),
         Scenario("rules-1000", "(e) /decide, 1,000 rules, SQLite log", "rules1000", "/decide", facts),
         Scenario("decide-log-off", "/decide, 5 rules, log off (OPSGATE_BENCH_LOG_OFF)", "logoff", "/decide", facts),
+        Scenario("workers-2", "/decide, serve --workers 2, an OPA child each, SQLite log", "workers2", "/decide",
+                 facts),
+        Scenario("workers-2-shared-opa", "/decide, serve --workers 2 --opa-url (a): one shared OPA, SQLite log",
+                 "workers2shared", "/decide", facts),
     ]  # fmt: skip
     probe = {"opa_input": opa_body["input"], "decide_answer": answer}
     return rows, probe
@@ -261,8 +270,14 @@ def print_table(table: list[dict[str, Any]], checks: list[dict[str, Any]]) -> No
 
 
 def result_path(out: Path, quick: bool) -> Path:
+    """bench/results/<date>[-quick][-N].json: a later run of the same day never overwrites an earlier one."""
     out.mkdir(parents=True, exist_ok=True)
-    return out / (time.strftime("%Y-%m-%d") + ("-quick" if quick else "") + ".json")
+    stem = time.strftime("%Y-%m-%d") + ("-quick" if quick else "")
+    path, n = out / f"{stem}.json", 1
+    while path.exists():
+        n += 1
+        path = out / f"{stem}-{n}.json"
+    return path
 
 
 # --- the command ------------------------------------------------------------------

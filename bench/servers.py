@@ -92,13 +92,16 @@ def start_opa(opa_bin: str, rego_dir: Path, work: Path) -> Server:
 
 
 def start_service(
-    name: str, opsgate: str, rules: Path, rego: Path, db: str, work: Path, opa_bin: str, log_off: bool
-) -> Server:
-    """``opsgate serve`` on a loopback port; ``log_off`` sets the benchmark-only OPSGATE_BENCH_LOG_OFF."""
+    name: str, opsgate: str, rules: Path, rego: Path, db: str, work: Path, opa_bin: str, log_off: bool,
+    extra: tuple[str, ...] = (),
+) -> Server:  # fmt: skip
+    """``opsgate serve`` on a loopback port; ``log_off`` sets the benchmark-only OPSGATE_BENCH_LOG_OFF;
+    ``extra``: more ``serve`` flags (--workers, --opa-url)."""
     port = free_port()
-    args = [opsgate, "serve", "--host", HOST, "--port", str(port), "--rules-dir", str(rules),
-            "--rego-dir", str(rego), "--db", db, "--opa-bin", opa_bin, "--writer-id", f"bench-{name}"]  # fmt: skip
-    env = {**os.environ, "OPSGATE_BENCH_LOG_OFF": "1" if log_off else "0"}
+    args = [opsgate, "serve", "--host", HOST, "--port", str(port), "--rules-dir", str(rules), "--rego-dir", str(rego),
+            "--db", db, "--opa-bin", opa_bin, "--writer-id", f"bench-{name}", *extra]  # fmt: skip
+    # one load generator is one caller: the per-caller rate limit (1,000/s by default) is off here
+    env = {**os.environ, "OPSGATE_BENCH_LOG_OFF": "1" if log_off else "0", "OPSGATE_RATE_LIMIT": "0"}
     return Server(name, args, port, "/ready", work / f"{name}.log", env)
 
 

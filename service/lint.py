@@ -58,7 +58,8 @@ def lint(
     if len(ranked) > PAIRWISE_LIMIT:
         findings = _shadowed_cheaply(ranked, conditions)
     else:
-        findings = [f for i, rule in enumerate(ranked) if (f := _shadowed(rule, ranked[:i], conditions))]
+        texts: dict[int, str] = {}  # one rendering per node for the whole pass (the trees live in conditions)
+        findings = [f for i, rule in enumerate(ranked) if (f := _shadowed(rule, ranked[:i], conditions, texts))]
     if not any(_always(c) for c in conditions.values()) and not _exhaustive(conditions.values(), enums or {}):
         findings.append(Finding(None, _NO_FALLBACK))
     return sorted(findings, key=lambda f: -1 if f.rule is None else f.rule)
@@ -85,9 +86,11 @@ _NO_FALLBACK = (
 PAIRWISE_LIMIT = 200
 
 
-def _shadowed(rule: LintedRule, above: Sequence[LintedRule], conditions: dict[int, expr.Node]) -> Finding | None:
+def _shadowed(
+    rule: LintedRule, above: Sequence[LintedRule], conditions: dict[int, expr.Node], texts: dict[int, str]
+) -> Finding | None:
     for winner in above:
-        if implies(conditions[rule.order], conditions[winner.order]):
+        if implies(conditions[rule.order], conditions[winner.order], texts):
             return _finding(rule, winner, conditions)
     return None
 
@@ -119,19 +122,28 @@ def _always(node: expr.Node) -> bool:
     return isinstance(node, expr.Literal) and node.value is True
 
 
-def implies(b: expr.Node, a: expr.Node) -> bool:
-    """True only if ``a`` holds for every fact for which ``b`` holds."""
-    if _always(a) or expr.render(a) == expr.render(b):
+def implies(b: expr.Node, a: expr.Node, texts: dict[int, str] | None = None) -> bool:
+    """True only if ``a`` holds for every fact for which ``b`` holds.  ``texts`` keeps each node's
+    rendering across calls (keyed by id: only while the nodes are alive)."""
+    texts = {} if texts is None else texts
+    if _always(a) or _text(a, texts) == _text(b, texts):
         return True
     if isinstance(a, expr.BoolOp) and a.op == "and":
-        return all(implies(b, part) for part in a.operands)
+        return all(implies(b, part, texts) for part in a.operands)
     if isinstance(b, expr.BoolOp):
-        parts = [implies(part, a) for part in b.operands]
+        parts = [implies(part, a, texts) for part in b.operands]
         if all(parts) if b.op == "or" else any(parts):
             return True
     if isinstance(a, expr.BoolOp) and a.op == "or":
-        return any(implies(b, part) for part in a.operands)
+        return any(implies(b, part, texts) for part in a.operands)
     return _bound_implies(b, a)
+
+
+def _text(node: expr.Node, texts: dict[int, str]) -> str:
+    text = texts.get(id(node))
+    if text is None:
+        text = texts[id(node)] = expr.render(node)
+    return text
 
 
 # --- one fact path against constants --------------------------------------------
