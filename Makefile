@@ -9,7 +9,7 @@ GET_OPA := scripts/get-opa.sh
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test venv opa browser check rego-test rule-test pytest lint clean wrk bench bench-quick
+.PHONY: run test venv opa browser check rego-test rule-test pytest lint clean wrk bench bench-quick bench-memory
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench: venv opa wrk
 
 bench-quick: venv opa wrk
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.run --quick
+
+# RSS over 1,000,000 decisions (about 20 minutes here): bench/results/<date>-memory.json
+bench-memory: venv opa wrk
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.memory
 
 lint: venv
 	$(BIN)/ruff check service tests

@@ -11,11 +11,16 @@ from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.types import ControllerRouterHandler
 
-from service import http_admin, http_review, http_ui
+from service import auth, http_admin, http_metrics, http_openapi, http_operations, http_review, http_ui
+from service.approvals import sweeping
+from service.auth import roles
 from service.errors import BadRequest, OpsgateError, Problem
 from service.http_common import caller, runtime
 from service.http_common import json_response as _json
+from service.http_limits import rate_guard, request_timeout
+from service.limits import RateLimiter
 from service.runtime import Runtime
 from service.settings import Settings
 from service.watch import watching
@@ -36,12 +41,12 @@ async def _decide(request: Request[Any, Any, Any], state: State, ruleset: str) -
     return _json(response)
 
 
-@post("/decide", summary="Decide with the default ruleset (ops)", status_code=200)
+@post("/decide", summary="Decide with the default ruleset (ops)", status_code=200, opt=roles("decide"))
 async def decide_default(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     return await _decide(request, state, state.runtime.settings.default_ruleset)
 
 
-@post("/decide/{ruleset:str}", summary="Decide with the named ruleset", status_code=200)
+@post("/decide/{ruleset:str}", summary="Decide with the named ruleset", status_code=200, opt=roles("decide"))
 async def decide_named(request: Request[Any, Any, Any], state: State, ruleset: str) -> Response[bytes]:
     return await _decide(request, state, ruleset)
 
@@ -58,17 +63,27 @@ async def _decide_batch(request: Request[Any, Any, Any], state: State, ruleset: 
     return _json({"status": "success", **counts, "results": items})
 
 
-@post("/decide/batch", summary="Decide up to 1,000 items of the default ruleset in one call", status_code=200)
+@post(
+    "/decide/batch",
+    summary="Decide up to 1,000 items of the default ruleset in one call",
+    status_code=200,
+    opt=roles("decide"),
+)
 async def decide_batch_default(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     return await _decide_batch(request, state, state.runtime.settings.default_ruleset)
 
 
-@post("/decide/{ruleset:str}/batch", summary="Decide up to 1,000 items of the named ruleset", status_code=200)
+@post(
+    "/decide/{ruleset:str}/batch",
+    summary="Decide up to 1,000 items of the named ruleset",
+    status_code=200,
+    opt=roles("decide"),
+)
 async def decide_batch_named(request: Request[Any, Any, Any], state: State, ruleset: str) -> Response[bytes]:
     return await _decide_batch(request, state, ruleset)
 
 
-@post("/run", summary="Alias of POST /decide/ops", status_code=200)
+@post("/run", summary="Alias of POST /decide/ops", status_code=200, opt=roles("decide"))
 async def run_ops(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     return await _decide(request, state, "ops")
 
@@ -81,21 +96,14 @@ async def health() -> Response[bytes]:
 @get("/ready", summary="Readiness: OPA answering and rules loaded")
 async def ready(state: State) -> Response[bytes]:
     current = runtime(state)
-    opa_up = await current.guardrails.healthy()
-    process = current.guardrails.process
+    opa = current.guardrails.status()
     body = {
-        "ready": opa_up and bool(current.catalog.rulesets),
-        "opa": {
-            "up": opa_up,
-            "mode": "child" if process else "external",
-            "pid": process.pid if process else None,
-            "restarts": process.restarts if process else 0,
-            "bundle_revision": current.guardrails.revision,
-            "micro_batching": current.guardrails.stats,
-        },
+        "ready": opa["up"] and bool(current.catalog.rulesets),
+        "opa": opa,
         "decision_log": {"store": current.log.description, "writer": current.log.writer},
         "version": current.catalog.version,
-        "rulesets": {name: rs.version for name, rs in current.catalog.rulesets.items()},
+        "rulesets": current.catalog.ruleset_versions,
+        "auth": state.auth.describe(),
     }
     return _json(body, 200 if body["ready"] else 503)
 
@@ -113,7 +121,9 @@ def _problem(problem: Problem) -> dict[str, Any]:
 
 
 def _opsgate_error(_: Request[Any, Any, Any], error: OpsgateError) -> Response[bytes]:
-    return _json(_item_error(error), error.status)
+    response = _json(_item_error(error), error.status)
+    response.headers.update(error.headers())
+    return response
 
 
 def _item_error(error: OpsgateError) -> dict[str, Any]:
@@ -121,12 +131,27 @@ def _item_error(error: OpsgateError) -> dict[str, Any]:
     return _error_body(error.code, error.message, [_problem(p) for p in error.problems])
 
 
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+# Litestar's own errors (routing, body size, parameter validation) under the same stable codes
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request",
+    429: "rate_limited", 503: "service_unavailable",
+}  # fmt: skip
 
 
 def _http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
     code = _HTTP_CODES.get(error.status_code, "http_error")
-    return _json(_error_body(code, str(error.detail)), error.status_code)
+    details = [_litestar_detail(extra) for extra in error.extra] if isinstance(error.extra, list) else []
+    response = _json(_error_body(code, str(error.detail), details), error.status_code)
+    response.headers.update(error.headers or {})  # e.g. Allow on a 405
+    return response
+
+
+def _litestar_detail(extra: Any) -> dict[str, str]:
+    """A parameter validation problem (``{"key", "message", "source"}``) as a detail's path and reason."""
+    if isinstance(extra, dict):
+        return {"path": str(extra.get("key", "$")), "reason": str(extra.get("message", ""))}
+    return {"path": "$", "reason": str(extra)}
 
 
 def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
@@ -136,33 +161,43 @@ def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[b
 
 def create_app(settings: Settings) -> Litestar:
     """The Litestar app for ``settings``; OPA and the log start with it and stop with it."""
+    keys = auth.from_settings(settings)  # a bad key configuration stops the start here
+    if keys.open:
+        log.warning(auth.OPEN_MODE_WARNING)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         started = await Runtime.start(settings, with_shadow=True)
         app.state.runtime = started
         try:
-            async with watching(started):
+            async with watching(started), sweeping(started):
                 yield
         finally:
             await started.close()
 
+    handlers: list[ControllerRouterHandler] = [
+        decide_default,
+        decide_batch_default,
+        decide_named,
+        decide_batch_named,
+        run_ops,
+        health,
+        ready,
+        *http_review.ROUTES,
+        *http_operations.ROUTES,
+        *http_admin.ROUTES,
+        *http_ui.ROUTES,
+        *http_metrics.ROUTES,
+    ]
+    http_openapi.document(handlers)
     return Litestar(
-        route_handlers=[
-            decide_default,
-            decide_batch_default,
-            decide_named,
-            decide_batch_named,
-            run_ops,
-            health,
-            ready,
-            *http_review.ROUTES,
-            *http_admin.ROUTES,
-            *http_ui.ROUTES,
-        ],
+        route_handlers=handlers,
         lifespan=[lifespan],
         exception_handlers={OpsgateError: _opsgate_error, HTTPException: _http_error, Exception: _unexpected},
         request_max_body_size=settings.max_body_bytes,
+        state=State({"auth": keys}),
+        guards=[auth.guard, rate_guard(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None))],
+        middleware=[request_timeout(settings.request_timeout_s)],
         openapi_config=OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema"),
         template_config=http_ui.TEMPLATES,
         debug=False,

@@ -14,8 +14,8 @@ from service.catalog import Catalog, load_catalog
 from service.decision import Outcome
 from service.decision_log import DecisionLog
 from service.engine import shared_engine
-from service.errors import InvalidFacts, OpsgateError, RulesetInvalid
-from service.guardrails import Guardrails, check_policies, find_opa
+from service.errors import InvalidFacts, OpsgateError
+from service.guardrails import Guardrails, require_valid_policies
 from service.pipeline import DecisionService
 
 # off the response path a slow verdict costs nothing, and a missed one would show as a false flip
@@ -42,9 +42,7 @@ def candidate_dirs(root: Path) -> tuple[Path, Path]:
 def check_candidate(rules_dir: Path, rego_dir: Path, opa_bin: str | None) -> Catalog:
     """Load and check a candidate like ``opsgate check``; RulesetInvalid (file:line:column) when broken."""
     catalog = load_catalog(rules_dir, rego_dir)
-    problems = [p for p in check_policies(find_opa(opa_bin), rego_dir, rego_dir.name) if p.severity == "error"]
-    if problems:
-        raise RulesetInvalid(f"{len(problems)} problem(s) in the candidate's policies", problems)
+    require_valid_policies(opa_bin, rego_dir, rego_dir.name, "the candidate's")
     return catalog
 
 

@@ -151,7 +151,7 @@ def compare(expect: Expect, actual: dict[str, Any]) -> list[Mismatch]:
 
 def _matches(key: str, expected: Any, actual: Any) -> bool:
     if key == "confidence":
-        return isinstance(actual, (int, float)) and math.isclose(expected, actual, rel_tol=0.0, abs_tol=1e-9)
+        return isinstance(actual, (int, float)) and _equal(expected, actual)
     if key in ("fired", "violations"):
         return set(expected) == set(actual)
     if key == "won":

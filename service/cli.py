@@ -6,14 +6,16 @@ import argparse
 import asyncio
 import getpass
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from service import auth, rule_tests
 from service import replay as replay_module
-from service import rule_tests
 from service import settings as settings_module
 from service.candidate import candidate_dirs, check_candidate
 from service.catalog import load_catalog
@@ -22,6 +24,10 @@ from service.guardrails import check_policies, find_opa
 from service.log_store import verify_log
 from service.runtime import Runtime
 from service.settings import Settings
+from service.workers import Supervisor
+
+if TYPE_CHECKING:
+    from litestar import Litestar
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +63,18 @@ def _arg(parse: Callable[[str], float], expected: str) -> Callable[[str], float]
 
 _batch_window = _arg(settings_module.non_negative, "a number of milliseconds, 0 or more")
 _seconds = _arg(settings_module.positive, "a number of seconds greater than 0")
+_count = _arg(settings_module.positive_int, "a whole number, 1 or more")
+_OPA_FLAGS = (  # serve: the OPA query timeout, circuit breaker and health checks (dest, type, help)
+    ("opa_timeout_ms", _arg(settings_module.positive, "a number of milliseconds greater than 0"),
+     "per-query OPA timeout; a slower answer counts as a failure (default: 100)"),
+    ("opa_breaker_failures", _count, "consecutive failed or timed-out OPA queries that open the breaker (default: 5)"),
+    ("opa_breaker_recovery_s", _seconds, "seconds the breaker stays open before it lets probes through (default: 2)"),
+    ("opa_breaker_probes", _count, "OPA queries let through at a time while the breaker is half-open (default: 1)"),
+    ("opa_health_interval_s", _seconds, "seconds between two checks of OPA's /health (default: 1)"),
+    ("opa_unhealthy_restart_s", _seconds, "seconds before an unhealthy OPA child is restarted (default: 10)"),
+)  # fmt: skip
+_rate = _arg(settings_module.non_negative, "a number of requests a second, 0 or more")
+_timeout = _arg(settings_module.non_negative, "a number of seconds, 0 or more")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", help="listen address (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: 8080)")
+    serve.add_argument(
+        "--workers", type=_count,
+        help="serving processes sharing the port, each with its own OPA child and log chain (default: 1)",
+    )  # fmt: skip
     serve.add_argument(
         "--shadow", type=Path, help="a candidate (DIR/rules, DIR/rego) decided beside each request; GET /admin/shadow"
     )
@@ -79,6 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--opa-batch-window-ms", dest="opa_batch_window_ms", type=_batch_window,
         help="concurrent guardrail queries arriving within this window share one OPA query (default: 0.5; 0: off)",
     )  # fmt: skip
+    serve.add_argument(
+        "--rate-limit", dest="rate_limit", type=_rate,
+        help="requests a second per caller before 429 rate_limited (default: 1000; 0: off)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--request-timeout", dest="request_timeout_s", type=_timeout,
+        help="seconds before a request answers 503 request_timeout (default: 10; 0: off)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--api-keys-file", dest="api_keys_file", type=Path,
+        help="YAML file of API keys (keys: [{name, roles, sha256}]); see `opsgate keys new`",
+    )  # fmt: skip
+    serve.add_argument(
+        "--require-auth", dest="require_auth", action="store_true", default=None,
+        help="refuse to start without an API key instead of running in open development mode",
+    )  # fmt: skip
+    for dest, kind, text in _OPA_FLAGS:
+        serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
     _service_flags(serve)
 
     decide = commands.add_parser("decide", help="decide once, locally, and print the JSON response")
@@ -101,13 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     rule_tests.add_arguments(test)
 
     replay_module.add_parser(commands)
+
+    keys = commands.add_parser("keys", help="API keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    new = keys_commands.add_parser("new", help="print a new random key once, and its entry (hash only) for the config")
+    new.add_argument("--name", required=True, help="who holds the key: logged as the caller of its requests")
+    new.add_argument("--roles", required=True, help=f"comma-separated, of: {', '.join(auth.ROLES)}")
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    names = ("host", "port", "rules_dir", "rego_dir", "db", "writer_id", "opa_url", "opa_bin")
-    names_of_serve = ("shadow", "watch", "watch_interval_s", "opa_batch_window_ms")
-    return settings_module.from_env(**{name: getattr(args, name, None) for name in names + names_of_serve})
+    """Every flag whose destination is a Settings field overrides its variable (no list to keep in step)."""
+    flags = {name: value for name, value in vars(args).items() if name in Settings.__struct_fields__}
+    return settings_module.from_env(**flags)
 
 
 def cmd_serve(settings: Settings) -> int:
@@ -118,16 +164,20 @@ def cmd_serve(settings: Settings) -> int:
     if settings.shadow is not None:  # a broken candidate stops serve here, with file:line:column (exit 2)
         check_candidate(*candidate_dirs(settings.shadow), settings.opa_bin)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="info",
-    )
+    if settings.workers > 1:
+        return Supervisor(settings, create_app, _serve_on).run()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **_UVICORN)
     return 0
+
+
+_UVICORN: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False, "log_level": "info"}
+
+
+def _serve_on(app: Litestar, sock: socket.socket) -> None:
+    """One worker of ``serve --workers N``: the whole service on the socket the supervisor bound."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(app, **_UVICORN)).run(sockets=[sock])
 
 
 def cmd_decide(settings: Settings, file: str, ruleset: str | None, explain: bool = False) -> int:
@@ -195,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_log_verify(settings)
         if args.command == "replay":
             return cmd_replay(settings, args)
+        if args.command == "keys":
+            return auth.print_new_key(args.name, args.roles)
         return cmd_check(settings)
     except OpsgateError as error:
         for problem in error.problems:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -16,12 +17,13 @@ import msgspec
 from service import decision as dec
 from service.catalog import Catalog
 from service.decision import FiredRule, Outcome, Proposal, RuleOutputError, Verdict
-from service.decision_log import DecisionLog, StoredRecord, now
+from service.decision_log import DecisionLog, StoredRecord, later, now
 from service.engine import LoadedRuleset, RuleEngine
-from service.errors import BadRequest, EngineError, InvalidBody, OpsgateError, PayloadTooLarge, Problem
+from service.errors import EngineError, InvalidBody, OpsgateError, PayloadTooLarge, Problem
 from service.explain import WhyNot, why_not
-from service.ruleset import Ruleset
-from service.schema import facts_problem
+from service.limits import JsonLimits
+from service.ruleset import Ruleset, approval_expiry_s
+from service.schema import decode_body
 
 MAX_BATCH = 1000  # items in one POST /decide/batch
 
@@ -32,6 +34,12 @@ class GuardrailsPort(Protocol):
     async def check(self, item: dict[str, Any]) -> Verdict: ...
 
     async def check_many(self, items: list[dict[str, Any]]) -> list[Verdict]: ...
+
+
+class DecisionObserver(Protocol):
+    """Told of each answered decide call (service/metrics.py counts them)."""
+
+    def decided(self, responses: Sequence[DecisionResponse], laps_ms: Mapping[str, float]) -> None: ...
 
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -58,6 +66,7 @@ class GuardrailsReport(msgspec.Struct, frozen=True):
     approvals: list[dec.Violation]
     revision: str
     error: str | None = None
+    breaker: str | None = None  # the OPA circuit breaker's state when asked; None: not asked
 
 
 class Explanation(msgspec.Struct, frozen=True):
@@ -104,8 +113,12 @@ class DecisionService:
         engine: RuleEngine,
         guardrails: GuardrailsPort,
         log: DecisionLog,
+        json_limits: JsonLimits | None = None,
+        observer: DecisionObserver | None = None,
     ) -> None:
         self.catalog = catalog
+        self.observer = observer
+        self.json_limits = json_limits or JsonLimits()
         self.engine = engine
         self.guardrails = guardrails
         self.log = log
@@ -119,6 +132,7 @@ class DecisionService:
         ``explain_full`` adds why each rule that did not fire did not (computed only then)."""
         started = time.perf_counter()
         ruleset = self.catalog.get(ruleset_name)
+        self.json_limits.check(body)
         facts = ruleset.decoder.decode_json(body)
         return await self.decide_facts(ruleset, facts, caller, started=started, explain_full=explain_full)
 
@@ -135,7 +149,8 @@ class DecisionService:
         timer = _Timer(started)
         outcome = await self.evaluate(ruleset, facts, timer)
         response = self._response(ruleset, facts, outcome, explain_full=explain_full)
-        stored = await self.log.append(self._record(response, caller, timer.laps))
+        stored = await self.log.append(self._record(response, caller, dict(timer.laps)))
+        self._observe([response], timer)
         return _logged(response, stored)
 
     async def decide_batch(self, ruleset_name: str, body: bytes, caller: str) -> list[DecisionResponse | OpsgateError]:
@@ -143,7 +158,7 @@ class DecisionService:
         guardrail query for all, the records committed together.  A bad item is its error, in place."""
         timer = _Timer(None)
         ruleset = self.catalog.get(ruleset_name)
-        decoded = [_decode_item(ruleset, raw) for raw in decode_batch(body)]
+        decoded = [_decode_item(ruleset, raw, self.json_limits, i) for i, raw in enumerate(decode_batch(body))]
         valid = [facts for facts in decoded if isinstance(facts, dict)]
         timer.lap("decode")
         passes = await self._rules_passes(ruleset, valid)
@@ -151,9 +166,17 @@ class DecisionService:
         outcomes = await self._judge_all(ruleset, valid, passes)
         timer.lap("guardrails")
         responses = [self._response(ruleset, facts, outcome) for facts, outcome in zip(valid, outcomes, strict=True)]
-        stored = await self.log.append_many([self._record(response, caller, timer.laps) for response in responses])
+        laps = dict(timer.laps)  # as the records carry them: without the log's own time
+        stored = await self.log.append_many([self._record(response, caller, laps) for response in responses])
+        self._observe(responses, timer)
         logged = iter([_logged(response, record) for response, record in zip(responses, stored, strict=True)])
         return [next(logged) if isinstance(item, dict) else item for item in decoded]
+
+    def _observe(self, responses: list[DecisionResponse], timer: _Timer) -> None:
+        """The log append's time is the "log" lap (after the record took its laps), then the observer."""
+        timer.lap("log")
+        if self.observer is not None:
+            self.observer.decided(responses, timer.laps)
 
     async def _judge_all(
         self, ruleset: Ruleset, facts: list[dict[str, Any]], passes: list[_RulesPass]
@@ -246,6 +269,7 @@ class DecisionService:
             approvals=verdict.approvals,
             revision=verdict.revision,
             error=verdict.error,
+            breaker=verdict.breaker,
         )
         ref = RulesetRef(ruleset.name, ruleset.version, ruleset.file)
         return Explanation(ref, outcome.fired_rules, outcome.proposal, report, outcome.summary, outcome.error)
@@ -253,10 +277,11 @@ class DecisionService:
     def _record(self, response: DecisionResponse, caller: str, latency_ms: dict[str, float]) -> dict[str, Any]:
         """The decision log's record: everything a reviewer needs, as plain JSON values."""
         result, explanation = response.result, response.result.explanation
+        created_at = now()
         return {
             "kind": "decision",
             "decision_id": result.decision_id,
-            "created_at": now(),
+            "created_at": created_at,
             "caller": caller,
             "run_id": result.run_id,
             "agent": response.agent,
@@ -272,7 +297,17 @@ class DecisionService:
             "error": explanation.error,
             "latency_ms": latency_ms,
             **({} if explanation.not_fired is msgspec.UNSET else {"not_fired": _BUILTINS(explanation.not_fired)}),
+            **self._approval(result.execution.status, explanation.ruleset.name, created_at),
         }
+
+    def _approval(self, status: str, ruleset_name: str, created_at: str) -> dict[str, Any]:
+        """When a decision that waits for a person expires: its ruleset's ``approval_expiry_s`` after
+        it was decided (the log's store queues it for approval until then)."""
+        if status != dec.PENDING_APPROVAL:
+            return {}
+        ruleset = self.catalog.rulesets.get(ruleset_name)
+        expiry = approval_expiry_s(ruleset.params if ruleset else {})
+        return {"approval": {"expiry_s": expiry, "expires_at": later(created_at, expiry)}}
 
 
 _BUILTINS = msgspec.to_builtins
@@ -280,13 +315,7 @@ _BUILTINS = msgspec.to_builtins
 
 def decode_batch(body: bytes) -> list[msgspec.Raw]:
     """``{"items": [...]}`` with 1 to MAX_BATCH items, each left undecoded for its ruleset."""
-    try:
-        items = msgspec.json.decode(body, type=BatchRequest).items
-    except msgspec.ValidationError as error:
-        problem = facts_problem(str(error))
-        raise InvalidBody(f"invalid batch: {problem.path}: {problem.reason}", [problem]) from None
-    except msgspec.DecodeError as error:
-        raise BadRequest(f"malformed JSON: {error}") from None
+    items = decode_body(body, BatchRequest, "batch").items
     if not items:
         raise InvalidBody(f"invalid batch: items: empty; send 1 to {MAX_BATCH} items", [_items_problem("empty")])
     if len(items) > MAX_BATCH:
@@ -299,8 +328,9 @@ def _items_problem(reason: str) -> Problem:
     return Problem(reason, path="items")
 
 
-def _decode_item(ruleset: Ruleset, raw: msgspec.Raw) -> dict[str, Any] | OpsgateError:
+def _decode_item(ruleset: Ruleset, raw: msgspec.Raw, limits: JsonLimits, index: int) -> dict[str, Any] | OpsgateError:
     try:
+        limits.check(memoryview(raw), prefix=f"items[{index}]")
         return ruleset.decoder.decode_json(raw)
     except OpsgateError as error:
         return error

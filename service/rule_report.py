@@ -49,11 +49,18 @@ class Report(msgspec.Struct, frozen=True):
         return [case for case in self.cases if not case.passed]
 
     @property
+    def rules_total(self) -> int:
+        return sum(c.rules_total for c in self.coverage.values())
+
+    @property
+    def rules_covered(self) -> int:
+        return sum(c.rules_covered for c in self.coverage.values())
+
+    @property
     def rule_coverage(self) -> float:
         """Covered rules over all rules of the selected rulesets, in percent."""
-        total = sum(c.rules_total for c in self.coverage.values())
-        covered = sum(c.rules_covered for c in self.coverage.values())
-        return 100.0 if total == 0 else 100.0 * covered / total
+        total = self.rules_total
+        return 100.0 if total == 0 else 100.0 * self.rules_covered / total
 
     @property
     def ok(self) -> bool:
@@ -105,8 +112,7 @@ def _opa_lines(tests: PolicyTests) -> list[str]:
 
 def _summary(report: Report) -> str:
     failed = len(report.failed)
-    total = sum(c.rules_total for c in report.coverage.values())
-    covered = sum(c.rules_covered for c in report.coverage.values())
+    total, covered = report.rules_total, report.rules_covered
     minimum = f", minimum {report.min_coverage:g}%" if report.min_coverage else ""
     below = " BELOW MINIMUM" if report.rule_coverage < report.min_coverage else ""
     return (
@@ -117,8 +123,7 @@ def _summary(report: Report) -> str:
 
 
 def render_json(report: Report) -> str:
-    total = sum(c.rules_total for c in report.coverage.values())
-    covered = sum(c.rules_covered for c in report.coverage.values())
+    total, covered = report.rules_total, report.rules_covered
     document = {
         "ok": report.ok,
         "summary": {"cases": len(report.cases), "passed": len(report.cases) - len(report.failed),

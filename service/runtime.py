@@ -18,12 +18,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from service.approvals import Approvals
+from service.breaker import CircuitBreaker
 from service.catalog import Catalog, load_catalog
 from service.engine import shared_engine
-from service.errors import Conflict, RulesetInvalid
+from service.errors import Conflict
 from service.gitinfo import last_commit
-from service.guardrails import Guardrails, check_policies, find_opa
+from service.guardrails import Guardrails, HealthPolicy, require_valid_policies
+from service.limits import JsonLimits
 from service.log_store import SqlDecisionLog
+from service.metrics import Metrics
 from service.pipeline import DecisionResponse, DecisionService
 from service.review import ReviewService
 from service.settings import Settings
@@ -58,16 +62,28 @@ class Runtime:
     """Everything one serving process holds; started and closed as a unit."""
 
     def __init__(
-        self, settings: Settings, log_store: SqlDecisionLog, served: Served, shadow: Shadow | None = None
+        self,
+        settings: Settings,
+        log_store: SqlDecisionLog,
+        served: Served,
+        shadow: Shadow | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()  # GET /metrics; OPA's state is read from the version served
+        self.metrics.watch_opa(lambda: self.guardrails.status())
         self.shadow = shadow  # a candidate decided beside every request (serve --shadow), or None
         self.log = log_store
         self.current = served
         self.history: list[str] = [served.version]  # versions served, oldest first
         self.review = ReviewService(log_store, self.use)
+        self.approvals = Approvals(log_store, self.review)
+        self.metrics.on_scrape(self._count_pending)  # the pending approvals gauge, counted in the store
         self._swap = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
+
+    async def _count_pending(self) -> None:
+        self.metrics.set_pending(await self.approvals.pending_count())
 
     # the version serving right now (a request should take ``use()`` instead)
     @property
@@ -95,10 +111,11 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings, *, with_shadow: bool = False) -> Runtime:
         log_store = SqlDecisionLog(settings.db, settings.writer_id, bench_log_off=settings.bench_log_off)
+        metrics = Metrics()
         try:
             catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
             served = await prepare(
-                settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False
+                settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False, metrics=metrics
             )
         except BaseException:
             log_store.close()
@@ -109,13 +126,13 @@ class Runtime:
             await served.guardrails.close()
             log_store.close()
             raise
-        return cls(settings, log_store, served, shadow)
+        return cls(settings, log_store, served, shadow, metrics)
 
     # --- changing the served version ---------------------------------------------
 
     async def reload(self) -> dict[str, Any]:
         """Load rules/ and rego/ from disk as a new version, fully validated, then swap to it."""
-        return await self._replace(lambda: (self.settings.rules_dir, self.settings.rego_dir), "reload")
+        return await self._replace(self.settings.rules_dir, self.settings.rego_dir, "reload")
 
     async def activate(self, version: str) -> dict[str, Any]:
         """Serve a stored version again (any version the log has registered)."""
@@ -129,8 +146,7 @@ class Runtime:
                 target.write_bytes(file.content)
             (scratch / "rules").mkdir(exist_ok=True)
             (scratch / "rego").mkdir(exist_ok=True)
-            where = (scratch / "rules", scratch / "rego")
-            return await self._replace(lambda: where, f"activate {version[:12]}", expect=version)
+            return await self._replace(scratch / "rules", scratch / "rego", f"activate {version[:12]}", expect=version)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -141,9 +157,8 @@ class Runtime:
             raise Conflict("no earlier version to roll back to")
         return await self.activate(earlier[-1])
 
-    async def _replace(self, where: Any, why: str, expect: str | None = None) -> dict[str, Any]:
+    async def _replace(self, rules_dir: Path, rego_dir: Path, why: str, expect: str | None = None) -> dict[str, Any]:
         async with self._swap:
-            rules_dir, rego_dir = where()
             previous = self.current
             catalog = await asyncio.to_thread(load_catalog, rules_dir, rego_dir)  # unchanged files: no new OPA
             if expect is not None and catalog.version != expect:  # stored files that no longer hash to it
@@ -157,7 +172,9 @@ class Runtime:
                     "rego/ changed, but the guardrails run in an external OPA (--opa-url) that opsgate does not "
                     "load: update that OPA's policies, then reload with the matching rego/"
                 )
-            served = await prepare(self.settings, self.log, catalog, rules_dir, rego_dir, check_rego=True)
+            served = await prepare(
+                self.settings, self.log, catalog, rules_dir, rego_dir, check_rego=True, metrics=self.metrics
+            )
             self.current = served
             self.history.append(served.version)
             task = asyncio.create_task(previous.retire())
@@ -173,7 +190,7 @@ class Runtime:
             "changed": changed,
             "version": served.version,
             "previous": previous.version,
-            "rulesets": {name: rs.version for name, rs in served.catalog.rulesets.items()},
+            "rulesets": served.catalog.ruleset_versions,
         }
 
     def offer_shadow(self, responses: Iterable[DecisionResponse]) -> None:
@@ -200,16 +217,14 @@ async def prepare(
     rego_dir: Path,
     *,
     check_rego: bool,
+    metrics: Metrics | None = None,
 ) -> Served:
     """Check, compile and start the version ``catalog`` was loaded from ``rules_dir`` and ``rego_dir``;
     raises RulesetInvalid (file:line:column) when broken.  Nothing is served from it until the caller
     swaps it in."""
     # the checking and compiling run off the event loop: requests go on meanwhile
     if check_rego and settings.opa_url is None:
-        opa = await asyncio.to_thread(find_opa, settings.opa_bin)
-        problems = await asyncio.to_thread(check_policies, opa, rego_dir, "rego")
-        if problems:
-            raise RulesetInvalid(f"{len(problems)} problem(s) in the policies", problems)
+        await asyncio.to_thread(require_valid_policies, settings.opa_bin, rego_dir, "rego")
     engine = shared_engine()
     guardrails = Guardrails(
         settings.opa_bin,
@@ -217,13 +232,19 @@ async def prepare(
         opa_url=settings.opa_url,
         restart_backoff=settings.opa_restart_backoff_s,
         batch_window=settings.opa_batch_window_ms / 1000,
+        breaker=CircuitBreaker(
+            settings.opa_breaker_failures, settings.opa_breaker_recovery_s, settings.opa_breaker_probes
+        ),
+        health=HealthPolicy(settings.opa_health_interval_s, settings.opa_unhealthy_restart_s),
     )
     try:
-        service = await asyncio.to_thread(DecisionService, catalog, engine, guardrails, log_store)
+        limits = JsonLimits(settings.max_json_depth, settings.max_list_length)
+        service = await asyncio.to_thread(
+            DecisionService, catalog, engine, guardrails, log_store, limits, observer=metrics
+        )
         await guardrails.start(catalog.policies, catalog.version)
-        rulesets = {name: ruleset.version for name, ruleset in catalog.rulesets.items()}
         git = await asyncio.to_thread(last_commit, rules_dir)
-        await log_store.register_version(catalog.version, list(catalog.files), rulesets, git)
+        await log_store.register_version(catalog.version, list(catalog.files), catalog.ruleset_versions, git)
     except BaseException:
         await guardrails.close()
         raise

@@ -17,6 +17,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = 1  # serve: processes sharing the listening socket (service/workers.py)
     rules_dir: Path = Path("rules")
     rego_dir: Path = Path("rego")
     db: str = "var/decisions.db"  # a SQLite file, or a postgresql:// URL
@@ -27,11 +28,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     opa_timeout_ms: float = 100.0
     opa_restart_backoff_s: float = 0.2
     opa_batch_window_ms: float = 0.5  # concurrent guardrail queries share one OPA query; 0 turns it off
+    opa_breaker_failures: int = 5  # consecutive failed or timed-out OPA queries that open the breaker
+    opa_breaker_recovery_s: float = 2.0  # open this long, then half-open
+    opa_breaker_probes: int = 1  # queries let through at a time while half-open
+    opa_health_interval_s: float = 1.0  # between two checks of OPA's /health
+    opa_unhealthy_restart_s: float = 10.0  # an OPA child unhealthy this long is killed and restarted
     max_body_bytes: int = DEFAULT_MAX_BODY
     shadow: Path | None = None  # serve: a candidate (rules/ and rego/) decided beside the live version
     watch: bool = False  # serve: reload when rules/ or rego/ change on disk
     watch_interval_s: float = 1.0
+    approval_sweep_s: float = 5.0  # between two passes expiring the pending approvals past their expiry
     bench_log_off: bool = False  # BENCHMARK ONLY: the decision log answers without writing (bench/)
+    api_keys_file: Path | None = None  # YAML: keys: [{name, roles, sha256}] (service/auth.py)
+    api_keys: str | None = None  # name:role+role:sha256hex,...
+    require_auth: bool = False  # refuse to start without a key instead of running open
+    session_secret: str | None = None  # signs the /ui session cookie; unset: random per process
+    session_cookie_secure: bool = False  # the /ui session cookie only over HTTPS
+    session_ttl_s: float = 8 * 3600.0
+    rate_limit: float = 1000.0  # requests a second per caller (token bucket); 0 turns it off
+    rate_limit_burst: float = 0.0  # bucket size; 0 means one second's worth (rate_limit)
+    request_timeout_s: float = 10.0  # a request running longer answers 503 request_timeout; 0 turns it off
+    max_json_depth: int = 32  # facts nested deeper answer 422 json_too_deep
+    max_list_length: int = 10_000  # a longer list in facts answers 413 payload_too_large
 
 
 def _flag(text: str) -> bool:
@@ -56,10 +74,18 @@ def non_negative(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a whole number, 1 or more")
+    return value
+
+
 # environment variable -> (field, parser)
 _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_HOST": ("host", str),
     "OPSGATE_PORT": ("port", int),
+    "OPSGATE_WORKERS": ("workers", positive_int),
     "OPSGATE_RULES_DIR": ("rules_dir", Path),
     "OPSGATE_REGO_DIR": ("rego_dir", Path),
     "OPSGATE_DB": ("db", str),
@@ -67,14 +93,31 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_DEFAULT_RULESET": ("default_ruleset", str),
     "OPSGATE_OPA_BIN": ("opa_bin", str),
     "OPSGATE_OPA_URL": ("opa_url", str),
-    "OPSGATE_OPA_TIMEOUT_MS": ("opa_timeout_ms", float),
+    "OPSGATE_OPA_TIMEOUT_MS": ("opa_timeout_ms", positive),
     "OPSGATE_OPA_RESTART_BACKOFF_S": ("opa_restart_backoff_s", float),
     "OPSGATE_OPA_BATCH_WINDOW_MS": ("opa_batch_window_ms", non_negative),
+    "OPSGATE_OPA_BREAKER_FAILURES": ("opa_breaker_failures", positive_int),
+    "OPSGATE_OPA_BREAKER_RECOVERY_S": ("opa_breaker_recovery_s", positive),
+    "OPSGATE_OPA_BREAKER_PROBES": ("opa_breaker_probes", positive_int),
+    "OPSGATE_OPA_HEALTH_INTERVAL_S": ("opa_health_interval_s", positive),
+    "OPSGATE_OPA_UNHEALTHY_RESTART_S": ("opa_unhealthy_restart_s", positive),
     "OPSGATE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "OPSGATE_SHADOW": ("shadow", Path),
     "OPSGATE_WATCH": ("watch", _flag),
     "OPSGATE_WATCH_INTERVAL_S": ("watch_interval_s", positive),
+    "OPSGATE_APPROVAL_SWEEP_S": ("approval_sweep_s", positive),
     "OPSGATE_BENCH_LOG_OFF": ("bench_log_off", _flag),
+    "OPSGATE_API_KEYS_FILE": ("api_keys_file", Path),
+    "OPSGATE_API_KEYS": ("api_keys", str),
+    "OPSGATE_REQUIRE_AUTH": ("require_auth", _flag),
+    "OPSGATE_SESSION_SECRET": ("session_secret", str),
+    "OPSGATE_SESSION_COOKIE_SECURE": ("session_cookie_secure", _flag),
+    "OPSGATE_SESSION_TTL_S": ("session_ttl_s", positive),
+    "OPSGATE_RATE_LIMIT": ("rate_limit", non_negative),
+    "OPSGATE_RATE_LIMIT_BURST": ("rate_limit_burst", non_negative),
+    "OPSGATE_REQUEST_TIMEOUT_S": ("request_timeout_s", non_negative),
+    "OPSGATE_MAX_JSON_DEPTH": ("max_json_depth", positive_int),
+    "OPSGATE_MAX_LIST_LENGTH": ("max_list_length", positive_int),
 }
 
 

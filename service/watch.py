@@ -10,29 +10,29 @@ problems and the version being served stays.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from service.background import beside
 from service.errors import OpsgateError
+from service.ruleset import content_hash
 from service.runtime import Runtime
 
 log = logging.getLogger("opsgate.watch")
 
 
 def tree_hash(dirs: tuple[Path, ...]) -> str:
-    """sha256 over the relative path and content of every file under ``dirs``."""
-    digest = hashlib.sha256()
+    """The content hash (as of a ruleset version) over the relative path and content of every file under ``dirs``."""
+    files: list[tuple[str, bytes]] = []
     for index, root in enumerate(dirs):
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        for path in (p for p in root.rglob("*") if p.is_file()):
             try:
-                content = path.read_bytes()
+                files.append((f"{index}/{path.relative_to(root)}", path.read_bytes()))
             except OSError:  # deleted between listing and reading: the next poll sees it gone
                 continue
-            digest.update(f"{index}/{path.relative_to(root)}\0{hashlib.sha256(content).hexdigest()}\n".encode())
-    return digest.hexdigest()
+    return content_hash(files)
 
 
 async def watch(runtime: Runtime, interval_s: float) -> None:
@@ -68,8 +68,7 @@ async def _reload(runtime: Runtime) -> None:
     except Exception:  # the watch must outlive any one failed reload
         log.exception("reload failed; still serving version %s", runtime.current.version[:12])
     else:
-        if result["changed"]:
-            log.info("now serving version %s", str(result["version"])[:12])
+        if result["changed"]:  # the runtime has logged the version it now serves
             for warning in runtime.catalog.warnings:
                 log.warning("%s", warning)
 
@@ -80,13 +79,5 @@ async def watching(runtime: Runtime) -> AsyncIterator[None]:
     if not runtime.settings.watch:
         yield
         return
-    task = asyncio.create_task(watch(runtime, runtime.settings.watch_interval_s), name="opsgate-watch")
-    try:
+    async with beside(watch(runtime, runtime.settings.watch_interval_s), "opsgate-watch", log):
         yield
-    finally:
-        task.cancel()
-        try:
-            with suppress(asyncio.CancelledError):
-                await task
-        except Exception:  # the watch had died: say so, but let shutdown finish
-            log.exception("the watch had stopped")

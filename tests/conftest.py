@@ -7,13 +7,16 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from service.log_store import SqlDecisionLog
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -27,6 +30,31 @@ EXAMPLE_FACTS = {
     "resource": {"id": "worker-001", "capacity": 100, "status": "available"},
     "history": {"failures": 0, "latency": 500},
 }
+
+
+def opsgate(
+    *args: str,
+    stdin: str | None = None,
+    opa_bin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m service *args`` in the project root and capture its output (never raises on exit code).
+    ``env`` is the whole environment (default: this process's); ``opa_bin`` sets OPSGATE_OPA_BIN on top of it."""
+    environ = dict(os.environ if env is None else env)
+    if opa_bin is not None:
+        environ["OPSGATE_OPA_BIN"] = opa_bin
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args], cwd=ROOT, env=environ, input=stdin, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def verified(db: str, opa_bin: str) -> str:
+    """``opsgate log verify --db db``, which must exit 0; its stdout, for the caller's own expectation."""
+    result = opsgate("log", "verify", "--db", db, opa_bin=opa_bin)
+    assert result.returncode == 0, f"opsgate log verify exited {result.returncode}: {result.stdout}{result.stderr}"
+    return result.stdout
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +113,14 @@ def log_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "decisions.db")
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def log(log_db: str) -> Iterator[SqlDecisionLog]:
+    """A decision log store (writer "replica-a") on log_db, closed after the test."""
+    store = SqlDecisionLog(log_db, "replica-a")
+    yield store
+    store.close()
 
 
 def sql(db: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:

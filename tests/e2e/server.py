@@ -33,7 +33,9 @@ class Server:
             "--rules-dir", str(rules_dir), "--rego-dir", str(rego_dir), "--db", self.db,
         ]  # fmt: skip
         environ = {**os.environ, "OPSGATE_OPA_BIN": opa_bin, **env}
-        self.log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in stop()
+        # one log per server: a restarted server or a second replica in the same test must not share it
+        self.log_path = tmp / f"server-{self.port}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, cwd=ROOT, env=environ, stdout=self.log, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=self.url, timeout=10)
         self._wait_ready()
@@ -42,7 +44,7 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {(self.log.name and Path(self.log.name).read_text())}")
+                raise RuntimeError(f"server exited: {self.log_text()}")
             try:
                 if self.client.get("/ready").status_code == 200:
                     return
@@ -50,6 +52,10 @@ class Server:
                 pass
             time.sleep(0.05)
         raise RuntimeError("server did not become ready in 30 s")
+
+    def log_text(self) -> str:
+        """Everything this server has written to stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
 
     def decide(self, facts: Any, path: str = "/decide") -> httpx.Response:
         return self.client.post(path, json=facts)

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import copy_ops_only
+from tests.conftest import copy_ops_only, opsgate
 from tests.e2e.server import Server
-from tests.integration.test_cli import opsgate
 
 DISPATCH, ESCALATE = "OPS.DISPATCH", "OPS.ESCALATE"
 

@@ -33,12 +33,8 @@ def wait_for(what: Callable[[], bool], seconds: float = 10.0) -> None:
         time.sleep(0.1)
 
 
-def server_log(tmp_path: Path) -> str:
-    return (tmp_path / "server.log").read_text(errors="replace")
-
-
 def test_watch_serves_an_edit_keeps_serving_through_a_broken_one_and_picks_up_the_fix(
-    start_server: Callable[..., Server], ops_only_dirs: tuple[Path, Path], tmp_path: Path
+    start_server: Callable[..., Server], ops_only_dirs: tuple[Path, Path]
 ) -> None:
     rules, rego = ops_only_dirs
     original = (rules / "ops.yaml").read_text()
@@ -51,10 +47,10 @@ def test_watch_serves_an_edit_keeps_serving_through_a_broken_one_and_picks_up_th
     wait_for(lambda: served(server)[0] != first_version)
     second_version, confidence = served(server)
     assert confidence == pytest.approx(0.75)
-    wait_for(lambda: SHADOW_WARNING in server_log(tmp_path))
+    wait_for(lambda: SHADOW_WARNING in server.log_text())
 
     (rules / "ops.yaml").write_text(edited.replace(*BROKEN))
-    wait_for(lambda: BROKEN_AT in server_log(tmp_path))
+    wait_for(lambda: BROKEN_AT in server.log_text())
     assert served(server) == (second_version, pytest.approx(0.75))
 
     fixed = edited.replace(DISPATCH_CONFIDENCE.replace("0.90", "0.80"), DISPATCH_CONFIDENCE.replace("0.90", "0.95"))

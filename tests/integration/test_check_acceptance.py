@@ -7,14 +7,12 @@ runs as a real subprocess with the real opa binary.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import opsgate
 
 OPS = "ops.yaml"
 RETRY_LIMIT = "guardrails/ops/retry_limit/retry_limit.rego"
@@ -81,11 +79,7 @@ CASES = [
 
 
 def check(rules: Path, rego: Path, opa_bin: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "service", "check", "--rules-dir", str(rules), "--rego-dir", str(rego)],
-        cwd=ROOT, env={**os.environ, "OPSGATE_OPA_BIN": opa_bin}, capture_output=True, text=True, timeout=120,
-        check=False,
-    )  # fmt: skip
+    return opsgate("check", "--rules-dir", str(rules), "--rego-dir", str(rego), opa_bin=opa_bin, timeout=120)
 
 
 def plant(path: Path, old: str, new: str) -> None:

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from service.settings import Settings
-from tests.conftest import PG_SERVER, copy_ops_only, decide_in_process, tables
-from tests.integration.test_cli import opsgate
+from tests.conftest import PG_SERVER, copy_ops_only, decide_in_process, opsgate, tables
 
 DISPATCH, RETRY, REASSIGN, ESCALATE = "OPS.DISPATCH", "OPS.RETRY", "OPS.REASSIGN", "OPS.ESCALATE"
 STATUSES = ("available", "available", "overloaded")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE_FACTS, ROOT, copy_ops_only, tables
-from tests.integration.test_cli import opsgate
+from tests.conftest import EXAMPLE_FACTS, copy_ops_only, opsgate, tables
 
 OPS_RULES = ["escalate-attempts", "escalate-failures", "reassign-unavailable", "retry-after-failure", "dispatch"]
 
@@ -277,11 +274,9 @@ def test_cases_run_against_the_local_rego_even_when_opsgate_opa_url_names_anothe
 ) -> None:
     rules, rego = ops_dirs
     # a server on this URL would answer with other policies; nothing listens: the cases must not ask it
-    env = {**os.environ, "OPSGATE_OPA_BIN": opa_bin, "OPSGATE_OPA_URL": "http://127.0.0.1:1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "service", "test", "--rules", str(rules), "--rego", str(rego), "--ruleset", "ops"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    env = {**os.environ, "OPSGATE_OPA_URL": "http://127.0.0.1:1"}
+    result = opsgate("test", "--rules", str(rules), "--rego", str(rego), "--ruleset", "ops",
+                     opa_bin=opa_bin, env=env, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok: 11 case(s), 11 passed, 0 failed;" in result.stdout
 
