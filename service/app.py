@@ -169,6 +169,7 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         started = await Runtime.start(settings, with_shadow=True)
         app.state.runtime = started
+        keys.revocations.attach(started.log)  # signed-out sessions: shared by the workers, kept across starts
         try:
             async with watching(started), sweeping(started):
                 yield

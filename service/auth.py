@@ -25,6 +25,7 @@ from litestar.connection import ASGIConnection, Request
 from litestar.handlers.base import BaseRouteHandler
 
 from service.errors import CsrfFailed, Forbidden, OpsgateError, Unauthorized
+from service.revocation import Revocations
 from service.settings import Settings
 
 log = logging.getLogger("opsgate.auth")
@@ -138,11 +139,20 @@ def _unb64(text: str) -> bytes:
 class Auth:
     """The configured keys and the session secret; open when there is no key."""
 
-    def __init__(self, keys: tuple[ApiKey, ...], secret: bytes, *, secure_cookie: bool, session_ttl_s: float) -> None:
+    def __init__(
+        self,
+        keys: tuple[ApiKey, ...],
+        secret: bytes,
+        *,
+        secure_cookie: bool,
+        session_ttl_s: float,
+        revocations: Revocations | None = None,
+    ) -> None:
         self.keys = keys
         self._secret = secret
         self.secure_cookie = secure_cookie
         self.session_ttl_s = session_ttl_s
+        self.revocations = revocations or Revocations()
 
     @property
     def open(self) -> bool:
@@ -186,6 +196,17 @@ class Auth:
         if key is None or payload["f"] != self._fingerprint(key) or payload["e"] < time.time():
             return None
         return Session(key, payload["s"], payload["e"])
+
+    async def signed_in(self, cookie: str | None) -> Session | None:
+        """The session of a cookie value, as ``session``, and None as well when it was signed out."""
+        found = self.session(cookie)
+        if found is None or await self.revocations.revoked(found.sid, found.expires):
+            return None
+        return found
+
+    async def sign_out(self, session: Session) -> None:
+        """Refuse ``session``'s cookie from now on, in every worker and after a restart."""
+        await self.revocations.revoke(session.sid, session.expires)
 
     def csrf_token(self, session: Session) -> str:
         return self._sign("csrf", session.sid)
@@ -245,14 +266,19 @@ def _refuse(connection: ASGIConnection[Any, Any, Any, Any], error: OpsgateError,
     return error
 
 
-def _identify(auth: Auth, connection: ASGIConnection[Any, Any, Any, Any], session: bool) -> ApiKey:
+def _by_key(auth: Auth, connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey | None:
+    """The key of the Bearer token, None without one; an unknown token is refused."""
     token = _bearer(connection)
-    if token is not None:
-        key = auth.authenticate(token)
-        if key is None:
-            raise _refuse(connection, Unauthorized("unknown API key"), "unknown key")
-        return key
-    found = auth.session(connection.cookies.get(SESSION_COOKIE)) if session else None
+    if token is None:
+        return None
+    key = auth.authenticate(token)
+    if key is None:
+        raise _refuse(connection, Unauthorized("unknown API key"), "unknown key")
+    return key
+
+
+async def _by_session(auth: Auth, connection: ASGIConnection[Any, Any, Any, Any], session: bool) -> ApiKey:
+    found = await auth.signed_in(connection.cookies.get(SESSION_COOKIE)) if session else None
     if found is not None:
         connection.scope["auth"] = found
         return found.key
@@ -271,7 +297,8 @@ async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRou
     auth = auth_of(connection)
     if not roles or auth is None or auth.open:
         return
-    key = _identify(auth, connection, bool(handler.opt.get("session")))
+    # a Bearer key is checked first and alone: only a cookie's session may ask the store
+    key = _by_key(auth, connection) or await _by_session(auth, connection, bool(handler.opt.get("session")))
     if not key.may(roles):
         needed = " or ".join((*roles, "admin"))
         error = Forbidden(f"API key {key.name!r} may not call this endpoint: it needs the role {needed}")

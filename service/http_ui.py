@@ -176,6 +176,7 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
         return Redirect("/ui/decisions", status_code=303)
     if session is not None:
         keys.check_token(keys.csrf_token(session), (await request.form()).get("csrf_token"))
+        await keys.sign_out(session)  # a copy of the cookie is refused too, not only this browser's
         log.info("key %r signed out of the reviewer pages", session.key.name)
     redirect = Redirect("/ui/login", status_code=303)
     redirect.delete_cookie(SESSION_COOKIE, path="/ui")

@@ -18,6 +18,7 @@ import math
 import queue
 import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -115,6 +116,11 @@ CREATE TABLE IF NOT EXISTS pending_approvals (
     resolved_by  TEXT
 );
 CREATE INDEX IF NOT EXISTS pending_approvals_open ON pending_approvals (status, created_at);
+CREATE TABLE IF NOT EXISTS revoked_sessions (
+    sid        TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS revoked_sessions_expiry ON revoked_sessions (expires_at);
 CREATE TABLE IF NOT EXISTS version_files (
     version TEXT NOT NULL,
     path    TEXT NOT NULL,
@@ -504,6 +510,32 @@ class SqlDecisionLog:
         )
         count, oldest = await self._read(lambda c: c.execute(query, (at,)).fetchone())
         return int(count), (None if oldest is None else str(oldest))
+
+    # --- signed-out sessions ------------------------------------------------------------
+
+    async def revoke_session(self, sid: str, expires: int) -> None:
+        """Refuse session ``sid`` until ``expires`` (epoch seconds).  The rows already past their
+        expiry are deleted in the same transaction: the table holds the sign-outs of one session TTL."""
+        await self._read(lambda c: self._revoke(c, sid, expires, int(time.time())))
+
+    def _revoke(self, connection: Any, sid: str, expires: int, at: int) -> None:
+        sql = self.dialect.sql
+        connection.execute(self.dialect.begin_write)
+        try:
+            connection.execute(sql("DELETE FROM revoked_sessions WHERE expires_at < ?"), (at,))
+            connection.execute(
+                sql("INSERT INTO revoked_sessions (sid, expires_at) VALUES (?, ?) ON CONFLICT (sid) DO NOTHING"),
+                (sid, expires),
+            )
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+
+    async def session_revoked(self, sid: str) -> bool:
+        """Was session ``sid`` signed out (by any process on this log)?"""
+        query = self.dialect.sql("SELECT 1 FROM revoked_sessions WHERE sid = ?")
+        return await self._read(lambda c: c.execute(query, (sid,)).fetchone() is not None)
 
     # --- the dashboard ------------------------------------------------------------------
 

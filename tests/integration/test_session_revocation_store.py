@@ -1,0 +1,53 @@
+"""Signed-out sessions in the decision log's database (SqlDecisionLog), on a SQLite file and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from service.log_store import SqlDecisionLog
+from tests.conftest import sql
+
+HOUR = 3600
+
+
+def test_a_revoked_sid_is_found_and_others_are_not_even_when_revoked_twice(log: SqlDecisionLog, log_db: str) -> None:
+    until = int(time.time()) + HOUR
+
+    async def scenario() -> list[bool]:
+        await log.revoke_session("sid-out", until)
+        await log.revoke_session("sid-out", until)
+        return [await log.session_revoked("sid-out"), await log.session_revoked("sid-in")]
+
+    assert asyncio.run(scenario()) == [True, False]
+    assert sql(log_db, "SELECT sid, expires_at FROM revoked_sessions") == [("sid-out", until)]
+
+
+def test_a_revocation_holds_for_another_worker_and_after_a_restart(log: SqlDecisionLog, log_db: str) -> None:
+    asyncio.run(log.revoke_session("sid-out", int(time.time()) + HOUR))
+    other = SqlDecisionLog(log_db, "replica-a-w2")
+    try:
+        assert asyncio.run(other.session_revoked("sid-out")) is True
+    finally:
+        other.close()
+    log.close()
+    restarted = SqlDecisionLog(log_db, "replica-a")
+    try:
+        assert asyncio.run(restarted.session_revoked("sid-out")) is True
+        assert asyncio.run(restarted.session_revoked("sid-other")) is False
+    finally:
+        restarted.close()
+
+
+def test_rows_past_their_expiry_are_deleted_at_the_next_sign_out(log: SqlDecisionLog, log_db: str) -> None:
+    now = int(time.time())
+
+    async def scenario() -> None:
+        await log.revoke_session("expired-long-ago", now - HOUR)
+        await log.revoke_session("expired-just-now", now - 2)
+        await log.revoke_session("still-live", now + HOUR)
+        await log.revoke_session("newest", now + 2 * HOUR)
+
+    asyncio.run(scenario())
+    rows = sql(log_db, "SELECT sid FROM revoked_sessions ORDER BY sid")
+    assert rows == [("newest",), ("still-live",)]
