@@ -69,13 +69,13 @@ def test_a_kept_copy_of_a_signed_out_cookie_is_sent_to_sign_in_and_other_session
 
 
 def test_a_signed_out_cookie_stays_refused_after_a_restart_on_the_same_log(
-    start_server: Callable[..., Server],
+    start_server: Callable[..., Server], log_db: str
 ) -> None:
-    first = start_server(RULES_DIR, REGO_DIR, **ENV)
+    first = start_server(RULES_DIR, REGO_DIR, log_db, **ENV)
     kept, other = sign_in(first), sign_in(first)
     sign_out(first, kept)
     first.stop()
-    restarted = start_server(RULES_DIR, REGO_DIR, first.db, **ENV)
+    restarted = start_server(RULES_DIR, REGO_DIR, log_db, **ENV)
     assert signed_in(restarted, other)  # the same secret: the cookies' signatures still hold
     assert not signed_in(restarted, kept)
 
