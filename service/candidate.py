@@ -13,7 +13,7 @@ from typing import Any
 from service.catalog import Catalog, load_catalog
 from service.decision import Outcome
 from service.decision_log import DecisionLog
-from service.errors import InvalidFacts, OpsgateError
+from service.errors import InvalidFacts, OpsgateError, UnknownRuleset
 from service.guardrails import Guardrails, require_valid_policies
 from service.version import RunningVersion
 
@@ -76,14 +76,12 @@ class Candidate(RunningVersion):
 
     async def redecide(self, ruleset_name: str, facts: dict[str, Any]) -> Outcome:
         """Decide ``facts`` as the candidate would (nothing logged); NotComparable when it cannot."""
-        ruleset = self.catalog.rulesets.get(ruleset_name)
-        if ruleset is None:
-            raise NotComparable(f"ruleset {ruleset_name!r} is not in the candidate")
         try:
-            checked = ruleset.decoder.convert(facts)
+            outcome = await super().redecide(ruleset_name, facts)
+        except UnknownRuleset:
+            raise NotComparable(f"ruleset {ruleset_name!r} is not in the candidate") from None
         except InvalidFacts as error:
             raise NotComparable(f"facts do not fit the candidate's schema: {error.message}") from None
-        outcome = await self.service.evaluate(ruleset, checked)
         if outcome.proposal is not None and not outcome.verdict.available:
             raise NotComparable(f"the candidate's guardrails gave no verdict: {outcome.verdict.error}")
         return outcome

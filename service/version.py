@@ -7,9 +7,10 @@ The served version (service/runtime.py) and a candidate (service/candidate.py) a
 from __future__ import annotations
 
 import asyncio
-from typing import Self
+from typing import Any, Self
 
 from service.catalog import Catalog
+from service.decision import Outcome
 from service.decision_log import DecisionLog
 from service.engine import shared_engine
 from service.guardrails import Guardrails
@@ -51,6 +52,12 @@ class RunningVersion:
             await guardrails.close()
             raise
         return cls(catalog, guardrails, service)
+
+    async def redecide(self, ruleset_name: str, facts: dict[str, Any]) -> Outcome:
+        """Decide logged ``facts`` again under this version, nothing logged; UnknownRuleset when the
+        version has no such ruleset, InvalidFacts when the facts do not fit its schema."""
+        ruleset = self.catalog.get(ruleset_name)
+        return await self.service.evaluate(ruleset, ruleset.decoder.convert(facts))
 
     async def retire(self) -> None:
         """Stop this version's OPA once the requests that started on it are done."""
