@@ -13,10 +13,9 @@ from typing import Any
 from service.catalog import Catalog, load_catalog
 from service.decision import Outcome
 from service.decision_log import DecisionLog
-from service.engine import shared_engine
-from service.errors import InvalidFacts, OpsgateError
+from service.errors import InvalidFacts, OpsgateError, UnknownRuleset
 from service.guardrails import Guardrails, require_valid_policies
-from service.pipeline import DecisionService
+from service.version import RunningVersion
 
 # off the response path a slow verdict costs nothing, and a missed one would show as a false flip
 CANDIDATE_OPA_TIMEOUT_S = 2.0
@@ -56,15 +55,8 @@ class _NoLog:
         raise OpsgateError(f"a candidate version does not write to the decision log ({name})")
 
 
-class Candidate:
-    def __init__(self, catalog: Catalog, guardrails: Guardrails, service: DecisionService) -> None:
-        self.catalog = catalog
-        self.guardrails = guardrails
-        self.service = service
-
-    @property
-    def version(self) -> str:
-        return self.catalog.version
+class Candidate(RunningVersion):
+    """A running version that is not served: it never logs, and what it cannot re-decide is NotComparable."""
 
     @classmethod
     async def open(
@@ -72,34 +64,24 @@ class Candidate:
     ) -> Candidate:
         """Check, compile and start the candidate (its own OPA child, loaded with its bundle)."""
         catalog = await asyncio.to_thread(check_candidate, rules_dir, rego_dir, opa_bin)
-        return await cls.start(catalog, opa_bin, timeout)
+        return await cls.from_catalog(catalog, opa_bin, timeout)
 
     @classmethod
-    async def start(cls, catalog: Catalog, opa_bin: str | None, timeout: float = CANDIDATE_OPA_TIMEOUT_S) -> Candidate:
+    async def from_catalog(
+        cls, catalog: Catalog, opa_bin: str | None, timeout: float = CANDIDATE_OPA_TIMEOUT_S
+    ) -> Candidate:
         """Compile ``catalog``'s rules and start its own OPA child with its policies; no checks."""
-        guardrails = Guardrails(opa_bin, timeout=timeout)
-        try:
-            no_log: DecisionLog = _NoLog()
-            service = await asyncio.to_thread(DecisionService, catalog, shared_engine(), guardrails, no_log)
-            await guardrails.start(catalog.policies, catalog.version)
-        except BaseException:
-            await guardrails.close()
-            raise
-        return cls(catalog, guardrails, service)
+        no_log: DecisionLog = _NoLog()
+        return await cls.start(catalog, Guardrails(opa_bin, timeout=timeout), no_log)
 
     async def redecide(self, ruleset_name: str, facts: dict[str, Any]) -> Outcome:
         """Decide ``facts`` as the candidate would (nothing logged); NotComparable when it cannot."""
-        ruleset = self.catalog.rulesets.get(ruleset_name)
-        if ruleset is None:
-            raise NotComparable(f"ruleset {ruleset_name!r} is not in the candidate")
         try:
-            checked = ruleset.decoder.convert(facts)
+            outcome = await super().redecide(ruleset_name, facts)
+        except UnknownRuleset:
+            raise NotComparable(f"ruleset {ruleset_name!r} is not in the candidate") from None
         except InvalidFacts as error:
             raise NotComparable(f"facts do not fit the candidate's schema: {error.message}") from None
-        outcome = await self.service.evaluate(ruleset, checked)
         if outcome.proposal is not None and not outcome.verdict.available:
             raise NotComparable(f"the candidate's guardrails gave no verdict: {outcome.verdict.error}")
         return outcome
-
-    async def close(self) -> None:
-        await self.guardrails.close()

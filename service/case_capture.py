@@ -17,14 +17,13 @@ from service.answers import of_record
 from service.catalog import load_catalog
 from service.decision_log import StoredRecord
 from service.errors import Conflict, NotFound, OpsgateError
-from service.log_store import SqlDecisionLog, require_log
+from service.log_store import SqlDecisionLog
 from service.settings import Settings
 
 
 def read_decision(db: str, decision_id: str) -> dict[str, Any]:
     """The logged record of ``decision_id`` (the one ``GET /decisions/{id}`` shows)."""
-    require_log(db)  # opening a SqlDecisionLog on anything else would create one
-    log = SqlDecisionLog(db, "opsgate-test")
+    log = SqlDecisionLog(db, "opsgate-test", read_only=True)
     try:
         entries: list[StoredRecord] = asyncio.run(log.get(decision_id))
     finally:

@@ -158,7 +158,7 @@ class Dialect:
 
     def connect_read_only(self) -> Any:
         """A connection that cannot change the file (no journal mode set, nothing created)."""
-        return sqlite3.connect(f"{Path(self.target).resolve().as_uri()}?mode=ro", uri=True)
+        return sqlite3.connect(f"{Path(self.target).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
 
     def sql(self, text: str) -> str:
         return text
@@ -238,9 +238,13 @@ def public_url(url: str) -> str:
 class SqlDecisionLog:
     """The append-only, hash-chained decision log in SQLite or PostgreSQL."""
 
-    def __init__(self, db: str, writer: str, *, bench_log_off: bool = False) -> None:
-        self.dialect = dialect_for(db)
+    def __init__(self, db: str, writer: str, *, bench_log_off: bool = False, read_only: bool = False) -> None:
+        """``read_only``: the log at ``db`` must exist (else NotFound) and nothing is created or
+        written: no schema, no writer thread; appending raises."""
+        self.dialect = require_log(db) if read_only else dialect_for(db)
         self.writer = writer
+        self.read_only = read_only
+        self._connect = self.dialect.connect_read_only if read_only else self.dialect.connect
         # BENCHMARK ONLY (bench/run.py's log-off row, issue 6): answer without writing anything.
         # Never set it in production: decisions would go unrecorded.
         self._bench_log_off = bench_log_off
@@ -250,8 +254,9 @@ class SqlDecisionLog:
         self._connections: list[Any] = []
         self._ready: Future[None] = Future()
         self._thread = threading.Thread(target=self._writer, name="opsgate-log-writer", daemon=True)
-        self._thread.start()
-        self._ready.result()  # surfaces a bad path, a refused connection or a locked file at start
+        if not read_only:
+            self._thread.start()
+            self._ready.result()  # surfaces a bad path, a refused connection or a locked file at start
 
     @property
     def description(self) -> str:
@@ -270,6 +275,7 @@ class SqlDecisionLog:
         """Chain and commit ``payloads`` together, in one transaction; returns them once durable."""
         if self._bench_log_off:
             return [_UNLOGGED] * len(payloads)
+        self._require_writable()
         items: list[_Item] = [(payload, Future(), None) for payload in payloads]
         self._queue.put(items)  # one queue entry, so the writer cannot split it across commits
         return list(await asyncio.gather(*(asyncio.wrap_future(done) for _, done, _ in items)))
@@ -279,9 +285,14 @@ class SqlDecisionLog:
         same transaction, only if the item is still PENDING and on the right side of its expiry;
         otherwise nothing is written and NotFound, AlreadyDecided, ApprovalExpired or Conflict
         is raised.  Two approvals of one item, from any number of processes: exactly one wins."""
+        self._require_writable()
         done: Future[StoredRecord] = Future()
         self._queue.put([(payload, done, resolution)])
         return await asyncio.wrap_future(done)
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise DecisionLogError(f"decision log {self.description} is open read-only")
 
     def _writer(self) -> None:
         try:
@@ -445,7 +456,7 @@ class SqlDecisionLog:
     def _run(self, work: Callable[[Any], T]) -> T:
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = self._local.connection = self.dialect.connect()
+            connection = self._local.connection = self._connect()
             self._connections.append(connection)
         try:
             return work(connection)
@@ -650,11 +661,8 @@ class SqlDecisionLog:
 
 
 def require_log(db: str) -> Dialect:
-    """The dialect of ``db`` once it is known to hold a decision log, else NotFound.
-
-    Read-only, and to be called before anything opens a ``SqlDecisionLog`` on a database that
-    should already hold one: that class creates its schema in whatever database it is given.
-    """
+    """The dialect of ``db`` once it is known to hold a decision log, else NotFound; read-only (a
+    writing ``SqlDecisionLog`` creates its schema in whatever database it is given)."""
     dialect = dialect_for(db)
     if dialect.name == "sqlite" and not Path(dialect.target).is_file():
         raise NotFound(f"no decision log at {db}")

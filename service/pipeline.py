@@ -149,7 +149,7 @@ class DecisionService:
         timer = _Timer(started)
         outcome = await self.evaluate(ruleset, facts, timer)
         response = self._response(ruleset, facts, outcome, explain_full=explain_full)
-        stored = await self.log.append(self._record(response, caller, dict(timer.laps)))
+        stored = await self.log.append(self._record(ruleset, response, caller, dict(timer.laps)))
         self._observe([response], timer)
         return _logged(response, stored)
 
@@ -167,7 +167,7 @@ class DecisionService:
         timer.lap("guardrails")
         responses = [self._response(ruleset, facts, outcome) for facts, outcome in zip(valid, outcomes, strict=True)]
         laps = dict(timer.laps)  # as the records carry them: without the log's own time
-        stored = await self.log.append_many([self._record(response, caller, laps) for response in responses])
+        stored = await self.log.append_many([self._record(ruleset, response, caller, laps) for response in responses])
         self._observe(responses, timer)
         logged = iter([_logged(response, record) for response, record in zip(responses, stored, strict=True)])
         return [next(logged) if isinstance(item, dict) else item for item in decoded]
@@ -274,7 +274,9 @@ class DecisionService:
         ref = RulesetRef(ruleset.name, ruleset.version, ruleset.file)
         return Explanation(ref, outcome.fired_rules, outcome.proposal, report, outcome.summary, outcome.error)
 
-    def _record(self, response: DecisionResponse, caller: str, latency_ms: dict[str, float]) -> dict[str, Any]:
+    def _record(
+        self, ruleset: Ruleset, response: DecisionResponse, caller: str, latency_ms: dict[str, float]
+    ) -> dict[str, Any]:
         """The decision log's record: everything a reviewer needs, as plain JSON values."""
         result, explanation = response.result, response.result.explanation
         created_at = now()
@@ -297,20 +299,20 @@ class DecisionService:
             "error": explanation.error,
             "latency_ms": latency_ms,
             **({} if explanation.not_fired is msgspec.UNSET else {"not_fired": _BUILTINS(explanation.not_fired)}),
-            **self._approval(result.execution.status, explanation.ruleset.name, created_at),
+            **_approval(result.execution.status, ruleset, created_at),
         }
-
-    def _approval(self, status: str, ruleset_name: str, created_at: str) -> dict[str, Any]:
-        """When a decision that waits for a person expires: its ruleset's ``approval_expiry_s`` after
-        it was decided (the log's store queues it for approval until then)."""
-        if status != dec.PENDING_APPROVAL:
-            return {}
-        ruleset = self.catalog.rulesets.get(ruleset_name)
-        expiry = approval_expiry_s(ruleset.params if ruleset else {})
-        return {"approval": {"expiry_s": expiry, "expires_at": later(created_at, expiry)}}
 
 
 _BUILTINS = msgspec.to_builtins
+
+
+def _approval(status: str, ruleset: Ruleset, created_at: str) -> dict[str, Any]:
+    """When a decision that waits for a person expires: its ruleset's ``approval_expiry_s`` after
+    it was decided (the log's store queues it for approval until then)."""
+    if status != dec.PENDING_APPROVAL:
+        return {}
+    expiry = approval_expiry_s(ruleset.params)
+    return {"approval": {"expiry_s": expiry, "expires_at": later(created_at, expiry)}}
 
 
 def decode_batch(body: bytes) -> list[msgspec.Raw]:

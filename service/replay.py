@@ -18,7 +18,7 @@ from service.candidate import Candidate, NotComparable
 from service.decision_log import DecisionQuery, StoredRecord, normalize_time
 from service.errors import BadRequest
 from service.flips import NO_LOGGED_VERDICT, Flip, FlipMatrix, FlipSummary, Side, Skipped
-from service.log_store import SqlDecisionLog, require_log
+from service.log_store import SqlDecisionLog
 
 PAGE = 500  # the store's largest page
 DEFAULT_SAMPLES = 5
@@ -99,19 +99,18 @@ def request_of(args: argparse.Namespace, db: str, opa_bin: str | None) -> Replay
 
 async def replay(request: ReplayRequest) -> ReplayReport:
     """Re-decide every matching logged decision under the candidate; nothing is logged."""
-    require_log(request.db)  # opening a SqlDecisionLog on anything else would create one
-    candidate = await Candidate.open(request.rules_dir, request.rego_dir, request.opa_bin)
+    log = SqlDecisionLog(request.db, "opsgate-replay", read_only=True)
     try:
-        log = SqlDecisionLog(request.db, "opsgate-replay")
+        candidate = await Candidate.open(request.rules_dir, request.rego_dir, request.opa_bin)
         try:
             matrix = FlipMatrix(request.samples)
             async for stored in _decisions(log, request):
                 await _compare(candidate, stored, matrix)
             return ReplayReport.of(candidate.version, log.description, matrix.summary())
         finally:
-            log.close()
+            await candidate.close()
     finally:
-        await candidate.close()
+        log.close()
 
 
 async def _decisions(log: SqlDecisionLog, request: ReplayRequest) -> AsyncIterator[StoredRecord]:

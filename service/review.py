@@ -23,10 +23,10 @@ from service.decision_log import (
     now,
     query_time,
 )
-from service.errors import BadRequest, Conflict, InvalidFacts, NotFound, RulesetInvalid
-from service.pipeline import DecisionService
+from service.errors import BadRequest, Conflict, InvalidFacts, NotFound, RulesetInvalid, UnknownRuleset
 from service.ruleset import Ruleset, parse_ruleset
 from service.schema import decode_body, decode_query
+from service.version import RunningVersion
 
 _CACHE_SIZE = 32
 
@@ -91,9 +91,9 @@ def parse_query(params: Mapping[str, str]) -> DecisionQuery:
 
 
 class ReviewService:
-    def __init__(self, log: DecisionLog, use: Callable[[], AbstractAsyncContextManager[Any]]) -> None:
+    def __init__(self, log: DecisionLog, use: Callable[[], AbstractAsyncContextManager[RunningVersion]]) -> None:
         self.log = log
-        self.use = use  # holds the version serving now (``.service``) for the length of a call
+        self.use = use  # holds the version serving now for the length of a call
         self._files: dict[str, dict[str, bytes]] = {}
         self._rulesets: dict[tuple[str, str], Ruleset | None] = {}
 
@@ -130,19 +130,16 @@ class ReviewService:
         """Re-decide the stored facts with the current version (nothing is logged)."""
         stored, _ = await self.entries(decision_id)
         before = stored.record()
+        name = before["ruleset"]["name"]
         async with self.use() as served:
-            decisions: DecisionService = served.service
-            catalog = decisions.catalog
-            name = before["ruleset"]["name"]
-            if name not in catalog.rulesets:
-                raise Conflict(f"ruleset {name!r} is no longer served; the decision cannot be replayed")
-            ruleset = catalog.rulesets[name]
             try:
-                facts = ruleset.decoder.convert(before["facts"])
+                outcome = await served.redecide(name, before["facts"])
+            except UnknownRuleset:
+                raise Conflict(f"ruleset {name!r} is no longer served; the decision cannot be replayed") from None
             except InvalidFacts as error:
                 message = f"the stored facts do not fit the current ruleset's schema: {error.message}"
                 raise Conflict(message, error.problems) from None
-            outcome = await decisions.evaluate(ruleset, facts)
+            catalog = served.catalog
         after = msgspec.to_builtins(
             {
                 "decision": outcome.decision,
@@ -156,7 +153,7 @@ class ReviewService:
         return {
             "decision_id": decision_id,
             "before": {"version": before["bundle_revision"], "ruleset_version": before["ruleset"]["version"], **old},
-            "after": {"version": catalog.version, "ruleset_version": ruleset.version, **new},
+            "after": {"version": catalog.version, "ruleset_version": catalog.rulesets[name].version, **new},
             "changed": bool(differences),
             "differences": differences,
         }
@@ -186,8 +183,7 @@ class ReviewService:
 
     async def _current_version(self) -> str:
         async with self.use() as served:
-            version: str = served.service.catalog.version
-        return version
+            return served.version
 
     async def resolve(self, prefix: str) -> str:
         """A full version id from an unambiguous prefix of at least 6 characters."""

@@ -45,7 +45,7 @@ def run(settings: Settings, selected: list[str], min_coverage: float) -> Report:
 async def _run_cases(catalog: Catalog, cases: list[Case], opa: str) -> list[CaseResult]:
     # always an OPA child loaded from the rego directory, the one `opa test` runs over (never
     # OPSGATE_OPA_URL's server, which may hold other policies); nothing is logged
-    candidate = await Candidate.start(catalog, opa, timeout=TEST_OPA_TIMEOUT_S)
+    candidate = await Candidate.from_catalog(catalog, opa, timeout=TEST_OPA_TIMEOUT_S)
     try:
         return [await _run_case(candidate.service, catalog, case) for case in cases]
     finally:

@@ -1,10 +1,9 @@
 """The composition root: wires the real engine, OPA and decision log from Settings, and
 swaps the served version (reload, rollback, activate) without failing a request.
 
-A version is served by a ``Served``: its catalog, its compiled rules in the engine,
-its own OPA child loaded with its bundle, and the decision service over them.  A
-request takes the current ``Served`` once and finishes on it; a swap replaces the
-reference, and the old version's OPA is stopped once its last request is done.
+A version is served by a ``RunningVersion`` (service/version.py).  A request takes
+the current one once and finishes on it; a swap replaces the reference, and the
+old version's OPA is stopped once its last request is done.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from typing import Any
 from service.approvals import Approvals
 from service.breaker import CircuitBreaker
 from service.catalog import Catalog, load_catalog
-from service.engine import shared_engine
 from service.errors import Conflict
 from service.gitinfo import last_commit
 from service.guardrails import Guardrails, HealthPolicy, require_valid_policies
@@ -32,30 +30,9 @@ from service.pipeline import DecisionResponse, DecisionService
 from service.review import ReviewService
 from service.settings import Settings
 from service.shadow import Shadow
+from service.version import RunningVersion
 
 log = logging.getLogger("opsgate.runtime")
-DRAIN_TIMEOUT_S = 30.0
-
-
-class Served:
-    """One version of rules/ and rego/, ready to decide."""
-
-    def __init__(self, catalog: Catalog, guardrails: Guardrails, service: DecisionService) -> None:
-        self.catalog = catalog
-        self.guardrails = guardrails
-        self.service = service
-        self.in_flight = 0
-
-    @property
-    def version(self) -> str:
-        return self.catalog.version
-
-    async def retire(self) -> None:
-        """Stop this version's OPA once the requests that started on it are done."""
-        deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT_S
-        while self.in_flight and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
-        await self.guardrails.close()
 
 
 class Runtime:
@@ -65,7 +42,7 @@ class Runtime:
         self,
         settings: Settings,
         log_store: SqlDecisionLog,
-        served: Served,
+        served: RunningVersion,
         shadow: Shadow | None = None,
         metrics: Metrics | None = None,
     ) -> None:
@@ -99,7 +76,7 @@ class Runtime:
         return self.current.service
 
     @asynccontextmanager
-    async def use(self) -> AsyncIterator[Served]:
+    async def use(self) -> AsyncIterator[RunningVersion]:
         """The current version, held for the whole of one request."""
         served = self.current
         served.in_flight += 1
@@ -123,7 +100,7 @@ class Runtime:
         try:
             shadow = await Shadow.start(settings) if with_shadow else None
         except BaseException:
-            await served.guardrails.close()
+            await served.close()
             log_store.close()
             raise
         return cls(settings, log_store, served, shadow, metrics)
@@ -184,7 +161,7 @@ class Runtime:
             return self._swapped(previous, served, why, changed=True)
 
     @staticmethod
-    def _swapped(previous: Served, served: Served, why: str, *, changed: bool) -> dict[str, Any]:
+    def _swapped(previous: RunningVersion, served: RunningVersion, why: str, *, changed: bool) -> dict[str, Any]:
         return {
             "action": why.split()[0],
             "changed": changed,
@@ -205,7 +182,7 @@ class Runtime:
             await task
         if self.shadow is not None:
             await self.shadow.close()
-        await self.current.guardrails.close()
+        await self.current.close()
         self.log.close()
 
 
@@ -218,15 +195,26 @@ async def prepare(
     *,
     check_rego: bool,
     metrics: Metrics | None = None,
-) -> Served:
+) -> RunningVersion:
     """Check, compile and start the version ``catalog`` was loaded from ``rules_dir`` and ``rego_dir``;
     raises RulesetInvalid (file:line:column) when broken.  Nothing is served from it until the caller
     swaps it in."""
-    # the checking and compiling run off the event loop: requests go on meanwhile
+    # the checking runs off the event loop: requests go on meanwhile
     if check_rego and settings.opa_url is None:
         await asyncio.to_thread(require_valid_policies, settings.opa_bin, rego_dir, "rego")
-    engine = shared_engine()
-    guardrails = Guardrails(
+    limits = JsonLimits(settings.max_json_depth, settings.max_list_length)
+    version = await RunningVersion.start(catalog, _guardrails(settings), log_store, limits, metrics)
+    try:
+        git = await asyncio.to_thread(last_commit, rules_dir)
+        await log_store.register_version(catalog.version, list(catalog.files), catalog.ruleset_versions, git)
+    except BaseException:
+        await version.close()
+        raise
+    return version
+
+
+def _guardrails(settings: Settings) -> Guardrails:
+    return Guardrails(
         settings.opa_bin,
         timeout=settings.opa_timeout_ms / 1000,
         opa_url=settings.opa_url,
@@ -237,15 +225,3 @@ async def prepare(
         ),
         health=HealthPolicy(settings.opa_health_interval_s, settings.opa_unhealthy_restart_s),
     )
-    try:
-        limits = JsonLimits(settings.max_json_depth, settings.max_list_length)
-        service = await asyncio.to_thread(
-            DecisionService, catalog, engine, guardrails, log_store, limits, observer=metrics
-        )
-        await guardrails.start(catalog.policies, catalog.version)
-        git = await asyncio.to_thread(last_commit, rules_dir)
-        await log_store.register_version(catalog.version, list(catalog.files), catalog.ruleset_versions, git)
-    except BaseException:
-        await guardrails.close()
-        raise
-    return Served(catalog, guardrails, service)

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from service.decision_log import DecisionQuery
-from service.errors import NotFound
+from service.errors import DecisionLogError, NotFound
 from service.log_store import SqlDecisionLog, verify_log
-from tests.conftest import sql
+from tests.conftest import sql, tables
 
 
 def decision(n: int, **changes: Any) -> dict[str, Any]:
@@ -249,6 +249,26 @@ def test_verify_reads_only_and_says_when_there_is_no_log(log_db: str) -> None:
         assert sql(log_db, "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()") == [
             (0,)
         ]
+
+
+def test_a_read_only_log_reads_what_was_written_and_refuses_to_append(log: SqlDecisionLog, log_db: str) -> None:
+    append_all(log, [decision(1), decision(2)])
+    reader = SqlDecisionLog(log_db, "opsgate-replay", read_only=True)
+    try:
+        rows_read, _ = asyncio.run(reader.query(DecisionQuery()))
+        assert [r.decision_id for r in rows_read] == ["000000000002", "000000000001"]
+        with pytest.raises(DecisionLogError, match="is open read-only"):
+            append_all(reader, [decision(3)])
+    finally:
+        reader.close()
+    assert str(verify_log(log_db)).splitlines()[0] == "2 records verified, chain intact"
+
+
+def test_a_read_only_log_creates_nothing_where_there_is_no_log(foreign_db: str) -> None:
+    before = tables(foreign_db)
+    with pytest.raises(NotFound, match="no decision log at"):
+        SqlDecisionLog(foreign_db, "opsgate-replay", read_only=True)
+    assert tables(foreign_db) == before
 
 
 def test_a_cursor_of_zero_is_an_empty_page(log: SqlDecisionLog) -> None:
