@@ -153,28 +153,44 @@ class ChunkFilter:
     def chunks(self, fact: Mapping[str, Any]) -> list[int]:
         """Ascending indices of the chunks to assert ``fact`` into (at least one, so unreadable facts still fail)."""
         needed = set(self.always)
-        values: dict[tuple[str, ...], Any] = {}
+        kinds = {path: _kind(_value(fact, path, aliases)) for path, aliases in self._aliases.items()}
         for path, by_path in self._paths.items():
-            value = _value(fact, path, by_path.aliases)
-            values[path] = value
-            for chunk, rest in by_path.candidates(value):
-                if chunk not in needed and all(self._possible(test, fact, values) for test in rest):
+            for chunk, rest in by_path.candidates(*kinds[path]):
+                if chunk in needed:
+                    continue
+                for test in rest:
+                    kind, value = kinds[test.path]
+                    if kind is _STRING:
+                        if not test.numbers and value not in test.strings:
+                            break
+                    elif kind is _NUMBER and not test.strings and value not in test.numbers:
+                        break
+                else:
                     needed.add(chunk)
         return sorted(needed) if needed else [0]
 
-    def _possible(self, test: Equality, fact: Mapping[str, Any], values: dict[tuple[str, ...], Any]) -> bool:
-        if test.path not in values:
-            values[test.path] = _value(fact, test.path, self._aliases[test.path])
-        return could_equal(test, values[test.path])
+
+_STRING = "string"
+_NUMBER = "number"
+
+
+def _kind(value: Any) -> tuple[str | None, Any]:
+    """How durable_rules' equality treats ``value``: as a string, as a number, or in a way not modelled (None)."""
+    if value is _UNKNOWN:
+        return None, value
+    if isinstance(value, str):
+        return _STRING, value
+    if _number(value):
+        return _NUMBER, value
+    return None, value
 
 
 def could_equal(test: Equality, value: Any) -> bool:
     """False only if durable_rules' ``==`` is false for ``value`` against every constant of ``test``."""
-    if value is _UNKNOWN:
-        return True
-    if isinstance(value, str):
+    kind, value = _kind(value)
+    if kind is _STRING:
         return bool(test.numbers) or value in test.strings
-    if _number(value):
+    if kind is _NUMBER:
         return bool(test.strings) or value in test.numbers
     return True
 
@@ -202,11 +218,9 @@ class _PathIndex:
         if test.numbers:
             self.with_numbers.append(entry)
 
-    def candidates(self, value: Any) -> list[tuple[int, tuple[Equality, ...]]]:
-        if value is _UNKNOWN:
-            return self.every
-        if isinstance(value, str):
+    def candidates(self, kind: str | None, value: Any) -> list[tuple[int, tuple[Equality, ...]]]:
+        if kind is _STRING:
             return self.by_string.get(value, []) + self.with_numbers
-        if _number(value):
+        if kind is _NUMBER:
             return self.by_number.get(value, []) + self.with_strings
         return self.every
