@@ -156,3 +156,26 @@ def test_a_dotted_key_that_durable_rules_reads_as_the_path_keeps_its_chunk() -> 
     assert set(fired) == {"r0"}  # durable_rules reads "A" (once per name it matches)
     assert engine.match(filtered, first_key_wins) == fired
     assert engine.match(filtered, {"o.t": "B", "n": 0}) == engine.match(plain, {"o.t": "B", "n": 0}) == ["r1"]
+
+
+def test_what_durable_rules_counts_as_equal_across_types_keeps_its_chunk() -> None:
+    conditions = ['k == "5"', 'k == "true"', "n == 1", "x == 2", 'k == "A"']
+    ruleset = parse_ruleset(ruleset_text(conditions), "rules/prop.yaml", [])
+    engine = shared_engine()
+    size = engine_module.CHUNK_SIZE
+    engine_module.CHUNK_SIZE = 1
+    try:
+        plain = engine.load(ruleset, prefilter=False)
+        filtered = engine.load(ruleset, prefilter=True)
+    finally:
+        engine_module.CHUNK_SIZE = size
+    cases = [
+        ({"k": 5, "n": 0, "x": 0}, ["r0"]),  # durable_rules: 5 == "5"
+        ({"k": True, "n": 0, "x": 0}, ["r1"]),  # true == "true"
+        ({"k": "B", "n": True, "x": 0}, ["r2"]),  # true == 1
+        ({"k": "B", "n": 0, "x": 2.0}, ["r3"]),
+        ({"k": "B", "n": 0, "x": 0}, []),
+    ]
+    for fact, expected in cases:
+        assert engine.match(plain, fact) == expected, fact
+        assert engine.match(filtered, fact) == expected, fact
