@@ -124,7 +124,6 @@ class ChunkFilter:
     """For each fact, the indices of the chunks in which some rule could fire."""
 
     def __init__(self, chunks: Sequence[Sequence[JSON]]) -> None:
-        self.size = len(chunks)
         rules: list[tuple[int, list[Equality]]] = []
         always: set[int] = set()
         for index, conditions in enumerate(chunks):
@@ -146,9 +145,8 @@ class ChunkFilter:
                 continue
             key = max(tests, key=lambda t: (len(constants[t.path]), -len(t.strings) - len(t.numbers)))
             rest = tuple(t for t in tests if t is not key)
-            by_path = self._paths.setdefault(key.path, _PathIndex(_aliases(key.path)))
-            by_path.add(key, chunk, rest)
-        self._aliases = {test.path: _aliases(test.path) for _, tests in rules for test in tests}
+            self._paths.setdefault(key.path, _PathIndex()).add(key, chunk, rest)
+        self._aliases = {t.path: _aliases(t.path) for chunk, tests in rules if chunk not in always for t in tests}
 
     def chunks(self, fact: Mapping[str, Any]) -> list[int]:
         """Ascending indices of the chunks to assert ``fact`` into (at least one, so unreadable facts still fail)."""
@@ -198,8 +196,7 @@ def could_equal(test: Equality, value: Any) -> bool:
 class _PathIndex:
     """Rules keyed by their constants on one path."""
 
-    def __init__(self, aliases: tuple[tuple[str, ...], ...]) -> None:
-        self.aliases = aliases
+    def __init__(self) -> None:
         self.by_string: dict[str, list[tuple[int, tuple[Equality, ...]]]] = {}
         self.by_number: dict[int | float, list[tuple[int, tuple[Equality, ...]]]] = {}
         self.with_strings: list[tuple[int, tuple[Equality, ...]]] = []  # candidates for any number (durable: "5" == 5)
