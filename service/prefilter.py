@@ -14,7 +14,9 @@ a missing field, null, a list or object, a string against a number or boolean
 (durable_rules compares those as text: ``"5" == 5``), integers beyond 2**53,
 floats written with an exponent, strings with characters JSON escapes, and a
 path that a dotted key of the facts could also spell (``{"a.b": ..}`` is
-``a.b`` to durable_rules, as is ``{"a": {"b": ..}}``).
+``a.b`` to durable_rules, as is ``{"a": {"b": ..}}``).  durable_rules finds a
+field by a 32-bit hash of its name; like the rules themselves, the filter takes
+the names of one fact to have distinct hashes.
 """
 
 from __future__ import annotations
