@@ -12,7 +12,9 @@ dedicated thread.  The traps it handles on purpose (see DESIGN.md):
   reused, each decision's fact asserted and then retracted.
 - A built-in catch-all rule fires for every fact, which also proves that the
   decision's actions ran: if it did not fire, the result was lost and we raise.
-- At most 64 rules may match one fact: rulesets are split into chunks.
+- At most 64 rules may match one fact: rulesets are split into chunks.  Each
+  assert and retract is a round trip through the Python host, so a fact is only
+  asserted into the chunks in which some rule could fire (``service/prefilter.py``).
 - Exceptions raised in actions are swallowed by durable_rules: our actions
   record them and ``match`` raises them.
 - Its Python host encodes and decodes every fact, result and action state with the
@@ -37,12 +39,15 @@ from durable import engine as durable  # type: ignore[import-untyped]
 from service import expr
 from service.compile import DERIVED_KEY, FACTS_KEY, MATCH_ALL, SEQ_KEY
 from service.errors import EngineError
+from service.prefilter import ChunkFilter
 from service.ruleset import Rule, Ruleset
 
 T = TypeVar("T")
 
 #: Rules per engine ruleset: with the catch-all this stays under the 64-match cap.
 CHUNK_SIZE = 60
+#: Whether ``load`` builds the chunk pre-filter by default.
+PREFILTER = True
 _CATCH_ALL = "$opsgate-seen"
 _SESSION = "0"
 
@@ -75,6 +80,7 @@ class LoadedRuleset(msgspec.Struct, frozen=True):
     ruleset: Ruleset
     chunks: tuple[str, ...]
     derived: tuple[tuple[str, expr.Node], ...]
+    prefilter: ChunkFilter | None = None
 
 
 class RuleEngine:
@@ -96,9 +102,11 @@ class RuleEngine:
     async def _run_async(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.wrap_future(self._thread.submit(fn, *args))
 
-    def load(self, ruleset: Ruleset) -> LoadedRuleset:
-        """Register ``ruleset`` under fresh engine names (old versions stay usable)."""
-        return self._run(self._load, ruleset)
+    def load(self, ruleset: Ruleset, prefilter: bool | None = None) -> LoadedRuleset:
+        """Register ``ruleset`` under fresh engine names (old versions stay usable).
+
+        ``prefilter`` (default ``PREFILTER``): skip, per fact, the chunks in which no rule can fire."""
+        return self._run(self._load, ruleset, PREFILTER if prefilter is None else prefilter)
 
     def match(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
         return self._run(self._match, loaded, facts)
@@ -111,10 +119,11 @@ class RuleEngine:
 
     # --- on the engine thread -------------------------------------------------
 
-    def _load(self, ruleset: Ruleset) -> LoadedRuleset:
+    def _load(self, ruleset: Ruleset, prefilter: bool) -> LoadedRuleset:
         rules = ruleset.rules
         names: list[str] = []
-        for start in range(0, len(rules), CHUNK_SIZE):
+        starts = range(0, len(rules), CHUNK_SIZE)
+        for start in starts:
             name = f"{ruleset.name}-{ruleset.version[:12]}-{next(self._names)}"
             definition = {rule.id: self._definition(rule) for rule in rules[start : start + CHUNK_SIZE]}
             definition[_CATCH_ALL] = {"all": [{"m": MATCH_ALL}], "run": self._record(_CATCH_ALL)}
@@ -124,7 +133,10 @@ class RuleEngine:
                 raise EngineError(f"durable_rules rejected ruleset {ruleset.name!r}: {error}") from error
             names.append(name)
         derived = tuple(item for rule in rules for item in rule.compiled.derived)
-        return LoadedRuleset(ruleset, tuple(names), derived)
+        chunk_filter = None
+        if prefilter and len(names) > 1:
+            chunk_filter = ChunkFilter([[r.compiled.condition for r in rules[s : s + CHUNK_SIZE]] for s in starts])
+        return LoadedRuleset(ruleset, tuple(names), derived, chunk_filter)
 
     def _definition(self, rule: Rule) -> dict[str, Any]:
         return {"all": [{"m": rule.compiled.condition}], "run": self._record(rule.id)}
@@ -149,8 +161,12 @@ class RuleEngine:
             DERIVED_KEY: self._derive(loaded, facts),
         }
         fired: list[str] = []
-        for name in loaded.chunks:
-            fired.extend(self._assert(name, fact))
+        if loaded.prefilter is None:
+            for name in loaded.chunks:
+                fired.extend(self._assert(name, fact))
+        else:
+            for index in loaded.prefilter.chunks(fact):
+                fired.extend(self._assert(loaded.chunks[index], fact))
         return fired
 
     def _match_each(self, loaded: LoadedRuleset, items: list[dict[str, Any]]) -> list[list[str] | EngineError]:
