@@ -24,6 +24,19 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"
 REGO_DIR = ROOT / "rego"
 
+# Only these OPSGATE_* variables of the caller's shell reach the tests: any other (an OPSGATE_DB or
+# OPSGATE_RATE_LIMIT exported in CI, say) would change the defaults of every server and CLI run they start.
+KEPT_VARIABLES = frozenset({"OPSGATE_OPA_BIN", "OPSGATE_TEST_PG", "OPSGATE_TEST_CHROMIUM"})
+# The tests talk only to loopback: a proxy configured in the caller's shell must not sit in between.
+PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in list(os.environ):
+        if (name.startswith("OPSGATE_") and name not in KEPT_VARIABLES) or name.lower() in PROXY_VARIABLES:
+            del os.environ[name]
+
+
 EXAMPLE_FACTS = {
     "org_id": 0,
     "process": {"type": "ORDER_PROCESSING", "sla": 3600, "attempts": 1},
