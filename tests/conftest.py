@@ -37,6 +37,11 @@ def pytest_configure(config: pytest.Config) -> None:
             del os.environ[name]
 
 
+# The OPA query timeout of the servers and runtimes that tests decide with: the 100 ms default can pass
+# while a loaded 2-core machine keeps a healthy OPA waiting, and the decision then fails closed.  The
+# tests about OPA timeouts set their own.
+OPA_TIMEOUT_MS = 2000
+
 EXAMPLE_FACTS = {
     "org_id": 0,
     "process": {"type": "ORDER_PROCESSING", "sla": 3600, "attempts": 1},
