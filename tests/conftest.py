@@ -6,9 +6,11 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -73,6 +75,33 @@ def verified(db: str, opa_bin: str) -> str:
     result = opsgate("log", "verify", "--db", db, opa_bin=opa_bin)
     assert result.returncode == 0, f"opsgate log verify exited {result.returncode}: {result.stdout}{result.stderr}"
     return result.stdout
+
+
+def signal_and_wait(pid: int, sig: signal.Signals, within: float = 10.0) -> None:
+    """``os.kill(pid, sig)`` for SIGSTOP or SIGKILL, returning once every thread of ``pid`` is stopped or
+    gone: kill() returns before a multi-threaded process such as OPA has stopped, and until then one of
+    its threads may still answer a query."""
+    os.kill(pid, sig)
+    settled = {"T", "t"} if sig == signal.SIGSTOP else {"Z", "X"}
+    deadline = time.monotonic() + within
+    while not _threads_in(pid, settled):
+        assert time.monotonic() < deadline, f"process {pid} did not take {sig.name} within {within} s"
+        time.sleep(0.001)
+
+
+def _threads_in(pid: int, states: set[str]) -> bool:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return True  # gone and reaped
+    for task in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # this thread has exited
+        if stat.rpartition(")")[2].split()[0] not in states:
+            return False
+    return True
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from service.breaker import CircuitBreaker
 from service.guardrails import BREAKER_OPEN, Guardrails, HealthPolicy, read_policies
-from tests.conftest import REGO_DIR
+from tests.conftest import REGO_DIR, signal_and_wait
 from tests.integration.test_guardrails_batching import item
 
 
@@ -41,7 +41,7 @@ def test_timeouts_of_a_stopped_opa_open_the_breaker_and_a_probe_closes_it_after_
         assert guardrails.process is not None and guardrails.process.pid is not None
         pid = guardrails.process.pid
         assert (await guardrails.check(item(0.9))).breaker == "closed"
-        os.kill(pid, signal.SIGSTOP)
+        signal_and_wait(pid, signal.SIGSTOP)
         try:
             timed_out = [await guardrails.check(item(0.9)) for _ in range(3)]
             assert [v.error for v in timed_out] == ["OPA did not answer within 300 ms"] * 3
