@@ -38,7 +38,11 @@ class Server:
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, cwd=ROOT, env=environ, stdout=self.log, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=self.url, timeout=10)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # a server that never became ready must not outlive its test
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30
