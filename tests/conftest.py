@@ -6,9 +6,11 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -23,6 +25,24 @@ from service.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "rules"
 REGO_DIR = ROOT / "rego"
+
+# Only these OPSGATE_* variables of the caller's shell reach the tests: any other (an OPSGATE_DB or
+# OPSGATE_RATE_LIMIT exported in CI, say) would change the defaults of every server and CLI run they start.
+KEPT_VARIABLES = frozenset({"OPSGATE_OPA_BIN", "OPSGATE_TEST_PG", "OPSGATE_TEST_CHROMIUM"})
+# The tests talk only to loopback: a proxy configured in the caller's shell must not sit in between.
+PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in list(os.environ):
+        if (name.startswith("OPSGATE_") and name not in KEPT_VARIABLES) or name.lower() in PROXY_VARIABLES:
+            del os.environ[name]
+
+
+# The OPA query timeout of the servers and runtimes that tests decide with: the 100 ms default can pass
+# while a loaded 2-core machine keeps a healthy OPA waiting, and the decision then fails closed.  The
+# tests about OPA timeouts set their own.
+OPA_TIMEOUT_MS = 2000
 
 EXAMPLE_FACTS = {
     "org_id": 0,
@@ -55,6 +75,33 @@ def verified(db: str, opa_bin: str) -> str:
     result = opsgate("log", "verify", "--db", db, opa_bin=opa_bin)
     assert result.returncode == 0, f"opsgate log verify exited {result.returncode}: {result.stdout}{result.stderr}"
     return result.stdout
+
+
+def signal_and_wait(pid: int, sig: signal.Signals, within: float = 10.0) -> None:
+    """``os.kill(pid, sig)`` for SIGSTOP or SIGKILL, returning once every thread of ``pid`` is stopped or
+    gone: kill() returns before a multi-threaded process such as OPA has stopped, and until then one of
+    its threads may still answer a query."""
+    os.kill(pid, sig)
+    settled = {"T", "t"} if sig == signal.SIGSTOP else {"Z", "X"}
+    deadline = time.monotonic() + within
+    while not _threads_in(pid, settled):
+        assert time.monotonic() < deadline, f"process {pid} did not take {sig.name} within {within} s"
+        time.sleep(0.001)
+
+
+def _threads_in(pid: int, states: set[str]) -> bool:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return True  # gone and reaped
+    for task in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # this thread has exited
+        if stat.rpartition(")")[2].split()[0] not in states:
+            return False
+    return True
 
 
 @pytest.fixture(scope="session")

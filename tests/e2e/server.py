@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import ROOT
+from tests.conftest import OPA_TIMEOUT_MS, ROOT
 
 
 def free_port() -> int:
@@ -32,13 +32,17 @@ class Server:
             sys.executable, "-m", "service", "serve", "--port", str(self.port),
             "--rules-dir", str(rules_dir), "--rego-dir", str(rego_dir), "--db", self.db,
         ]  # fmt: skip
-        environ = {**os.environ, "OPSGATE_OPA_BIN": opa_bin, **env}
+        environ = {**os.environ, "OPSGATE_OPA_BIN": opa_bin, "OPSGATE_OPA_TIMEOUT_MS": str(OPA_TIMEOUT_MS), **env}
         # one log per server: a restarted server or a second replica in the same test must not share it
         self.log_path = tmp / f"server-{self.port}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, cwd=ROOT, env=environ, stdout=self.log, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=self.url, timeout=10)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # a server that never became ready must not outlive its test
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30

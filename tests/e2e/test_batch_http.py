@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 
 from service.log_store import verify_log
+from tests.conftest import signal_and_wait
 from tests.e2e.server import Server
 from tests.e2e.test_ops_decisions import ops_facts, result_of
 
@@ -126,7 +126,7 @@ def test_with_opa_killed_every_batch_item_escalates(
     copied_dirs: tuple[Path, Path], start_server: Callable[..., Server]
 ) -> None:
     server = start_server(*copied_dirs, OPSGATE_OPA_RESTART_BACKOFF_S="5.0")
-    os.kill(server.client.get("/ready").json()["opa"]["pid"], signal.SIGKILL)
+    signal_and_wait(server.client.get("/ready").json()["opa"]["pid"], signal.SIGKILL)
     body = batch(server, [APPROVED, RETRY, LOW_CONFIDENCE, BAD]).json()
     assert (body["decided"], body["errors"]) == (3, 1)
     for entry in body["results"][:3]:

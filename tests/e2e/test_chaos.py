@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from tests.conftest import signal_and_wait
 from tests.e2e.chaos import record_chaos
 from tests.e2e.server import Server
 from tests.e2e.test_batch_http import APPROVED, MAX_ATTEMPTS, RETRY
@@ -167,7 +168,7 @@ def test_opa_killed_five_times_under_load_fails_closed_and_recovers_within_five_
             pid = opa_status(server)["pid"]
             assert pid not in pids
             pids.append(pid)
-            os.kill(pid, signal.SIGKILL)
+            signal_and_wait(pid, signal.SIGKILL)
             killed_at = time.monotonic()
             refused = load.first(killed_at, breaker_open, 30, "with the breaker open")
             resumed = load.first(killed_at, normal, 30, "approved after the kill")
@@ -214,7 +215,7 @@ def test_opa_stopped_under_load_times_out_opens_the_breaker_and_recovers_after_s
     stop_for = 4.0  # well under the 10 s after which the supervisor would restart an unhealthy child
     with Load(server.url) as load:
         load.first(0.0, normal, within=30, what="approved before the stop")
-        os.kill(pid, signal.SIGSTOP)
+        signal_and_wait(pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
         try:
             timed_out = load.first(stopped_at, timed_out_query, stop_for, "timed out")

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REGO_DIR, RULES_DIR
+from tests.conftest import REGO_DIR, RULES_DIR, signal_and_wait
 from tests.e2e.server import Server
 from tests.e2e.test_ops_decisions import ops_facts
 
@@ -150,7 +150,7 @@ def test_a_request_over_the_timeout_is_503_request_timeout_and_not_logged(
     assert server.decide(ops_facts()).status_code == 200
     pid = server.client.get("/ready").json()["opa"]["pid"]
     before = logged(server)
-    os.kill(pid, signal.SIGSTOP)
+    signal_and_wait(pid, signal.SIGSTOP)
     try:
         response = server.decide(ops_facts())
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import signal_and_wait
 from tests.e2e.server import Server
 from tests.e2e.test_batch_http import APPROVED, BAD, LOW_CONFIDENCE, MAX_ATTEMPTS, RETRY, batch
 from tests.e2e.test_ops_decisions import result_of
@@ -81,7 +81,7 @@ def test_a_dead_opa_opens_the_breaker_in_ready_metrics_and_explanations_and_a_pr
         "state": "closed", "failures": 0, "opened": 0, "rejected": 0, "threshold": 3, "recovery_s": 2.0, "probes": 1,
     }  # fmt: skip
     assert result_of(server, APPROVED)["explanation"]["guardrails"]["breaker"] == "closed"
-    os.kill(ready["pid"], signal.SIGKILL)
+    signal_and_wait(ready["pid"], signal.SIGKILL)
 
     failed = [result_of(server, APPROVED)["explanation"]["guardrails"] for _ in range(3)]
     assert [(g["available"], g["breaker"]) for g in failed] == [(False, "closed")] * 3

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.conftest import signal_and_wait
 from tests.e2e.server import Server
 from tests.e2e.test_ops_decisions import ops_facts, result_of
 
@@ -19,7 +19,7 @@ def test_killing_the_opa_child_fails_closed_then_recovers_within_five_seconds(
     server = start_server(*copied_dirs, OPSGATE_OPA_RESTART_BACKOFF_S="1.0")
     assert result_of(server, ops_facts())["execution"]["status"] == "APPROVED"
     pid = server.client.get("/ready").json()["opa"]["pid"]
-    os.kill(pid, signal.SIGKILL)
+    signal_and_wait(pid, signal.SIGKILL)
     killed_at = time.monotonic()
 
     down = result_of(server, ops_facts())

@@ -7,11 +7,23 @@ import sys
 from pathlib import Path
 
 from service.settings import Settings
-from tests.conftest import EXAMPLE_FACTS, REGO_DIR, ROOT, RULES_DIR, decide_in_process, opsgate, sql, tables, verified
+from tests.conftest import (
+    EXAMPLE_FACTS,
+    OPA_TIMEOUT_MS,
+    REGO_DIR,
+    ROOT,
+    RULES_DIR,
+    decide_in_process,
+    opsgate,
+    sql,
+    tables,
+    verified,
+)
 
 
 def decide_many(db: str, opa_bin: str, count: int) -> list[str]:
-    settings = Settings(db=db, writer_id="replica-1", rules_dir=RULES_DIR, rego_dir=REGO_DIR, opa_bin=opa_bin)
+    settings = Settings(db=db, writer_id="replica-1", rules_dir=RULES_DIR, rego_dir=REGO_DIR, opa_bin=opa_bin,
+                        opa_timeout_ms=OPA_TIMEOUT_MS)  # fmt: skip
     facts = [{**EXAMPLE_FACTS, "history": {"failures": n % 3, "latency": 500}} for n in range(count)]
     requests = ((item, f"caller-{n % 4}") for n, item in enumerate(facts))
     return decide_in_process(settings, requests)

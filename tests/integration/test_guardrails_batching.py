@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import os
 import signal
 import threading
 from typing import Any
 
 from service.guardrails import Guardrails, read_policies
-from tests.conftest import REGO_DIR
+from tests.conftest import REGO_DIR, signal_and_wait
 
 
 def item(confidence: float, decision_type: str = "OPS.REASSIGN") -> dict[str, Any]:
@@ -54,8 +53,7 @@ def test_with_opa_dead_every_batched_check_is_unavailable(opa_bin: str) -> None:
         await guardrails.start(read_policies(REGO_DIR), "rev-1")
         try:
             assert guardrails.process is not None and guardrails.process.pid is not None
-            os.kill(guardrails.process.pid, signal.SIGKILL)
-            await asyncio.sleep(0.2)  # let the child die; the restart is 30 s away
+            signal_and_wait(guardrails.process.pid, signal.SIGKILL)  # dead; the restart is 30 s away
             verdicts = await asyncio.gather(*(guardrails.check(item(0.9)) for _ in range(10)))
             many = await guardrails.check_many([item(0.9), item(0.5)])
             for verdict in [*verdicts, *many]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from service.settings import Settings
-from tests.conftest import PG_SERVER, copy_ops_only, decide_in_process, opsgate, tables
+from tests.conftest import OPA_TIMEOUT_MS, PG_SERVER, copy_ops_only, decide_in_process, opsgate, tables
 
 DISPATCH, RETRY, REASSIGN, ESCALATE = "OPS.DISPATCH", "OPS.RETRY", "OPS.REASSIGN", "OPS.ESCALATE"
 STATUSES = ("available", "available", "overloaded")
@@ -59,7 +59,8 @@ def hand_matrix(retry_limit: int, limit: int = COUNT) -> dict[str, dict[str, int
 
 
 def log_decisions(db: str, opa_bin: str, rules: Path, rego: Path) -> list[str]:
-    settings = Settings(db=db, writer_id="replica-1", rules_dir=rules, rego_dir=rego, opa_bin=opa_bin)
+    settings = Settings(db=db, writer_id="replica-1", rules_dir=rules, rego_dir=rego, opa_bin=opa_bin,
+                        opa_timeout_ms=OPA_TIMEOUT_MS)  # fmt: skip
     return decide_in_process(settings, ((facts_for(n), "replay-test") for n in range(COUNT)))
 
 
