@@ -18,7 +18,7 @@ from litestar.template.config import TemplateConfig
 
 from service import auth
 from service.auth import LOGIN_COOKIE, SESSION_COOKIE, LoginRequired, roles
-from service.errors import OpsgateError, Problem
+from service.errors import DecisionLogError, OpsgateError, Problem
 from service.http_common import runtime
 
 log = auth.log
@@ -176,8 +176,13 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
         return Redirect("/ui/decisions", status_code=303)
     if session is not None:
         keys.check_token(keys.csrf_token(session), (await request.form()).get("csrf_token"))
-        await keys.sign_out(session)  # a copy of the cookie is refused too, not only this browser's
-        log.info("key %r signed out of the reviewer pages", session.key.name)
+        try:
+            await keys.sign_out(session)  # a copy of the cookie is refused too, not only this browser's
+        except DecisionLogError as error:  # the browser's cookie still goes, and this process refuses copies
+            log.error("key %r signed out, but the decision log did not record it (%s): other workers "
+                      "accept a copy of the cookie until it expires", session.key.name, error.message)  # fmt: skip
+        else:
+            log.info("key %r signed out of the reviewer pages", session.key.name)
     redirect = Redirect("/ui/login", status_code=303)
     redirect.delete_cookie(SESSION_COOKIE, path="/ui")
     return redirect

@@ -56,6 +56,8 @@ from service.ruleset import DEFAULT_APPROVAL_EXPIRY_S
 
 T = TypeVar("T")
 MAX_GROUP = 512
+#: How long a signed-out session's row outlives its expiry: replicas' clocks may disagree this much.
+PRUNE_MARGIN_S = 300
 _Item = tuple[dict[str, Any], "Future[StoredRecord]", Resolution | None]
 
 _SQLITE_SCHEMA = """
@@ -193,7 +195,10 @@ class PostgresDialect(Dialect):
         return self.psycopg.connect(self.target, autocommit=True, connect_timeout=10)
 
     def connect_read_only(self) -> Any:
-        return self.connect()  # only SELECTs go through it
+        """A connection whose transactions are read-only, keeping the URL's own options (search_path...)."""
+        options = self.psycopg.conninfo.conninfo_to_dict(self.target).get("options") or ""
+        options = f"{options} -c default_transaction_read_only=on".strip()
+        return self.psycopg.connect(self.target, autocommit=True, connect_timeout=10, options=options)
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")
@@ -525,15 +530,17 @@ class SqlDecisionLog:
     # --- signed-out sessions ------------------------------------------------------------
 
     async def revoke_session(self, sid: str, expires: int) -> None:
-        """Refuse session ``sid`` until ``expires`` (epoch seconds).  The rows already past their
-        expiry are deleted in the same transaction: the table holds the sign-outs of one session TTL."""
+        """Refuse session ``sid`` until ``expires`` (epoch seconds).  The rows more than
+        PRUNE_MARGIN_S past their expiry are deleted in the same transaction: the table holds the
+        sign-outs of one session TTL, and a replica whose clock runs behind still finds its rows."""
+        self._require_writable()
         await self._read(lambda c: self._revoke(c, sid, expires, int(time.time())))
 
     def _revoke(self, connection: Any, sid: str, expires: int, at: int) -> None:
         sql = self.dialect.sql
         connection.execute(self.dialect.begin_write)
         try:
-            connection.execute(sql("DELETE FROM revoked_sessions WHERE expires_at < ?"), (at,))
+            connection.execute(sql("DELETE FROM revoked_sessions WHERE expires_at < ?"), (at - PRUNE_MARGIN_S,))
             connection.execute(
                 sql("INSERT INTO revoked_sessions (sid, expires_at) VALUES (?, ?) ON CONFLICT (sid) DO NOTHING"),
                 (sid, expires),
@@ -600,6 +607,7 @@ class SqlDecisionLog:
         self, version: str, files: list[tuple[str, bytes]], rulesets: dict[str, str], git: dict[str, Any] | None
     ) -> None:
         """Store a loaded version's files (content-addressed) and note when it was loaded."""
+        self._require_writable()
         await self._read(lambda c: self._register(c, version, files, rulesets, git))
 
     def _register(

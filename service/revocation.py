@@ -35,12 +35,17 @@ class Revocations:
         self._store = store
 
     async def revoke(self, sid: str, expires: int) -> None:
-        """Refuse session ``sid`` until ``expires`` (epoch seconds), here and wherever the store is read."""
+        """Refuse session ``sid`` until ``expires`` (epoch seconds), here and wherever the store is read.
+
+        This process refuses it from now on even when the store cannot be written (which raises)."""
+        if sid in self._known:
+            return
+        self._remember(sid, expires)
         if self._store is not None:
             await self._store.revoke_session(sid, expires)
-        self._remember(sid, expires)
 
     async def revoked(self, sid: str, expires: int) -> bool:
+        """Was ``sid`` revoked, here or by any process that shares the store?"""
         if sid in self._known:
             return True
         if self._store is None or not await self._store.session_revoked(sid):

@@ -259,6 +259,12 @@ def test_a_read_only_log_reads_what_was_written_and_refuses_to_append(log: SqlDe
         assert [r.decision_id for r in rows_read] == ["000000000002", "000000000001"]
         with pytest.raises(DecisionLogError, match="is open read-only"):
             append_all(reader, [decision(3)])
+        with pytest.raises(DecisionLogError, match="is open read-only"):
+            asyncio.run(reader.revoke_session("sid", 1))
+        with pytest.raises(DecisionLogError, match="is open read-only"):
+            asyncio.run(reader.register_version("v", [], {}, None))
+        with pytest.raises(DecisionLogError):  # its connections themselves refuse to write, on either database
+            asyncio.run(reader._read(lambda c: c.execute("DELETE FROM log_entries")))
     finally:
         reader.close()
     assert str(verify_log(log_db)).splitlines()[0] == "2 records verified, chain intact"

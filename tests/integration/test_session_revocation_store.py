@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from service.log_store import SqlDecisionLog
+from service.log_store import PRUNE_MARGIN_S, SqlDecisionLog
 from tests.conftest import sql
 
 HOUR = 3600
@@ -39,15 +39,18 @@ def test_a_revocation_holds_for_another_worker_and_after_a_restart(log: SqlDecis
         restarted.close()
 
 
-def test_rows_past_their_expiry_are_deleted_at_the_next_sign_out(log: SqlDecisionLog, log_db: str) -> None:
+def test_rows_past_their_expiry_by_the_margin_are_deleted_at_the_next_sign_out(
+    log: SqlDecisionLog, log_db: str
+) -> None:
     now = int(time.time())
 
     async def scenario() -> None:
         await log.revoke_session("expired-long-ago", now - HOUR)
-        await log.revoke_session("expired-just-now", now - 2)
+        await log.revoke_session("expired-past-the-margin", now - PRUNE_MARGIN_S - 10)
+        await log.revoke_session("expired-within-the-margin", now - 2)  # a replica's clock may still be before it
         await log.revoke_session("still-live", now + HOUR)
         await log.revoke_session("newest", now + 2 * HOUR)
 
     asyncio.run(scenario())
     rows = sql(log_db, "SELECT sid FROM revoked_sessions ORDER BY sid")
-    assert rows == [("newest",), ("still-live",)]
+    assert rows == [("expired-within-the-margin",), ("newest",), ("still-live",)]

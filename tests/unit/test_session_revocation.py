@@ -6,12 +6,14 @@ import asyncio
 import hashlib
 from typing import Any
 
+import pytest
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.testing import TestClient
 
 from service import auth
 from service.auth import SESSION_COOKIE, ApiKey, Auth, LoginRequired
+from service.errors import DecisionLogError
 from service.revocation import Revocations
 
 TOKEN = "og_reader-token"
@@ -93,6 +95,34 @@ def test_remembered_sids_are_forgotten_once_their_sessions_have_expired() -> Non
     asyncio.run(revocations.revoke("next", 6000))
     store.rows.clear()  # what only the memory still knows
     assert [asyncio.run(revocations.revoked(sid, 9999)) for sid in ("early", "late", "next")] == [False, True, True]
+
+
+class BrokenStore(FakeStore):
+    """A store whose database is down: every write fails."""
+
+    async def revoke_session(self, sid: str, expires: int) -> None:
+        raise DecisionLogError("decision log unavailable")
+
+
+def test_a_sign_out_the_store_cannot_record_still_holds_in_this_process() -> None:
+    keys = worker(BrokenStore())
+    cookie = keys.new_session(READER)
+    session = keys.session(cookie)
+    assert session is not None
+    with pytest.raises(DecisionLogError):
+        asyncio.run(keys.sign_out(session))
+    assert asyncio.run(keys.signed_in(cookie)) is None
+
+
+def test_signing_out_a_session_already_revoked_here_does_not_write_again() -> None:
+    store = FakeStore()
+    keys = worker(store)
+    session = keys.session(keys.new_session(READER))
+    assert session is not None
+    asyncio.run(keys.sign_out(session))
+    store.rows.clear()
+    asyncio.run(keys.sign_out(session))
+    assert store.rows == {}
 
 
 def test_without_a_store_a_sign_out_holds_in_this_process() -> None:
