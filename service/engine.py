@@ -151,15 +151,19 @@ class RuleEngine:
 
         return action
 
-    def _match(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
+    def fact(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> dict[str, Any]:
+        """The engine fact a decision's ``facts`` are asserted as (what the pre-filter reads)."""
         seq = next(self._seq)
-        fact = {
+        return {
             "sid": _SESSION,
             "id": str(seq),
             SEQ_KEY: seq,
             FACTS_KEY: facts,
             DERIVED_KEY: self._derive(loaded, facts),
         }
+
+    def _match(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
+        fact = self.fact(loaded, facts)
         fired: list[str] = []
         if loaded.prefilter is None:
             for name in loaded.chunks:

@@ -159,11 +159,7 @@ class ChunkFilter:
                 if chunk in needed:
                     continue
                 for test in rest:
-                    kind, value = kinds[test.path]
-                    if kind is _STRING:
-                        if not test.numbers and value not in test.strings:
-                            break
-                    elif kind is _NUMBER and not test.strings and value not in test.numbers:
+                    if not _admits(test, *kinds[test.path]):
                         break
                 else:
                     needed.add(chunk)
@@ -187,7 +183,11 @@ def _kind(value: Any) -> tuple[str | None, Any]:
 
 def could_equal(test: Equality, value: Any) -> bool:
     """False only if durable_rules' ``==`` is false for ``value`` against every constant of ``test``."""
-    kind, value = _kind(value)
+    return _admits(test, *_kind(value))
+
+
+def _admits(test: Equality, kind: str | None, value: Any) -> bool:
+    """``could_equal`` for a value already classified by ``_kind``."""
     if kind is _STRING:
         return bool(test.numbers) or value in test.strings
     if kind is _NUMBER:
