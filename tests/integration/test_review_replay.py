@@ -12,7 +12,7 @@ import pytest
 from service.errors import Conflict
 from service.runtime import Runtime
 from service.settings import Settings
-from tests.conftest import EXAMPLE_FACTS, copy_ops_only, decide_in_process
+from tests.conftest import EXAMPLE_FACTS, OPA_TIMEOUT_MS, copy_ops_only, decide_in_process
 
 FIRST_ATTEMPT = {**EXAMPLE_FACTS, "process": {**EXAMPLE_FACTS["process"], "attempts": 0}}
 
@@ -21,14 +21,18 @@ def logged(tmp_path: Path, opa_bin: str) -> tuple[str, str]:
     """A log holding one ops decision of a first attempt; its database and decision id."""
     db = str(tmp_path / "decisions.db")
     rules, rego = copy_ops_only(tmp_path / "logged")
-    settings = Settings(db=db, writer_id="replica-1", rules_dir=rules, rego_dir=rego, opa_bin=opa_bin)
+    settings = Settings(
+        db=db, writer_id="replica-1", rules_dir=rules, rego_dir=rego, opa_bin=opa_bin, opa_timeout_ms=OPA_TIMEOUT_MS
+    )
     [decision_id] = decide_in_process(settings, [(FIRST_ATTEMPT, "review-test")])
     return db, decision_id
 
 
 def replay_under(db: str, rules: Path, rego: Path, opa_bin: str, decision_id: str) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
-        settings = Settings(db=db, writer_id="replica-2", rules_dir=rules, rego_dir=rego, opa_bin=opa_bin)
+        settings = Settings(
+            db=db, writer_id="replica-2", rules_dir=rules, rego_dir=rego, opa_bin=opa_bin, opa_timeout_ms=OPA_TIMEOUT_MS
+        )
         runtime = await Runtime.start(settings)
         try:
             return await runtime.review.replay(decision_id)
