@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service import engine as engine_module
-from service.engine import shared_engine
+from service.engine import LoadedRuleset, shared_engine
 from service.errors import EngineError
 from service.ruleset import parse_ruleset
 
@@ -101,6 +101,18 @@ def ruleset_text(conditions: list[str]) -> bytes:
     return (HEADER + rules).encode()
 
 
+def load_both(conditions: list[str], chunk_size: int) -> tuple[LoadedRuleset, LoadedRuleset]:
+    """The rules of ``conditions`` loaded without and with the pre-filter, ``chunk_size`` rules a chunk."""
+    ruleset = parse_ruleset(ruleset_text(conditions), "rules/prop.yaml", [])
+    engine = shared_engine()
+    size = engine_module.CHUNK_SIZE
+    engine_module.CHUNK_SIZE = chunk_size
+    try:
+        return engine.load(ruleset, prefilter=False), engine.load(ruleset, prefilter=True)
+    finally:
+        engine_module.CHUNK_SIZE = size
+
+
 def outcome(loaded: Any, fact: dict[str, Any]) -> list[str] | str:
     try:
         return shared_engine().match(loaded, fact)
@@ -111,29 +123,15 @@ def outcome(loaded: Any, fact: dict[str, Any]) -> list[str] | str:
 @settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conditions=st.lists(CONDITIONS, min_size=3, max_size=12), cases=st.lists(facts(), min_size=1, max_size=8))
 def test_the_prefilter_never_changes_what_fires(conditions: list[str], cases: list[dict[str, Any]]) -> None:
-    ruleset = parse_ruleset(ruleset_text(conditions), "rules/prop.yaml", [])
-    engine = shared_engine()
-    size = engine_module.CHUNK_SIZE
-    engine_module.CHUNK_SIZE = 2  # many chunks from few rules
-    try:
-        plain = engine.load(ruleset, prefilter=False)
-        filtered = engine.load(ruleset, prefilter=True)
-    finally:
-        engine_module.CHUNK_SIZE = size
+    plain, filtered = load_both(conditions, 2)  # many chunks from few rules
     assert filtered.prefilter is not None
     for fact in cases:
         assert outcome(filtered, fact) == outcome(plain, fact), (conditions, fact)
 
 
 def test_the_generated_cases_do_skip_chunks() -> None:
-    ruleset = parse_ruleset(ruleset_text(['k == "A"', 'k == "B" and n == 1', "n > 1"]), "rules/prop.yaml", [])
+    _, loaded = load_both(['k == "A"', 'k == "B" and n == 1', "n > 1"], 1)
     engine = shared_engine()
-    size = engine_module.CHUNK_SIZE
-    engine_module.CHUNK_SIZE = 1
-    try:
-        loaded = engine.load(ruleset, prefilter=True)
-    finally:
-        engine_module.CHUNK_SIZE = size
     assert loaded.prefilter is not None
     fact = {"sid": "0", "id": "1", "n": 1, "f": {"k": "B", "n": 2}, "d": {}}
     assert loaded.prefilter.chunks(fact) == [2]
@@ -142,15 +140,8 @@ def test_the_generated_cases_do_skip_chunks() -> None:
 
 
 def test_a_dotted_key_that_durable_rules_reads_as_the_path_keeps_its_chunk() -> None:
-    ruleset = parse_ruleset(ruleset_text(['o.t == "A"', 'o.t == "B"', "n > 1"]), "rules/prop.yaml", [])
+    plain, filtered = load_both(['o.t == "A"', 'o.t == "B"', "n > 1"], 1)
     engine = shared_engine()
-    size = engine_module.CHUNK_SIZE
-    engine_module.CHUNK_SIZE = 1
-    try:
-        plain = engine.load(ruleset, prefilter=False)
-        filtered = engine.load(ruleset, prefilter=True)
-    finally:
-        engine_module.CHUNK_SIZE = size
     first_key_wins = {"o.t": "A", "o": {"t": "Z"}, "n": 0}
     fired = engine.match(plain, first_key_wins)
     assert set(fired) == {"r0"}  # durable_rules reads "A" (once per name it matches)
@@ -159,16 +150,8 @@ def test_a_dotted_key_that_durable_rules_reads_as_the_path_keeps_its_chunk() -> 
 
 
 def test_what_durable_rules_counts_as_equal_across_types_keeps_its_chunk() -> None:
-    conditions = ['k == "5"', 'k == "true"', "n == 1", "x == 2", 'k == "A"']
-    ruleset = parse_ruleset(ruleset_text(conditions), "rules/prop.yaml", [])
+    plain, filtered = load_both(['k == "5"', 'k == "true"', "n == 1", "x == 2", 'k == "A"'], 1)
     engine = shared_engine()
-    size = engine_module.CHUNK_SIZE
-    engine_module.CHUNK_SIZE = 1
-    try:
-        plain = engine.load(ruleset, prefilter=False)
-        filtered = engine.load(ruleset, prefilter=True)
-    finally:
-        engine_module.CHUNK_SIZE = size
     cases = [
         ({"k": 5, "n": 0, "x": 0}, ["r0"]),  # durable_rules: 5 == "5"
         ({"k": True, "n": 0, "x": 0}, ["r1"]),  # true == "true"
