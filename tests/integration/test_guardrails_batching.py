@@ -6,6 +6,8 @@ import asyncio
 import http.server
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from service.guardrails import Guardrails, read_policies
@@ -83,12 +85,21 @@ class _Garbled(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_an_unreadable_answer_fails_every_item_closed_single_and_batch() -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Garbled)
+@contextmanager
+def fake_opa(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """The URL of an "OPA" on loopback that answers with ``handler``, for as long as the block runs."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
-    async def scenario() -> None:
-        guardrails = Guardrails(None, timeout=2.0, opa_url=f"http://127.0.0.1:{server.server_port}")
+
+def test_an_unreadable_answer_fails_every_item_closed_single_and_batch() -> None:
+    async def scenario(url: str) -> None:
+        guardrails = Guardrails(None, timeout=2.0, opa_url=url)
         await guardrails.start(read_policies(REGO_DIR), "rev-1")
         try:
             verdicts = [await guardrails.check(item(0.9)), *await guardrails.check_many([item(0.9), item(0.5)])]
@@ -97,11 +108,8 @@ def test_an_unreadable_answer_fails_every_item_closed_single_and_batch() -> None
         assert [(v.available, v.allow) for v in verdicts] == [(False, False)] * 3
         assert [v.error for v in verdicts] == ["OPA's answer could not be read: Input data was truncated"] * 3
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        server.shutdown()
-        server.server_close()
+    with fake_opa(_Garbled) as url:
+        asyncio.run(scenario(url))
 
 
 class _BadLength(_Garbled):
@@ -117,11 +125,8 @@ class _BadLength(_Garbled):
 
 
 def test_any_failure_of_the_opa_exchange_fails_closed_and_counts_towards_the_breaker() -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _BadLength)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-
-    async def scenario() -> None:
-        guardrails = Guardrails(None, timeout=2.0, opa_url=f"http://127.0.0.1:{server.server_port}")
+    async def scenario(url: str) -> None:
+        guardrails = Guardrails(None, timeout=2.0, opa_url=url)
         await guardrails.start(read_policies(REGO_DIR), "rev-1")
         try:
             many = await guardrails.check_many([item(0.9), item(0.5)])
@@ -135,8 +140,5 @@ def test_any_failure_of_the_opa_exchange_fails_closed_and_counts_towards_the_bre
         ] * 2
         assert failures == 2  # the batch and the single check, each one failed exchange
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        server.shutdown()
-        server.server_close()
+    with fake_opa(_BadLength) as url:
+        asyncio.run(scenario(url))
