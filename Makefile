@@ -50,7 +50,7 @@ pytest: venv opa browser
 
 test: venv opa
 	@mkdir -p var
-	@$(MAKE) --no-print-directory check rego-test rule-test pytest
+	@$(MAKE) --no-print-directory lint check rego-test rule-test pytest
 
 # Benchmarks (bench/): opsgate side by side with raw OPA, loopback only, bounded in time; never part of make test.
 # wrk comes from Debian, like the browser tests' chromium.
@@ -67,9 +67,11 @@ bench-quick: venv opa wrk
 bench-memory: venv opa wrk
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.memory
 
+# ruff, mypy --strict, and the architecture's import contracts ([tool.importlinter] in pyproject.toml).
 lint: venv
-	$(BIN)/ruff check service tests
+	$(BIN)/ruff check service tests bench
 	$(BIN)/mypy service
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) var .pytest_cache tests/artifacts

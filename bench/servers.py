@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from service.guardrails import read_policies, write_bundle
+from service.adapters.opa.guardrails import read_policies, write_bundle
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """The composition root: wires the real engine, OPA and decision log from Settings, and
 swaps the served version (reload, rollback, activate) without failing a request.
 
-A version is served by a ``RunningVersion`` (service/version.py).  A request takes
+A version is served by a ``RunningVersion`` (service/usecases/versions.py).  A request takes
 the current one once and finishes on it; a swap replaces the reference, and the
 old version's OPA is stopped once its last request is done.
 """
@@ -17,20 +17,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from service.approvals import Approvals
-from service.breaker import CircuitBreaker
-from service.catalog import Catalog, load_catalog
+from service.adapters.gitinfo import last_commit
+from service.adapters.metrics import Metrics
+from service.adapters.opa.breaker import CircuitBreaker
+from service.adapters.opa.guardrails import Guardrails, HealthPolicy, require_valid_policies
+from service.adapters.store.sql import SqlDecisionLog
+from service.authoring.catalog import Catalog, load_catalog
+from service.domain.limits import JsonLimits
 from service.errors import Conflict
-from service.gitinfo import last_commit
-from service.guardrails import Guardrails, HealthPolicy, require_valid_policies
-from service.limits import JsonLimits
-from service.log_store import SqlDecisionLog
-from service.metrics import Metrics
-from service.pipeline import DecisionResponse, DecisionService
-from service.review import ReviewService
 from service.settings import Settings
-from service.shadow import Shadow
-from service.version import RunningVersion
+from service.usecases.approvals import Approvals
+from service.usecases.decide import DecisionResponse, DecisionService
+from service.usecases.review import ReviewService
+from service.usecases.shadow import Shadow
+from service.usecases.versions import RunningVersion
 
 log = logging.getLogger("opsgate.runtime")
 

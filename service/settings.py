@@ -17,7 +17,7 @@ DEFAULT_MAX_BODY = 1024 * 1024
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8080
-    workers: int = 1  # serve: processes sharing the listening socket (service/workers.py)
+    workers: int = 1  # serve: processes sharing the listening socket (service/cli/workers.py)
     rules_dir: Path = Path("rules")
     rego_dir: Path = Path("rego")
     db: str = "var/decisions.db"  # a SQLite file, or a postgresql:// URL
@@ -39,7 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     watch_interval_s: float = 1.0
     approval_sweep_s: float = 5.0  # between two passes expiring the pending approvals past their expiry
     bench_log_off: bool = False  # BENCHMARK ONLY: the decision log answers without writing (bench/)
-    api_keys_file: Path | None = None  # YAML: keys: [{name, roles, sha256}] (service/auth.py)
+    api_keys_file: Path | None = None  # YAML: keys: [{name, roles, sha256}] (service/auth/__init__.py)
     api_keys: str | None = None  # name:role+role:sha256hex,...
     require_auth: bool = False  # refuse to start without a key instead of running open
     session_secret: str | None = None  # signs the /ui session cookie; unset: random per process

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from service.log_store import SqlDecisionLog
+from service.adapters.store.sql import SqlDecisionLog
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -106,7 +106,7 @@ def _threads_in(pid: int, states: set[str]) -> bool:
 
 @pytest.fixture(scope="session")
 def opa_bin() -> str:
-    from service.guardrails import find_opa
+    from service.adapters.opa.guardrails import find_opa
 
     return find_opa(os.environ.get("OPSGATE_OPA_BIN"))
 

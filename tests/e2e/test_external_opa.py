@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.guardrails import read_policies, write_bundle
+from service.adapters.opa.guardrails import read_policies, write_bundle
 from tests.e2e.server import Server, free_port
 from tests.e2e.test_batch_http import APPROVED
 from tests.e2e.test_ops_decisions import result_of

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.app import create_app
+from service.http.app import create_app
 from service.settings import Settings
 from tests.conftest import EXAMPLE_FACTS, REGO_DIR, RULES_DIR
 from tests.e2e.server import Server

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from service.decision_log import Resolution, StoredRecord
+from service.adapters.store.sql import SqlDecisionLog, verify_log
+from service.domain.record import Resolution, StoredRecord
 from service.errors import AlreadyDecided, ApprovalExpired, Conflict, NotFound
-from service.log_store import SqlDecisionLog, verify_log
 from tests.conftest import sql
 
 DECIDED = "2026-11-21T10:00:00.000000+00:00"

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from service.decision_log import DecisionQuery
+from service.adapters.store.sql import SqlDecisionLog, verify_log
+from service.domain.record import DecisionQuery
 from service.errors import DecisionLogError, NotFound
-from service.log_store import SqlDecisionLog, verify_log
 from tests.conftest import sql, tables
 
 
@@ -229,7 +229,7 @@ def test_versions_keep_every_file_once_and_count_their_loads(log: SqlDecisionLog
 
 
 def test_verify_recomputes_each_stored_version_from_its_files(log: SqlDecisionLog, log_db: str) -> None:
-    from service.ruleset import content_hash
+    from service.domain.ruleset import content_hash
 
     files = [("rules/ops.yaml", b"name: ops\n"), ("rego/a.rego", b"package a\n")]
     version = content_hash(files)

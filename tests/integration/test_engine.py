@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from service.engine import CHUNK_SIZE, RuleEngine, shared_engine
+from service.adapters.rules_engine.engine import CHUNK_SIZE, RuleEngine, shared_engine
+from service.domain.ruleset import Ruleset, load_ruleset
 from service.errors import EngineError
-from service.ruleset import Ruleset, load_ruleset
 from tests.conftest import EXAMPLE_FACTS, RULES_DIR
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from service.adapters.store.sql import SqlDecisionLog, verify_log
 from service.errors import OpsgateError
-from service.log_store import SqlDecisionLog, verify_log
 from service.settings import from_env
 from tests.integration.test_decision_log_store import decision
 

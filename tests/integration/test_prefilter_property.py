@@ -9,10 +9,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import engine as engine_module
-from service.engine import LoadedRuleset, shared_engine
+from service.adapters.rules_engine import engine as engine_module
+from service.adapters.rules_engine.engine import LoadedRuleset, shared_engine
+from service.domain.ruleset import parse_ruleset
 from service.errors import EngineError
-from service.ruleset import parse_ruleset
 
 HEADER = """\
 name: prop

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from service.log_store import PRUNE_MARGIN_S, SqlDecisionLog
+from service.adapters.store.sql import PRUNE_MARGIN_S, SqlDecisionLog
 from tests.conftest import sql
 
 HOUR = 3600

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from service.ruleset import Ruleset, load_ruleset
+from service.domain.ruleset import Ruleset, load_ruleset
 from tests.conftest import EXAMPLE_FACTS as VALID_FACTS
 from tests.conftest import RULES_DIR
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import msgspec
 
-from service.answers import of_outcome, of_record
-from service.decision import Decision, Execution, FiredRule, Outcome, Proposal, Verdict, Violation
+from service.domain.decision import Decision, Execution, FiredRule, Outcome, Proposal, Verdict, Violation
+from service.usecases.answers import of_outcome, of_record
 
 
 def violation(policy_id: str) -> Violation:

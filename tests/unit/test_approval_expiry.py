@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from service.domain.ruleset import approval_expiry_s, load_ruleset
 from service.errors import RulesetInvalid
-from service.ruleset import approval_expiry_s, load_ruleset
 
 PARAMS = "params:\n  max_attempts: 3\n"
 

@@ -1,4 +1,4 @@
-"""API keys, sessions and CSRF tokens (service/auth.py), without a server."""
+"""API keys, sessions and CSRF tokens (service/auth/__init__.py), without a server."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.breaker import CircuitBreaker, Permit
+from service.adapters.opa.breaker import CircuitBreaker, Permit
 
 
 class Clock:

@@ -8,9 +8,9 @@ from typing import cast
 import msgspec
 import pytest
 
-from service.cases import Expect, compare, load_cases, parse_cases
+from service.authoring.cases import Expect, compare, load_cases, parse_cases
+from service.domain.ruleset import Ruleset
 from service.errors import RulesetInvalid
-from service.ruleset import Ruleset
 
 ACTUAL = {
     "decision_type": "OPS.RETRY",

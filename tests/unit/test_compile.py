@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from service import expr
-from service.compile import Compiled, compile_condition
+from service.adapters.rules_engine.compile import Compiled, compile_condition
+from service.domain import expr
 
 PARAMS = {"max_attempts": 3, "max_failures": 3}
 

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.decision import (
+from service.domain.decision import (
     Decision,
     FiredRule,
     Outcome,
@@ -19,7 +19,7 @@ from service.decision import (
     fired_rules,
     propose,
 )
-from service.ruleset import Rule, Ruleset
+from service.domain.ruleset import Rule, Ruleset
 
 FactsFactory = Callable[..., dict[str, Any]]
 

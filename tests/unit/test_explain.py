@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from service import expr
-from service.decision_log import canonical, normalize_time
-from service.explain import condition_with_values, rego_block, split_location, value_text, why_not, yaml_block
-from service.ruleset import load_ruleset
+from service.domain import expr
+from service.domain.explain import condition_with_values, rego_block, split_location, value_text, why_not, yaml_block
+from service.domain.record import canonical, normalize_time
+from service.domain.ruleset import load_ruleset
 
 VALUES = {
     "process": {"attempts": 3, "type": "ORDER"},

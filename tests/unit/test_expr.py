@@ -7,9 +7,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from service import expr
+from service.domain import expr
+from service.domain.expr import Binary, BoolOp, Literal, Path, Unary
 from service.errors import ExpressionError
-from service.expr import Binary, BoolOp, Literal, Path, Unary
 
 
 def value_of(source: str, scope: dict[str, Any] | None = None) -> Any:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import expr
+from service.domain import expr
 from service.errors import ExpressionError
 
-# the grammar's tokens (service/expr.py), a few near misses, and names the rules use
+# the grammar's tokens (service/domain/expr.py), a few near misses, and names the rules use
 TOKENS = [
     "and", "or", "not", "in", "not in", "true", "false", "null", "==", "!=", "<", "<=", ">", ">=",
     "+", "-", "*", "/", "%", "**", "(", ")", "[", "]", ",", ".", "0", "1", "2.5", ".5", "1e3", "1e",

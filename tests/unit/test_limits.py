@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service.domain.limits import JsonLimits, RateLimiter
 from service.errors import PayloadTooLarge, TooDeep
-from service.limits import JsonLimits, RateLimiter
 
 
 class Clock:
@@ -161,7 +161,7 @@ def test_with_keys_an_unauthenticated_request_draws_from_its_client_address_buck
     from types import SimpleNamespace
 
     from service.auth import ApiKey, Auth
-    from service.http_limits import rate_key
+    from service.http.limits import rate_key
 
     auth = Auth((ApiKey("ci", frozenset({"decide"}), "0" * 64),), b"s" * 32, secure_cookie=False, session_ttl_s=60)
     app = SimpleNamespace(state=SimpleNamespace(auth=auth))

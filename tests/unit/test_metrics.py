@@ -1,4 +1,4 @@
-"""service/metrics.py: a registry per app, OPA's state read at scrape time, the pending approvals gauge."""
+"""service/adapters/metrics.py: a registry per app, OPA's state read at scrape time, the pending approvals gauge."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.metrics import Metrics
+from service.adapters.metrics import Metrics
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

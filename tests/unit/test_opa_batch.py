@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from service.cli import _settings, build_parser
+from service.adapters.opa.batch import MicroBatcher
+from service.cli.main import _settings, build_parser
 from service.errors import OpsgateError
-from service.opa_batch import MicroBatcher
 from service.settings import from_env
 
 HOUR = 3600.0  # a window that never passes within a test: only the in-flight query's return flushes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.cli import _settings, build_parser
+from service.cli.main import _settings, build_parser
 from service.errors import OpsgateError
 from service.settings import from_env
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from service import expr
-from service.compile import compile_condition
-from service.prefilter import ChunkFilter, Equality, could_equal, necessary_tests
+from service.adapters.rules_engine.compile import compile_condition
+from service.adapters.rules_engine.prefilter import ChunkFilter, Equality, could_equal, necessary_tests
+from service.domain import expr
 
 NULLABLE = frozenset({"opt"})
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from service import expr
-from service.compile import compile_condition
-from service.decision import Proposal, Verdict, decide
+from service.adapters.rules_engine.compile import compile_condition
+from service.domain import expr
+from service.domain.decision import Proposal, Verdict, decide
+from service.domain.ruleset import Ruleset
+from service.domain.schema import FactDecoder, FieldSpec
 from service.errors import ExpressionError
-from service.ruleset import Ruleset
-from service.schema import FactDecoder, FieldSpec
 
 
 @pytest.mark.parametrize(
@@ -64,8 +64,8 @@ def test_a_denial_without_violations_is_summarised_as_a_denial(ops: Ruleset) -> 
 
 
 def test_errors_inside_a_folded_block_scalar_point_at_the_right_line_and_column(tmp_path: Path) -> None:
+    from service.domain.ruleset import load_ruleset
     from service.errors import RulesetInvalid
-    from service.ruleset import load_ruleset
 
     text = (Path(__file__).resolve().parents[2] / "rules" / "ops.yaml").read_text()
     broken = text.replace("and item.id != resource.id)", "and item.id != resource.idd)")

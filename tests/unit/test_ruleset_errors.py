@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from service.domain.ruleset import Ruleset, load_ruleset
 from service.errors import Problem, RulesetInvalid
-from service.ruleset import Ruleset, load_ruleset
 
 DISPLAY = "rules/broken.yaml"
 

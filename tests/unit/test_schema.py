@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from service.approvals import PendingQuery
+from service.domain.ruleset import Ruleset
+from service.domain.schema import FactDecoder, decode_query
 from service.errors import BadRequest, InvalidFacts, Problem
-from service.ruleset import Ruleset
-from service.schema import FactDecoder, decode_query
+from service.usecases.approvals import PendingQuery
 
 VALID_BODY = (
     b'{"org_id":0,"process":{"type":"ORDER_PROCESSING","sla":3600,"attempts":1},'

@@ -1,4 +1,4 @@
-"""Signing out revokes the session (service/revocation.py, service/auth.py), over a fake store."""
+"""Signing out revokes the session (service/auth/revocation.py, service/auth/__init__.py), over a fake store."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from litestar.testing import TestClient
 
 from service import auth
 from service.auth import SESSION_COOKIE, ApiKey, Auth, LoginRequired
+from service.auth.revocation import Revocations
 from service.errors import DecisionLogError
-from service.revocation import Revocations
 
 TOKEN = "og_reader-token"
 READER = ApiKey("reader", frozenset({"audit"}), hashlib.sha256(TOKEN.encode()).hexdigest())

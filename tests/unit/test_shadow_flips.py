@@ -8,9 +8,9 @@ from typing import Any
 
 import msgspec
 
-from service.candidate import NotComparable
-from service.flips import MAX_REASONS, OTHER_REASONS, FlipMatrix, Side
-from service.shadow import Shadow, ShadowSummary
+from service.usecases.candidate import NotComparable
+from service.usecases.flips import MAX_REASONS, OTHER_REASONS, FlipMatrix, Side
+from service.usecases.shadow import Shadow, ShadowSummary
 
 ESCALATE, DISPATCH, RETRY = "OPS.ESCALATE", "OPS.DISPATCH", "OPS.RETRY"
 

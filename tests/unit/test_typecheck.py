@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from service import expr
-from service.schema import FieldSpec
-from service.typecheck import type_mismatches
+from service.domain import expr
+from service.domain.schema import FieldSpec
+from service.domain.typecheck import type_mismatches
 
 FACTS = {
     "n": FieldSpec("int"),

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from service import watch as watch_module
-from service.watch import watching
+from service.usecases import watch as watch_module
+from service.usecases.watch import watching
 
 
 class CountingRuntime:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from service.auth import ApiKey, from_settings
+from service.cli.workers import Supervisor
 from service.settings import Settings
-from service.workers import Supervisor
 
 DIGEST = "a" * 64
 

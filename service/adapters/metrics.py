@@ -1,0 +1,142 @@
+"""Prometheus metrics (GET /metrics), in a registry of each app's own.
+
+Never the process-global default registry: several apps in one process (tests)
+keep their own counts.  The decision pipeline reports each answered call
+through ``decided``; OPA's state (up, restarts, breaker) is read at scrape time
+from the served version's guardrails; the pending approvals gauge is set by the
+approvals queue (``set_pending``), or refreshed by a hook awaited before each
+scrape (``on_scrape``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+from service.adapters.opa.breaker import CLOSED, HALF_OPEN, OPEN
+
+if TYPE_CHECKING:
+    from service.usecases.decide import DecisionResponse
+
+CONTENT_TYPE = "text/plain; version=0.0.4"  # the exposition generate_latest writes (the server adds the charset)
+# the pipeline's lap names -> the stage label ("decode" decodes and validates the facts)
+STAGES = {"decode": "validate", "rules": "rules", "guardrails": "guardrails", "log": "log"}
+_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+OpaStatus = Callable[[], Mapping[str, Any]]  # GET /ready's opa section of the version served now
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.decisions = Counter(
+            "opsgate_decisions", "Decisions answered, by ruleset, decision type and execution status",
+            ["ruleset", "decision_type", "status"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "opsgate_decision_seconds", "End-to-end time of a decide call (a batch is one call)",
+            buckets=_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.stages = Histogram(
+            "opsgate_decision_stage_seconds", "Time of each stage of a decide call: validate, rules, guardrails, log",
+            ["stage"], buckets=_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.log_append = Histogram(
+            "opsgate_log_append_seconds", "Time to append (commit) a call's records to the decision log",
+            buckets=_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.denials = Counter(
+            "opsgate_guardrail_denials", "Decisions a guardrail policy denied, by policy and violation id",
+            ["policy", "id"], registry=r,
+        )  # fmt: skip
+        self.pending = Gauge("opsgate_pending_approvals", "Decisions waiting for a human approval", registry=r)
+        self._opa = _OpaCollector()
+        r.register(self._opa)
+        self._hooks: list[Callable[[], Awaitable[None]]] = []
+
+    # --- fed by the pipeline, the runtime and the approvals queue -------------------
+
+    def decided(self, responses: Sequence[DecisionResponse], laps_ms: Mapping[str, float]) -> None:
+        """One decide call answered: its decisions and its stage times (the pipeline's laps, in ms)."""
+        for response in responses:
+            result = response.result
+            self.decisions.labels(
+                result.explanation.ruleset.name, result.decision.decision_type, result.execution.status
+            ).inc()
+            for policy, violation_id in _denials(result.explanation.guardrails.violations):
+                self.denials.labels(policy, violation_id).inc()
+        for lap, stage in STAGES.items():
+            if lap in laps_ms:
+                self.stages.labels(stage).observe(laps_ms[lap] / 1000)
+        if "log" in laps_ms:
+            self.log_append.observe(laps_ms["log"] / 1000)
+        if "total" in laps_ms:
+            self.latency.observe(laps_ms["total"] / 1000)
+
+    def watch_opa(self, status: OpaStatus) -> None:
+        """Where OPA's up, restarts and breaker state are read at each scrape."""
+        self._opa.status = status
+
+    def set_pending(self, count: int) -> None:
+        """The number of decisions waiting for approval now."""
+        self.pending.set(count)
+
+    def on_scrape(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Await ``hook`` before each scrape (e.g. to ``set_pending`` from the store)."""
+        self._hooks.append(hook)
+
+    async def render(self) -> bytes:
+        """The Prometheus text exposition of everything above."""
+        for hook in self._hooks:
+            await hook()
+        return generate_latest(self.registry)
+
+
+def _denials(violations: Iterable[Any]) -> list[tuple[str, str]]:
+    """Each (policy, id) once per decision, however many actions it denied."""
+    return list(dict.fromkeys((v.policy, v.id) for v in violations))
+
+
+class _OpaCollector(Collector):
+    """OPA's state, read from the served guardrails when scraped."""
+
+    def __init__(self) -> None:
+        self.status: OpaStatus | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # the families vary with nothing; collect() is cheap and side-effect free
+
+    def collect(self) -> Iterator[Metric]:
+        if self.status is None:
+            return
+        opa = self.status()
+        breaker = opa["breaker"]
+        yield _gauge("opsgate_opa_up", "1 when OPA answers its periodic health check", int(bool(opa["up"])))
+        yield _counter("opsgate_opa_restarts", "Restarts of the OPA child (of the version served)", opa["restarts"])
+        yield _counter(
+            "opsgate_opa_unhealthy_kills", "OPA children killed for staying unhealthy", opa["unhealthy_kills"]
+        )
+        state = GaugeMetricFamily(
+            "opsgate_opa_breaker_state", "The OPA circuit breaker's state: 1 for the current one", labels=["state"]
+        )
+        for name in (CLOSED, OPEN, HALF_OPEN):
+            state.add_metric([name], 1 if breaker["state"] == name else 0)
+        yield state
+        yield _counter("opsgate_opa_breaker_opened", "Times the OPA circuit breaker opened", breaker["opened"])
+        yield _counter(
+            "opsgate_opa_breaker_rejected", "OPA queries answered unavailable by the open breaker", breaker["rejected"]
+        )
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, documentation, value=value)

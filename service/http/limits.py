@@ -1,0 +1,90 @@
+"""The request limits over HTTP: the per-caller rate (a guard) and the request timeout (a middleware).
+
+The rate applies to every route except the open probes and the API description (/health, /ready,
+/schema): those are what load balancers and tools call, and they do no work worth limiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.auth import auth_of, authenticated
+from service.domain.limits import RateLimiter
+from service.errors import RateLimited, RequestTimeout
+from service.http.common import caller, client_host
+
+UNLIMITED_PREFIXES = ("/health", "/ready", "/schema")
+
+
+def rate_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The bucket a request draws from: the API key's name; with keys configured, a request without
+    one (the login page, the open probes) is keyed by its client address, so one client cannot
+    empty everybody's bucket; in open development mode, the caller (header or address)."""
+    key = authenticated(connection)
+    if key is not None:
+        return key.name
+    auth = auth_of(connection)
+    if auth is not None and not auth.open:
+        return f"anonymous@{client_host(connection)}"
+    return caller(connection)
+
+
+def rate_guard(limiter: RateLimiter) -> Any:
+    """A Litestar guard taking one token of the caller's bucket; 429 rate_limited when it is empty.
+
+    Listed after the authentication guard, so the caller is the API key's name once keys exist."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        if not limiter.enabled or connection.scope["path"].startswith(UNLIMITED_PREFIXES):
+            return
+        who = rate_key(connection)
+        wait = limiter.take(who)
+        if wait:
+            raise RateLimited(
+                f"rate limit of {limiter.rate:g} requests a second (burst {limiter.burst:g}) exceeded by {who!r}; "
+                f"retry after {wait} s",
+                wait,
+            )
+
+    return guard
+
+
+def request_timeout(seconds: float) -> Any:
+    """A middleware answering 503 request_timeout when a request runs longer than ``seconds``.
+
+    The work is cancelled where it stands.  A decision whose log append was already queued is
+    still committed whole (one transaction, chained), though the caller got 503 and no
+    decision id: a timed-out decision is unacknowledged, never half-logged."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        if seconds <= 0:
+            return app
+
+        async def within(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            started = False
+
+            async def tracking(message: Message) -> None:
+                nonlocal started
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
+            try:
+                async with asyncio.timeout(seconds):
+                    await app(scope, receive, tracking)
+            except TimeoutError:
+                if started:  # the answer is already on its way: let it finish as it can
+                    raise
+                raise RequestTimeout(f"the request took longer than {seconds:g} s and was abandoned") from None
+
+        return within
+
+    return middleware

@@ -1,0 +1,23 @@
+"""GET /metrics: the Prometheus text exposition of this process's metrics (service/adapters/metrics.py)."""
+
+from __future__ import annotations
+
+from litestar import Response, get
+from litestar.datastructures import State
+
+from service.adapters.metrics import CONTENT_TYPE
+from service.auth import roles
+from service.http.common import runtime
+
+
+@get(
+    "/metrics",
+    summary="Prometheus metrics: decisions, stage latencies, guardrail denials, OPA and its breaker, approvals",
+    opt=roles("audit"),
+    media_type=CONTENT_TYPE,
+)
+async def metrics(state: State) -> Response[bytes]:
+    return Response(await runtime(state).metrics.render(), media_type=CONTENT_TYPE)
+
+
+ROUTES = [metrics]

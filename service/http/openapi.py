@@ -1,0 +1,205 @@
+"""The OpenAPI description of every JSON route, in one place: request bodies, success bodies and the
+error answers each route can give, so tools (schemathesis in tests/fuzz) can check the service against it.
+
+The decide routes read their body raw (one msgspec decode against the ruleset's own fact schema), so
+Litestar sees no ``data`` parameter and would describe neither body nor answer.  ``document`` sets each
+handler's ``responses`` and an ``operation_class`` that fills in the request body, from the msgspec
+JSON Schema of the very types the service encodes and decodes (inlined: Litestar replaces the
+document's components with its own).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import msgspec
+from litestar.enums import ParamType
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import Operation, Parameter, RequestBody
+from litestar.openapi.spec.media_type import OpenAPIMediaType
+from litestar.openapi.spec.response import OpenAPIResponse
+
+from service.domain.record import DecisionQuery
+from service.errors import Problem
+from service.http.limits import UNLIMITED_PREFIXES
+from service.usecases.approvals import ApprovalRequest, PendingQuery
+from service.usecases.dashboard import DashboardQuery
+from service.usecases.decide import MAX_BATCH, DecisionResponse
+from service.usecases.review import OutcomeRequest
+
+
+class ErrorInfo(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+    details: list[Problem]
+
+
+class ErrorResponse(msgspec.Struct, frozen=True):
+    status: Literal["error"]
+    error: ErrorInfo
+
+
+class BatchResponse(msgspec.Struct, frozen=True):
+    status: Literal["success"]
+    count: int
+    decided: int
+    errors: int
+    results: list[Any]  # each a DecisionResponse or an ErrorResponse, in the order of the items (below)
+
+
+def json_schema(kind: Any) -> dict[str, Any]:
+    """msgspec's JSON Schema for ``kind`` with every ``$ref`` replaced by its definition."""
+    schema = msgspec.json.schema(kind)
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+
+    def inline(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [inline(item, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            name = node["$ref"].removeprefix("#/$defs/")
+            if name in seen:
+                raise ValueError(f"recursive type {name} cannot be inlined")
+            return inline(definitions[name], (*seen, name))
+        return {key: inline(value, seen) for key, value in node.items()}
+
+    return cast(dict[str, Any], inline(schema, ()))
+
+
+# A Problem's file/line/column/severity/message appear only for ruleset and policy problems.
+_ERROR = json_schema(ErrorResponse)
+_DECISION = json_schema(DecisionResponse)
+_BATCH_RESULTS = json_schema(BatchResponse)
+_BATCH_RESULTS["properties"]["results"]["items"] = {"anyOf": [_DECISION, _ERROR]}
+_FACTS = {"type": "object", "description": "The facts, as the ruleset's fact schema declares them."}
+_BATCH = {
+    "type": "object",
+    "properties": {"items": {"type": "array", "items": _FACTS, "minItems": 1, "maxItems": MAX_BATCH}},
+    "required": ["items"],
+    "additionalProperties": False,
+}
+_OBJECT = {"type": "object"}
+_TEXT = {"type": "string"}
+
+REASONS = {
+    400: "Malformed request: not JSON, or a bad query parameter (malformed_request, bad_request)",
+    401: "No API key, or an unknown one (unauthorized); only when keys are configured",
+    403: "The key lacks the route's role (forbidden, separation_of_duties)",
+    404: "No such ruleset, decision or version (unknown_ruleset, not_found, ...)",
+    409: "Conflicts with the current state (conflict, already_decided, not_pending, expired, ...)",
+    413: "Body over the size limit, or a list over its limit (payload_too_large)",
+    422: "Well-formed but invalid: facts, body or ruleset (invalid_facts, invalid_request, json_too_deep, ...)",
+    429: "The caller's rate is used up; see Retry-After (rate_limited)",
+    503: "Timed out (request_timeout) or a dependency is down (decision_log_error, ...)",
+}
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One route's description: its request body, success status and body, and extra error statuses."""
+
+    body: dict[str, Any] | None = None
+    ok: dict[str, Any] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    media_type: str = "application/json"
+    query: dict[str, Any] | None = None  # the JSON Schema of the query string: one parameter a property
+
+
+_BODY_ERRORS = (413, 422)
+_EXPLAIN = {
+    "type": "object",
+    "properties": {"explain": {"enum": ["full"], "description": "also say why each other rule did not fire"}},
+}
+DOCS: dict[tuple[str, str], Doc] = {
+    ("POST", "/decide"): Doc(_FACTS, _DECISION, errors=(404, *_BODY_ERRORS), query=_EXPLAIN),
+    ("POST", "/decide/{ruleset:str}"): Doc(_FACTS, _DECISION, errors=(404, *_BODY_ERRORS), query=_EXPLAIN),
+    ("POST", "/run"): Doc(_FACTS, _DECISION, errors=(404, *_BODY_ERRORS), query=_EXPLAIN),
+    ("GET", "/decisions"): Doc(ok=_OBJECT, query=json_schema(DecisionQuery)),
+    ("GET", "/operations/decisions/pending"): Doc(ok=_OBJECT, query=json_schema(PendingQuery)),
+    ("GET", "/dashboard"): Doc(ok=_OBJECT, query=json_schema(DashboardQuery)),
+    ("POST", "/decide/batch"): Doc(_BATCH, _BATCH_RESULTS, errors=(404, *_BODY_ERRORS)),
+    ("POST", "/decide/{ruleset:str}/batch"): Doc(_BATCH, _BATCH_RESULTS, errors=(404, *_BODY_ERRORS)),
+    ("POST", "/decisions/{decision_id:str}/outcome"): Doc(
+        json_schema(OutcomeRequest), _OBJECT, 201, errors=(404, *_BODY_ERRORS)
+    ),
+    ("POST", "/operations/decisions/{decision_id:str}/execute"): Doc(
+        json_schema(ApprovalRequest), _OBJECT, errors=(404, 409, *_BODY_ERRORS)
+    ),
+    ("POST", "/operations/decisions/{decision_id:str}/reject"): Doc(
+        json_schema(ApprovalRequest), _OBJECT, errors=(404, 409, *_BODY_ERRORS)
+    ),
+    ("GET", "/ready"): Doc(ok=_OBJECT, errors=(503,)),
+    ("GET", "/rulesets/{a:str}/diff/{b:str}"): Doc(ok=_TEXT, media_type="text/plain"),
+    ("GET", "/metrics"): Doc(ok=_TEXT, media_type="text/plain"),
+    ("POST", "/admin/reload"): Doc(ok=_OBJECT, errors=(409, 422)),
+    ("POST", "/admin/rollback"): Doc(ok=_OBJECT, errors=(409, 422)),
+    ("POST", "/admin/activate/{version:str}"): Doc(ok=_OBJECT, errors=(409, 422)),
+    ("GET", "/admin/shadow"): Doc(ok=_OBJECT, errors=(404,)),  # shadow_not_configured
+}
+
+
+def _media(schema: dict[str, Any], media_type: str = "application/json") -> dict[str, OpenAPIMediaType]:
+    return {media_type: OpenAPIMediaType(schema=cast(Any, schema))}
+
+
+def _statuses(handler: HTTPRouteHandler, path: str, doc: Doc) -> list[int]:
+    codes = {400, 503, *doc.errors}
+    if not path.startswith(UNLIMITED_PREFIXES):
+        codes.add(429)
+    if handler.opt.get("roles"):
+        codes.update((401, 403))
+    if "{" in path:
+        codes.add(404)
+    return sorted(codes)
+
+
+def _operation_class(handler: HTTPRouteHandler, path: str, doc: Doc) -> type[Operation]:
+    responses = {str(doc.status): OpenAPIResponse("Success", content=_media(doc.ok or _OBJECT, doc.media_type))}
+    for code in _statuses(handler, path, doc):
+        responses[str(code)] = OpenAPIResponse(REASONS[code], content=_media(_ERROR))
+    body = RequestBody(content=_media(doc.body), required=True) if doc.body else None
+    query = _query_parameters(doc.query) if doc.query else []
+
+    @dataclass
+    class Documented(Operation):
+        def __post_init__(self) -> None:
+            self.responses = cast(Any, responses)
+            if body is not None:
+                self.request_body = body
+            if query:
+                self.parameters = [*(self.parameters or []), *query]
+
+    return Documented
+
+
+def _query_parameters(schema: dict[str, Any]) -> list[Parameter]:
+    required = set(schema.get("required", ()))
+    return [
+        Parameter(name, ParamType.QUERY, cast(Any, _scalar(field)), required=name in required)
+        for name, field in schema["properties"].items()
+    ]
+
+
+def _scalar(field: dict[str, Any]) -> dict[str, Any]:
+    """A query value is one string: ``str | None`` fields are documented as their non-null choice."""
+    choices = [choice for choice in field.get("anyOf", [field]) if choice.get("type") != "null"]
+    return {**choices[0], **{k: v for k, v in field.items() if k not in ("anyOf", "default")}}
+
+
+_TYPED = re.compile(r"\{([^}:]+)(:[^}]+)?\}")
+
+
+def document(handlers: Iterable[Any]) -> None:
+    """Describe each JSON route (the /ui pages are not in the schema); call once per app."""
+    for handler in handlers:
+        if not isinstance(handler, HTTPRouteHandler) or not handler.include_in_schema:
+            continue
+        for path in handler.paths:
+            for method in handler.http_methods:
+                doc = DOCS.get((method, path), Doc(ok=_OBJECT))
+                handler.operation_class = _operation_class(handler, _TYPED.sub(r"{\1}", path), doc)

@@ -1,0 +1,54 @@
+"""The Operations API: the decisions waiting for a person, their approval or rejection, and the dashboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+
+from service.auth import roles
+from service.http.common import caller, json_response, runtime
+from service.usecases.dashboard import dashboard
+
+
+@get(
+    "/operations/decisions/pending",
+    summary="Decisions waiting for approval (PENDING_APPROVAL), oldest first, with their explanations",
+    opt=roles("approve"),
+)
+async def pending_decisions(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    return json_response(await runtime(state).approvals.pending(request.query_params))
+
+
+@post(
+    "/operations/decisions/{decision_id:str}/execute",
+    summary="Approve a pending decision (EXECUTED); body {reason}; not by the caller that asked for it",
+    opt=roles("approve"),
+)
+async def execute_decision(request: Request[Any, Any, Any], state: State, decision_id: str) -> Response[bytes]:
+    body = await request.body()
+    return json_response(await runtime(state).approvals.execute(decision_id, body, caller(request)))
+
+
+@post(
+    "/operations/decisions/{decision_id:str}/reject",
+    summary="Reject a pending decision (REJECTED); body {reason}; not by the caller that asked for it",
+    opt=roles("approve"),
+)
+async def reject_decision(request: Request[Any, Any, Any], state: State, decision_id: str) -> Response[bytes]:
+    body = await request.body()
+    return json_response(await runtime(state).approvals.reject(decision_id, body, caller(request)))
+
+
+@get(
+    "/dashboard",
+    summary="Counts by decision type and status in a window, pending approvals, denials by policy, breaker, latency",
+    opt=roles("approve", "audit"),
+)
+async def show_dashboard(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    current = runtime(state)
+    return json_response(await dashboard(current.log, current.guardrails.breaker.state, request.query_params))
+
+
+ROUTES = [pending_decisions, execute_decision, reject_decision, show_dashboard]

@@ -1,0 +1,82 @@
+"""The reviewers' JSON API: the decision log, outcomes, chain heads and ruleset versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import MediaType, Request, Response, get, post
+from litestar.datastructures import State
+
+from service.auth import roles
+from service.http.common import caller, json_response, runtime
+
+
+@get("/decisions", summary="Logged decisions, newest first, filtered and paged with a cursor", opt=roles("audit"))
+async def list_decisions(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    return json_response(await runtime(state).review.query(request.query_params))
+
+
+@get("/decisions/{decision_id:str}", summary="One decision's full record, with its outcomes", opt=roles("audit"))
+async def show_decision(state: State, decision_id: str) -> Response[bytes]:
+    return json_response(await runtime(state).review.decision(decision_id))
+
+
+@get(
+    "/decisions/{decision_id:str}/explain",
+    summary="One sentence per fired rule, with the actual values",
+    opt=roles("audit"),
+)
+async def explain_decision(state: State, decision_id: str) -> Response[bytes]:
+    return json_response(await runtime(state).review.explain(decision_id))
+
+
+@post(
+    "/decisions/{decision_id:str}/replay",
+    summary="Re-decide the stored facts with the current version",
+    opt=roles("audit"),
+)
+async def replay_decision(state: State, decision_id: str) -> Response[bytes]:
+    return json_response(await runtime(state).review.replay(decision_id))
+
+
+@post(
+    "/decisions/{decision_id:str}/outcome",
+    summary="Record what happened: SUCCEEDED, FAILED or CANCELLED",
+    opt=roles("decide"),
+)
+async def record_outcome(request: Request[Any, Any, Any], state: State, decision_id: str) -> Response[bytes]:
+    body = await request.body()
+    return json_response(await runtime(state).review.record_outcome(decision_id, body, caller(request)), 201)
+
+
+@get("/log/head", summary="The latest hash of each chain, to anchor elsewhere", opt=roles("audit"))
+async def log_head(state: State) -> Response[bytes]:
+    return json_response(await runtime(state).review.heads())
+
+
+@get("/rulesets", summary="Every loaded version of rules/ and rego/, the current one marked", opt=roles("audit"))
+async def list_versions(state: State) -> Response[bytes]:
+    return json_response(await runtime(state).review.versions())
+
+
+@get(
+    "/rulesets/{version:str}",
+    summary="A version's files (a unique prefix of 6+ characters will do)",
+    opt=roles("audit"),
+)
+async def show_version(state: State, version: str) -> Response[bytes]:
+    return json_response(await runtime(state).review.version(version))
+
+
+@get(
+    "/rulesets/{a:str}/diff/{b:str}",
+    summary="Unified diff of every file from version a to version b",
+    opt=roles("audit"),
+)
+async def diff_versions(state: State, a: str, b: str) -> Response[str]:
+    text = await runtime(state).review.diff(a, b)
+    return Response(text, media_type=MediaType.TEXT)
+
+
+ROUTES = [list_decisions, show_decision, explain_decision, replay_decision, record_outcome, log_head,
+          list_versions, show_version, diff_versions]  # fmt: skip

@@ -1,0 +1,87 @@
+"""A candidate version: rules/ and rego/ that are not served, decided beside the log or the live version.
+
+It has its own catalog, its own compiled rules and its own OPA child; it never
+writes to the decision log and never registers its version there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from service.adapters.opa.guardrails import Guardrails, require_valid_policies
+from service.authoring.catalog import Catalog, load_catalog
+from service.domain.decision import Outcome
+from service.domain.record import DecisionLog
+from service.errors import InvalidFacts, OpsgateError, UnknownRuleset
+from service.usecases.versions import RunningVersion
+
+# off the response path a slow verdict costs nothing, and a missed one would show as a false flip
+CANDIDATE_OPA_TIMEOUT_S = 2.0
+
+
+class NotComparable(Exception):
+    """A decision the candidate cannot re-decide; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def candidate_dirs(root: Path) -> tuple[Path, Path]:
+    """``root/rules`` and ``root/rego``; a clear error when either is missing."""
+    rules, rego = root / "rules", root / "rego"
+    for path in (rules, rego):
+        if not path.is_dir():
+            raise OpsgateError(f"candidate {root} has no {path.name}/ directory (it must hold rules/ and rego/)")
+    return rules, rego
+
+
+def check_candidate(rules_dir: Path, rego_dir: Path, opa_bin: str | None) -> Catalog:
+    """Load and check a candidate like ``opsgate check``; RulesetInvalid (file:line:column) when broken."""
+    catalog = load_catalog(rules_dir, rego_dir)
+    require_valid_policies(opa_bin, rego_dir, rego_dir.name, "the candidate's")
+    return catalog
+
+
+class _NoLog:
+    """A candidate decides with ``evaluate`` only (replay, shadow, ``opsgate test``): anything that
+    tries to log through it is a bug."""
+
+    writer = "candidate"
+
+    def __getattr__(self, name: str) -> Any:
+        raise OpsgateError(f"a candidate version does not write to the decision log ({name})")
+
+
+class Candidate(RunningVersion):
+    """A running version that is not served: it never logs, and what it cannot re-decide is NotComparable."""
+
+    @classmethod
+    async def open(
+        cls, rules_dir: Path, rego_dir: Path, opa_bin: str | None, timeout: float = CANDIDATE_OPA_TIMEOUT_S
+    ) -> Candidate:
+        """Check, compile and start the candidate (its own OPA child, loaded with its bundle)."""
+        catalog = await asyncio.to_thread(check_candidate, rules_dir, rego_dir, opa_bin)
+        return await cls.from_catalog(catalog, opa_bin, timeout)
+
+    @classmethod
+    async def from_catalog(
+        cls, catalog: Catalog, opa_bin: str | None, timeout: float = CANDIDATE_OPA_TIMEOUT_S
+    ) -> Candidate:
+        """Compile ``catalog``'s rules and start its own OPA child with its policies; no checks."""
+        no_log: DecisionLog = _NoLog()
+        return await cls.start(catalog, Guardrails(opa_bin, timeout=timeout), no_log)
+
+    async def redecide(self, ruleset_name: str, facts: dict[str, Any]) -> Outcome:
+        """Decide ``facts`` as the candidate would (nothing logged); NotComparable when it cannot."""
+        try:
+            outcome = await super().redecide(ruleset_name, facts)
+        except UnknownRuleset:
+            raise NotComparable(f"ruleset {ruleset_name!r} is not in the candidate") from None
+        except InvalidFacts as error:
+            raise NotComparable(f"facts do not fit the candidate's schema: {error.message}") from None
+        if outcome.proposal is not None and not outcome.verdict.available:
+            raise NotComparable(f"the candidate's guardrails gave no verdict: {outcome.verdict.error}")
+        return outcome

@@ -1,0 +1,82 @@
+"""``opsgate test --from-decision ID``: turn a logged decision into a regression test case.
+
+The case holds the decision's stored facts and its actual outcome as ``expect``, in the
+agreed case format (see ``service/authoring/cases.py``), under ``rules/tests/<ruleset>/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from service.adapters.store.sql import SqlDecisionLog
+from service.authoring.catalog import load_catalog
+from service.domain.record import StoredRecord
+from service.errors import Conflict, NotFound, OpsgateError
+from service.settings import Settings
+from service.usecases.answers import of_record
+
+
+def read_decision(db: str, decision_id: str) -> dict[str, Any]:
+    """The logged record of ``decision_id`` (the one ``GET /decisions/{id}`` shows)."""
+    log = SqlDecisionLog(db, "opsgate-test", read_only=True)
+    try:
+        entries: list[StoredRecord] = asyncio.run(log.get(decision_id))
+    finally:
+        log.close()
+    decisions = [entry for entry in entries if entry.kind == "decision"]
+    if not decisions:
+        raise NotFound(f"no decision {decision_id!r} in the log at {db}")
+    return decisions[0].record()
+
+
+def expectation(record: dict[str, Any], hit_policy: str) -> dict[str, Any]:
+    """The outcome the decision actually had, as a case's ``expect`` (its actions are left out:
+    they repeat the facts and would make the case break on any change of action fields)."""
+    values = of_record(record).case_values(hit_policy)
+    del values["actions"]
+    return values
+
+
+def case_text(record: dict[str, Any], name: str, hit_policy: str) -> str:
+    """The case file: a comment naming where it came from, then one case."""
+    case = {"name": name, "facts": record["facts"], "expect": expectation(record, hit_policy)}
+    header = (
+        f"# From logged decision {record['decision_id']} ({record['created_at']}, caller {record['caller']}),\n"
+        f"# decided by ruleset {record['ruleset']['name']} version {record['ruleset']['version']},\n"
+        f"# bundle revision {record['bundle_revision']}. Written by opsgate test --from-decision:\n"
+        "# the expectations are what was decided then; review them before committing.\n"
+    )
+    return header + yaml.safe_dump([case], sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "case"
+
+
+def write_case(settings: Settings, decision_id: str, name: str | None, out: Path | None) -> Path:
+    """Write the case file for ``decision_id``; refuses to overwrite. Returns the path written."""
+    record = read_decision(settings.db, decision_id)
+    if of_record(record).no_verdict:  # its expectations would hold only while OPA is down
+        raise OpsgateError(
+            f"decision {decision_id} has no guardrail verdict (it failed closed: "
+            f"{record['guardrails']['error'] or 'OPA gave no answer'}); it cannot become a test case"
+        )
+    ruleset_name = record["ruleset"]["name"]
+    catalog = load_catalog(settings.rules_dir, settings.rego_dir)
+    if ruleset_name not in catalog.rulesets:
+        raise OpsgateError(f"decision {decision_id} was made by ruleset {ruleset_name!r}, not in {settings.rules_dir}")
+    case_name = name or f"decision {decision_id}"
+    target = out or settings.rules_dir / "tests" / ruleset_name / f"{_file_name(name or decision_id)}.yaml"
+    text = case_text(record, case_name, catalog.rulesets[ruleset_name].hit_policy)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(target, "x", encoding="utf-8") as file:  # "x": never overwrite a case someone wrote
+            file.write(text)
+    except FileExistsError:
+        raise Conflict(f"{target} exists; choose another --name or --out") from None
+    return target

@@ -1,0 +1,356 @@
+"""One decision, end to end: facts -> rules -> proposal -> guardrails -> decision -> log.
+
+The composition of the pure pieces with the three outside things (engine,
+OPA, decision log); ``app.py`` and the CLI call ``DecisionService.decide``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from service.adapters.rules_engine.engine import LoadedRuleset, RuleEngine
+from service.authoring.catalog import Catalog
+from service.domain import decision as dec
+from service.domain.decision import FiredRule, Outcome, Proposal, RuleOutputError, Verdict
+from service.domain.explain import WhyNot, why_not
+from service.domain.limits import JsonLimits
+from service.domain.record import DecisionLog, StoredRecord, later, now
+from service.domain.ruleset import Ruleset, approval_expiry_s
+from service.domain.schema import decode_body
+from service.errors import EngineError, InvalidBody, OpsgateError, PayloadTooLarge, Problem
+
+MAX_BATCH = 1000  # items in one POST /decide/batch
+
+
+class GuardrailsPort(Protocol):
+    revision: str
+
+    async def check(self, item: dict[str, Any]) -> Verdict: ...
+
+    async def check_many(self, items: list[dict[str, Any]]) -> list[Verdict]: ...
+
+
+class DecisionObserver(Protocol):
+    """Told of each answered decide call (service/adapters/metrics.py counts them)."""
+
+    def decided(self, responses: Sequence[DecisionResponse], laps_ms: Mapping[str, float]) -> None: ...
+
+
+class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    items: list[msgspec.Raw]
+
+
+class _RulesPass(msgspec.Struct, frozen=True):
+    fired: list[FiredRule]
+    proposal: Proposal | None
+    error: str | None
+
+
+class RulesetRef(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+    file: str
+
+
+class GuardrailsReport(msgspec.Struct, frozen=True):
+    available: bool
+    allow: bool
+    violations: list[dec.Violation]
+    requires_approval: bool
+    approvals: list[dec.Violation]
+    revision: str
+    error: str | None = None
+    breaker: str | None = None  # the OPA circuit breaker's state when asked; None: not asked
+
+
+class Explanation(msgspec.Struct, frozen=True):
+    ruleset: RulesetRef
+    fired_rules: list[FiredRule]
+    proposal: Proposal | None
+    guardrails: GuardrailsReport
+    summary: str
+    error: str | None = None
+    not_fired: list[WhyNot] | msgspec.UnsetType = msgspec.UNSET  # only with ?explain=full
+
+
+class Result(msgspec.Struct, frozen=True):
+    decision: dec.Decision
+    context: dict[str, Any]
+    execution: dec.Execution
+    decision_log_id: int
+    run_id: str
+    decision_id: str
+    explanation: Explanation
+
+
+class DecisionResponse(msgspec.Struct, frozen=True):
+    agent: str
+    result: Result
+    status: str = "success"
+
+
+def uuid7() -> str:
+    """A time-ordered UUID (RFC 9562 version 7)."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+class DecisionService:
+    """Decides with the current catalog; every decision is logged before it is returned."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        engine: RuleEngine,
+        guardrails: GuardrailsPort,
+        log: DecisionLog,
+        json_limits: JsonLimits | None = None,
+        observer: DecisionObserver | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.observer = observer
+        self.json_limits = json_limits or JsonLimits()
+        self.engine = engine
+        self.guardrails = guardrails
+        self.log = log
+        self.loaded: dict[str, LoadedRuleset] = {name: engine.load(rs) for name, rs in catalog.rulesets.items()}
+
+    async def decide(
+        self, ruleset_name: str, body: bytes, caller: str, *, explain_full: bool = False
+    ) -> DecisionResponse:
+        """Decode ``body`` as the ruleset's facts and decide; 4xx errors raise before any work.
+
+        ``explain_full`` adds why each rule that did not fire did not (computed only then)."""
+        started = time.perf_counter()
+        ruleset = self.catalog.get(ruleset_name)
+        self.json_limits.check(body)
+        facts = ruleset.decoder.decode_json(body)
+        return await self.decide_facts(ruleset, facts, caller, started=started, explain_full=explain_full)
+
+    async def decide_facts(
+        self,
+        ruleset: Ruleset,
+        facts: dict[str, Any],
+        caller: str,
+        *,
+        started: float | None = None,
+        explain_full: bool = False,
+    ) -> DecisionResponse:
+        """Decide on already validated facts, log the decision, and answer with its log id."""
+        timer = _Timer(started)
+        outcome = await self.evaluate(ruleset, facts, timer)
+        response = self._response(ruleset, facts, outcome, explain_full=explain_full)
+        stored = await self.log.append(self._record(ruleset, response, caller, dict(timer.laps)))
+        self._observe([response], timer)
+        return _logged(response, stored)
+
+    async def decide_batch(self, ruleset_name: str, body: bytes, caller: str) -> list[DecisionResponse | OpsgateError]:
+        """Decide each item of ``{"items": [facts, ...]}``, in order: one rules pass per item, ONE
+        guardrail query for all, the records committed together.  A bad item is its error, in place."""
+        timer = _Timer(None)
+        ruleset = self.catalog.get(ruleset_name)
+        decoded = [_decode_item(ruleset, raw, self.json_limits, i) for i, raw in enumerate(decode_batch(body))]
+        valid = [facts for facts in decoded if isinstance(facts, dict)]
+        timer.lap("decode")
+        passes = await self._rules_passes(ruleset, valid)
+        timer.lap("rules")
+        outcomes = await self._judge_all(ruleset, valid, passes)
+        timer.lap("guardrails")
+        responses = [self._response(ruleset, facts, outcome) for facts, outcome in zip(valid, outcomes, strict=True)]
+        laps = dict(timer.laps)  # as the records carry them: without the log's own time
+        stored = await self.log.append_many([self._record(ruleset, response, caller, laps) for response in responses])
+        self._observe(responses, timer)
+        logged = iter([_logged(response, record) for response, record in zip(responses, stored, strict=True)])
+        return [next(logged) if isinstance(item, dict) else item for item in decoded]
+
+    def _observe(self, responses: list[DecisionResponse], timer: _Timer) -> None:
+        """The log append's time is the "log" lap (after the record took its laps), then the observer."""
+        timer.lap("log")
+        if self.observer is not None:
+            self.observer.decided(responses, timer.laps)
+
+    async def _judge_all(
+        self, ruleset: Ruleset, facts: list[dict[str, Any]], passes: list[_RulesPass]
+    ) -> list[Outcome]:
+        asked = [(f, p.proposal) for f, p in zip(facts, passes, strict=True) if p.proposal is not None]
+        verdicts = iter(await self.guardrails.check_many([self._guardrail_input(ruleset, f, p) for f, p in asked]))
+        return [
+            self._final(ruleset, f, p, next(verdicts) if p.proposal else None)
+            for f, p in zip(facts, passes, strict=True)
+        ]
+
+    def _response(
+        self, ruleset: Ruleset, facts: dict[str, Any], outcome: Outcome, *, explain_full: bool = False
+    ) -> DecisionResponse:
+        explanation = self._explanation(ruleset, outcome)
+        if explain_full:
+            fired = {rule.id for rule in outcome.fired_rules}
+            explanation = msgspec.structs.replace(explanation, not_fired=why_not(ruleset, facts, fired))
+        result = Result(
+            decision=outcome.decision,
+            context=facts,
+            execution=outcome.execution,
+            decision_log_id=0,
+            run_id=uuid.uuid4().hex,
+            decision_id=uuid7(),
+            explanation=explanation,
+        )
+        return DecisionResponse(ruleset.agent, result)
+
+    async def evaluate(self, ruleset: Ruleset, facts: dict[str, Any], timer: _Timer | None = None) -> Outcome:
+        """Rules, proposal, guardrails and the final word, without logging (also used by replay)."""
+        timer = timer or _Timer(None)
+        timer.lap("decode")
+        outcome = await self._outcome(ruleset, facts, timer)
+        timer.lap("guardrails")
+        return outcome
+
+    async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any], timer: _Timer) -> Outcome:
+        (rules,) = await self._rules_passes(ruleset, [facts])
+        timer.lap("rules")
+        verdict = None
+        if rules.proposal is not None:
+            verdict = await self.guardrails.check(self._guardrail_input(ruleset, facts, rules.proposal))
+        return self._final(ruleset, facts, rules, verdict)
+
+    async def _rules_passes(self, ruleset: Ruleset, items: list[dict[str, Any]]) -> list[_RulesPass]:
+        matched = await self.engine.match_many_async(self.loaded[ruleset.name], items)
+        return [self._proposed(ruleset, facts, fired_ids) for facts, fired_ids in zip(items, matched, strict=True)]
+
+    @staticmethod
+    def _proposed(ruleset: Ruleset, facts: dict[str, Any], fired_ids: list[str] | EngineError) -> _RulesPass:
+        if isinstance(fired_ids, EngineError):
+            return _RulesPass([], None, str(fired_ids))
+        fired: list[FiredRule] = []
+        try:
+            all_fired, winners = dec.fired_rules(ruleset, fired_ids)
+            won = {rule.id for rule in winners}
+            fired = [FiredRule(r.id, r.title, r.file, r.line, r.priority, r.id in won) for r in all_fired]
+            return _RulesPass(fired, dec.propose(ruleset, facts, winners), None)
+        except (EngineError, RuleOutputError) as failure:
+            return _RulesPass(fired, None, str(failure))
+
+    def _final(self, ruleset: Ruleset, facts: dict[str, Any], rules: _RulesPass, verdict: Verdict | None) -> Outcome:
+        if rules.proposal is None or verdict is None:  # nothing to approve: the guardrails are not asked
+            verdict = Verdict(available=False, revision=self.guardrails.revision, error="not consulted")
+            return dec.decide(ruleset, facts, rules.fired, None, verdict, error=rules.error)
+        return dec.decide(ruleset, facts, rules.fired, rules.proposal, verdict)
+
+    @staticmethod
+    def _guardrail_input(ruleset: Ruleset, facts: dict[str, Any], proposal: Proposal) -> dict[str, Any]:
+        return {
+            "ruleset": {"name": ruleset.name, "version": ruleset.version},
+            "facts": facts,
+            "proposal": {
+                "decision_type": proposal.decision_type,
+                "confidence": proposal.confidence,
+                "priority": proposal.priority,
+                "actions": proposal.actions,
+                "rules": proposal.rules,
+            },
+        }
+
+    def _explanation(self, ruleset: Ruleset, outcome: Outcome) -> Explanation:
+        verdict = outcome.verdict
+        report = GuardrailsReport(
+            available=verdict.available,
+            allow=verdict.available and verdict.allow,
+            violations=verdict.violations,
+            requires_approval=verdict.requires_approval,
+            approvals=verdict.approvals,
+            revision=verdict.revision,
+            error=verdict.error,
+            breaker=verdict.breaker,
+        )
+        ref = RulesetRef(ruleset.name, ruleset.version, ruleset.file)
+        return Explanation(ref, outcome.fired_rules, outcome.proposal, report, outcome.summary, outcome.error)
+
+    def _record(
+        self, ruleset: Ruleset, response: DecisionResponse, caller: str, latency_ms: dict[str, float]
+    ) -> dict[str, Any]:
+        """The decision log's record: everything a reviewer needs, as plain JSON values."""
+        result, explanation = response.result, response.result.explanation
+        created_at = now()
+        return {
+            "kind": "decision",
+            "decision_id": result.decision_id,
+            "created_at": created_at,
+            "caller": caller,
+            "run_id": result.run_id,
+            "agent": response.agent,
+            "ruleset": _BUILTINS(explanation.ruleset),
+            "bundle_revision": explanation.guardrails.revision or self.catalog.version,
+            "facts": result.context,
+            "fired_rules": _BUILTINS(explanation.fired_rules),
+            "proposal": _BUILTINS(explanation.proposal),
+            "guardrails": _BUILTINS(explanation.guardrails),
+            "decision": _BUILTINS(result.decision),
+            "execution": _BUILTINS(result.execution),
+            "summary": explanation.summary,
+            "error": explanation.error,
+            "latency_ms": latency_ms,
+            **({} if explanation.not_fired is msgspec.UNSET else {"not_fired": _BUILTINS(explanation.not_fired)}),
+            **_approval(result.execution.status, ruleset, created_at),
+        }
+
+
+_BUILTINS = msgspec.to_builtins
+
+
+def _approval(status: str, ruleset: Ruleset, created_at: str) -> dict[str, Any]:
+    """When a decision that waits for a person expires: its ruleset's ``approval_expiry_s`` after
+    it was decided (the log's store queues it for approval until then)."""
+    if status != dec.PENDING_APPROVAL:
+        return {}
+    expiry = approval_expiry_s(ruleset.params)
+    return {"approval": {"expiry_s": expiry, "expires_at": later(created_at, expiry)}}
+
+
+def decode_batch(body: bytes) -> list[msgspec.Raw]:
+    """``{"items": [...]}`` with 1 to MAX_BATCH items, each left undecoded for its ruleset."""
+    items = decode_body(body, BatchRequest, "batch").items
+    if not items:
+        raise InvalidBody(f"invalid batch: items: empty; send 1 to {MAX_BATCH} items", [_items_problem("empty")])
+    if len(items) > MAX_BATCH:
+        reason = f"{len(items)} items; at most {MAX_BATCH} per batch"
+        raise PayloadTooLarge(f"batch too large: {reason}", [_items_problem(reason)])
+    return items
+
+
+def _items_problem(reason: str) -> Problem:
+    return Problem(reason, path="items")
+
+
+def _decode_item(ruleset: Ruleset, raw: msgspec.Raw, limits: JsonLimits, index: int) -> dict[str, Any] | OpsgateError:
+    try:
+        limits.check(memoryview(raw), prefix=f"items[{index}]")
+        return ruleset.decoder.decode_json(raw)
+    except OpsgateError as error:
+        return error
+
+
+def _logged(response: DecisionResponse, stored: StoredRecord) -> DecisionResponse:
+    return msgspec.structs.replace(response, result=msgspec.structs.replace(response.result, decision_log_id=stored.id))
+
+
+class _Timer:
+    """Per-stage latencies of one decision, in milliseconds."""
+
+    def __init__(self, started: float | None) -> None:
+        self.last = self.start = started if started is not None else time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = round((now - self.last) * 1000, 3)
+        self.last = now
+        self.laps["total"] = round((now - self.start) * 1000, 3)

@@ -1,0 +1,271 @@
+"""What compliance reviewers ask of the decision log: query, show, explain, replay,
+outcomes, chain heads, and the ruleset versions with their diffs.
+
+Shared by the JSON API and the HTML pages; both only decode, call and encode.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import msgspec
+
+from service.domain import explain
+from service.domain.record import (
+    DecisionLog,
+    DecisionQuery,
+    OutcomeStatus,
+    StoredRecord,
+    VersionInfo,
+    now,
+    query_time,
+)
+from service.domain.ruleset import Ruleset, parse_ruleset
+from service.domain.schema import decode_body, decode_query
+from service.errors import BadRequest, Conflict, InvalidFacts, NotFound, RulesetInvalid, UnknownRuleset
+from service.usecases.versions import RunningVersion
+
+_CACHE_SIZE = 32
+
+
+class OutcomeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    status: OutcomeStatus
+    detail: str = ""
+
+
+def _summary(stored: StoredRecord) -> dict[str, Any]:
+    record = stored.record()
+    won = [r["id"] for r in record["fired_rules"] if r["won"]]
+    return {
+        "decision_id": stored.decision_id,
+        "created_at": stored.created_at,
+        "caller": stored.caller,
+        "ruleset": stored.ruleset,
+        "ruleset_version": stored.ruleset_version,
+        "decision_type": stored.decision_type,
+        "confidence": record["decision"]["confidence"],
+        "execution_status": stored.execution_status,
+        "org_id": stored.org_id,
+        "won": won,
+        "denied_by": [v["id"] for v in record["guardrails"]["violations"]],
+        "log_id": stored.id,
+        "hash": stored.hash,
+    }
+
+
+def present(stored: StoredRecord) -> dict[str, Any]:
+    """A stored record with where it sits in its chain."""
+    return {
+        "log_id": stored.id,
+        "writer": stored.writer,
+        "seq": stored.seq,
+        "prev_hash": stored.prev_hash,
+        "hash": stored.hash,
+        "record": stored.record(),
+    }
+
+
+def _comparable(record: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a decision a replay compares."""
+    return {
+        "decision.decision_type": record["decision"]["decision_type"],
+        "decision.confidence": record["decision"]["confidence"],
+        "decision.priority": record["decision"]["priority"],
+        "decision.proposed_actions": record["decision"]["proposed_actions"],
+        "fired_rules": [f"{r['id']}{' (won)' if r['won'] else ''}" for r in record["fired_rules"]],
+        "violations": sorted(v["id"] for v in record["guardrails"]["violations"]),
+        "execution.status": record["execution"]["status"],
+    }
+
+
+def parse_query(params: Mapping[str, str]) -> DecisionQuery:
+    """Query-string filters of GET /decisions; 400 naming the parameter when one is wrong."""
+    query = decode_query(params, DecisionQuery)
+    for name in ("since", "until"):
+        if value := getattr(query, name):
+            query_time(name, value)
+    return query
+
+
+class ReviewService:
+    def __init__(self, log: DecisionLog, use: Callable[[], AbstractAsyncContextManager[RunningVersion]]) -> None:
+        self.log = log
+        self.use = use  # holds the version serving now for the length of a call
+        self._files: dict[str, dict[str, bytes]] = {}
+        self._rulesets: dict[tuple[str, str], Ruleset | None] = {}
+
+    # --- decisions ----------------------------------------------------------------
+
+    async def query(self, params: Mapping[str, str]) -> dict[str, Any]:
+        rows, cursor = await self.log.query(parse_query(params))
+        return {"items": [_summary(row) for row in rows], "next_cursor": cursor}
+
+    async def entries(self, decision_id: str) -> tuple[StoredRecord, list[StoredRecord]]:
+        """A logged decision and the records about it (outcomes, approval, expiry); 404 if none."""
+        entries = await self.log.get(decision_id)
+        decisions = [e for e in entries if e.kind == "decision"]
+        if not decisions:
+            raise NotFound(f"no decision {decision_id!r} in the log")
+        return decisions[0], [e for e in entries if e.kind != "decision"]
+
+    async def decision(self, decision_id: str) -> dict[str, Any]:
+        """The full record, with every outcome reported for it and its approval or expiry, if any."""
+        stored, later = await self.entries(decision_id)
+        return {
+            **present(stored),
+            "outcomes": [present(o) for o in later if o.kind == "outcome"],
+            "approvals": [present(o) for o in later if o.kind in ("approval", "expiry")],
+        }
+
+    async def explain(self, decision_id: str) -> dict[str, Any]:
+        stored, _ = await self.entries(decision_id)
+        record = stored.record()
+        lines = explain.sentences(record, await self.ruleset_at(record))
+        return {"decision_id": decision_id, "sentences": lines, "text": " ".join(lines)}
+
+    async def replay(self, decision_id: str) -> dict[str, Any]:
+        """Re-decide the stored facts with the current version (nothing is logged)."""
+        stored, _ = await self.entries(decision_id)
+        before = stored.record()
+        name = before["ruleset"]["name"]
+        async with self.use() as served:
+            try:
+                outcome = await served.redecide(name, before["facts"])
+            except UnknownRuleset:
+                raise Conflict(f"ruleset {name!r} is no longer served; the decision cannot be replayed") from None
+            except InvalidFacts as error:
+                message = f"the stored facts do not fit the current ruleset's schema: {error.message}"
+                raise Conflict(message, error.problems) from None
+            catalog = served.catalog
+        after = msgspec.to_builtins(
+            {
+                "decision": outcome.decision,
+                "execution": outcome.execution,
+                "fired_rules": outcome.fired_rules,
+                "guardrails": {"violations": outcome.verdict.violations},
+            }
+        )
+        old, new = _comparable(before), _comparable(after)
+        differences = [{"field": k, "before": old[k], "after": new[k]} for k in old if old[k] != new[k]]
+        return {
+            "decision_id": decision_id,
+            "before": {"version": before["bundle_revision"], "ruleset_version": before["ruleset"]["version"], **old},
+            "after": {"version": catalog.version, "ruleset_version": catalog.rulesets[name].version, **new},
+            "changed": bool(differences),
+            "differences": differences,
+        }
+
+    async def record_outcome(self, decision_id: str, body: bytes, caller: str) -> dict[str, Any]:
+        """Append an outcome (SUCCEEDED, FAILED or CANCELLED) for a logged decision."""
+        request = decode_body(body, OutcomeRequest, "outcome")
+        await self.entries(decision_id)
+        payload = {
+            "kind": "outcome",
+            "decision_id": decision_id,
+            "created_at": now(),
+            "caller": caller,
+            "outcome": {"status": request.status, "detail": request.detail},
+        }
+        return present(await self.log.append(payload))
+
+    async def heads(self) -> dict[str, Any]:
+        return {"chains": [msgspec.to_builtins(head) for head in await self.log.heads()]}
+
+    # --- versions -----------------------------------------------------------------
+
+    async def versions(self) -> dict[str, Any]:
+        current = await self._current_version()
+        items = [{**msgspec.to_builtins(v), "current": v.version == current} for v in await self.log.versions()]
+        return {"current": current, "versions": items}
+
+    async def _current_version(self) -> str:
+        async with self.use() as served:
+            return served.version
+
+    async def resolve(self, prefix: str) -> str:
+        """A full version id from an unambiguous prefix of at least 6 characters."""
+        return (await self._find(prefix)).version
+
+    async def _find(self, prefix: str) -> VersionInfo:
+        if len(prefix) < 6:
+            raise BadRequest(f"version {prefix!r} is too short: give at least 6 characters")
+        matches = [v for v in await self.log.versions() if v.version.startswith(prefix)]
+        if not matches:
+            raise NotFound(f"no ruleset version {prefix!r}")
+        if len(matches) > 1:
+            raise BadRequest(f"version {prefix!r} is ambiguous: {', '.join(m.version[:12] for m in matches)}")
+        return matches[0]
+
+    async def files(self, version: str) -> dict[str, bytes]:
+        """Every file of a stored version, by path (cached: versions never change)."""
+        if version not in self._files:
+            files = {f.path: f.content for f in await self.log.version_files(version)}
+            if len(self._files) >= _CACHE_SIZE:
+                self._files.pop(next(iter(self._files)))
+            self._files[version] = files
+        return self._files[version]
+
+    async def version(self, prefix: str) -> dict[str, Any]:
+        info = await self._find(prefix)
+        files = [
+            {"path": f.path, "sha256": f.sha256, "content": f.content.decode("utf-8", "replace")}
+            for f in await self.log.version_files(info.version)
+        ]
+        current = info.version == await self._current_version()
+        return {**msgspec.to_builtins(info), "current": current, "files": files}
+
+    async def diff(self, a: str, b: str) -> str:
+        """A unified diff of every file between two versions (``a`` before ``b``)."""
+        version_a, version_b = await self.resolve(a), await self.resolve(b)
+        files_a, files_b = await self.files(version_a), await self.files(version_b)
+        out = [f"# opsgate diff {version_a} {version_b}\n"]
+        for path in sorted(set(files_a) | set(files_b)):
+            before = files_a[path].decode("utf-8", "replace").splitlines(keepends=True) if path in files_a else []
+            after = files_b[path].decode("utf-8", "replace").splitlines(keepends=True) if path in files_b else []
+            source = f"a/{path}" if path in files_a else "/dev/null"
+            target = f"b/{path}" if path in files_b else "/dev/null"
+            out.extend(_terminated(difflib.unified_diff(before, after, source, target)))
+        return "".join(out)
+
+    async def ruleset_at(self, record: dict[str, Any]) -> Ruleset | None:
+        """The ruleset exactly as it was when ``record`` was decided; None if it cannot be loaded."""
+        name, version = record["ruleset"]["name"], record["bundle_revision"]
+        key = (version, name)
+        if key not in self._rulesets:
+            files = await self.files(version)
+            stored_as = f"rules/{name}.yaml"
+            policies = [(path, content) for path, content in files.items() if path.startswith("rego/")]
+            try:
+                ruleset = parse_ruleset(files[stored_as], record["ruleset"]["file"], policies, hashed_as=stored_as)
+            except (KeyError, RulesetInvalid):
+                ruleset = None
+            self._rulesets[key] = ruleset
+        return self._rulesets[key]
+
+    async def snippets(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The YAML of each fired rule and the Rego of each guardrail verdict, at the record's version."""
+        files = await self.files(record["bundle_revision"])
+        ruleset = await self.ruleset_at(record)
+        stored_as = f"rules/{record['ruleset']['name']}.yaml"
+        text = files.get(stored_as, b"").decode("utf-8", "replace")
+        rules = {}
+        for fired in record["fired_rules"]:
+            start, snippet = explain.yaml_block(text, fired["line"])
+            rules[fired["id"]] = {"file": fired["file"], "line": start, "text": snippet}
+        policies = {}
+        guardrails = record["guardrails"]
+        for violation in [*guardrails["violations"], *guardrails["approvals"]]:
+            located = explain.split_location(violation.get("location") or "")
+            if located:
+                path, line = located
+                start, snippet = explain.rego_block(files.get(path, b"").decode("utf-8", "replace"), line)
+                policies[violation["id"]] = {"file": path, "line": start, "text": snippet}
+        values = explain.sentences(record, ruleset)
+        return {"rules": rules, "policies": policies, "sentences": values}
+
+
+def _terminated(lines: Any) -> list[str]:
+    return [line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines]

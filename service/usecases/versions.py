@@ -1,0 +1,70 @@
+"""One version of rules/ and rego/, running: its catalog, its compiled rules in the engine, its own
+OPA child loaded with its bundle, and the decision service over them.
+
+The served version (service/runtime.py) and a candidate (service/usecases/candidate.py) are both one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Self
+
+from service.adapters.opa.guardrails import Guardrails
+from service.adapters.rules_engine.engine import shared_engine
+from service.authoring.catalog import Catalog
+from service.domain.decision import Outcome
+from service.domain.limits import JsonLimits
+from service.domain.record import DecisionLog
+from service.usecases.decide import DecisionObserver, DecisionService
+
+DRAIN_TIMEOUT_S = 30.0
+
+
+class RunningVersion:
+    def __init__(self, catalog: Catalog, guardrails: Guardrails, service: DecisionService) -> None:
+        self.catalog = catalog
+        self.guardrails = guardrails
+        self.service = service
+        self.in_flight = 0  # requests that started on this version and are not done
+
+    @property
+    def version(self) -> str:
+        return self.catalog.version
+
+    @classmethod
+    async def start(
+        cls,
+        catalog: Catalog,
+        guardrails: Guardrails,
+        log: DecisionLog,
+        limits: JsonLimits | None = None,
+        observer: DecisionObserver | None = None,
+    ) -> Self:
+        """Compile ``catalog``'s rules and start ``guardrails`` with its policies; no checks.
+        ``guardrails`` are closed again when anything fails."""
+        try:
+            # compiling runs off the event loop: requests go on meanwhile
+            service = await asyncio.to_thread(
+                DecisionService, catalog, shared_engine(), guardrails, log, limits, observer=observer
+            )
+            await guardrails.start(catalog.policies, catalog.version)
+        except BaseException:
+            await guardrails.close()
+            raise
+        return cls(catalog, guardrails, service)
+
+    async def redecide(self, ruleset_name: str, facts: dict[str, Any]) -> Outcome:
+        """Decide logged ``facts`` again under this version, nothing logged; UnknownRuleset when the
+        version has no such ruleset, InvalidFacts when the facts do not fit its schema."""
+        ruleset = self.catalog.get(ruleset_name)
+        return await self.service.evaluate(ruleset, ruleset.decoder.convert(facts))
+
+    async def retire(self) -> None:
+        """Stop this version's OPA once the requests that started on it are done."""
+        deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT_S
+        while self.in_flight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        await self.close()
+
+    async def close(self) -> None:
+        await self.guardrails.close()
