@@ -13,9 +13,9 @@ from typing import Literal
 
 import msgspec
 
-from service.adapters.rules_engine.compile import Compiled, compile_condition
 from service.authoring.yamlsrc import Key, Source, SyntaxProblem, dotted, load, validation_problem
 from service.domain import expr
+from service.domain.fold import fold_params
 from service.domain.lint import lint
 from service.domain.schema import FactDecoder, FieldSpec
 from service.domain.typecheck import type_mismatches
@@ -97,7 +97,6 @@ class Rule(msgspec.Struct, frozen=True):
     line: int
     when_text: str
     when: expr.Node
-    compiled: Compiled
     decision: str
     confidence: Output
     autonomy: str
@@ -185,7 +184,6 @@ class _Builder:
         self.spec = spec
         self.problems: list[Problem] = []
         self.roots = set(spec.facts) | {"params"}
-        self.nullable = frozenset(_nullable_paths(spec.facts))
 
     def build(self, version: str) -> Ruleset:
         spec = self.spec
@@ -235,7 +233,7 @@ class _Builder:
         key: Key = ("rules", index)
         when = self._expression((*key, "when"), rule.when)
         then = rule.then
-        compiled = self._compile((*key, "when"), when, f"r{index}_")
+        self._check_folding((*key, "when"), when)
         return Rule(
             id=rule.id,
             title=rule.title,
@@ -246,19 +244,19 @@ class _Builder:
             line=self.source.locate(key).line,
             when_text=_text(rule.when),
             when=when,
-            compiled=compiled,
             decision=then.decision,
             confidence=Output(_text(then.confidence), self._expression((*key, "then", "confidence"), then.confidence)),
             autonomy=then.autonomy,
             actions=tuple(self._action((*key, "then", "actions", i), a) for i, a in enumerate(then.actions)),
         )
 
-    def _compile(self, key: Key, node: expr.Node, prefix: str) -> Compiled:
+    def _check_folding(self, key: Key, node: expr.Node) -> None:
+        """The rules engine folds each condition's constants when it loads it: one that cannot be
+        computed (``1 / 0``) is reported here, where it is written."""
         try:
-            return compile_condition(node, self.spec.params, prefix, self.nullable)
+            fold_params(node, self.spec.params)
         except ExpressionError as error:
             self._expression_problem(key, error)
-            return Compiled({})
 
     def _action(self, key: Key, action: dict[str, Value]) -> CompiledAction:
         kind = action.get("type")
@@ -340,7 +338,8 @@ def _enum_paths(fields: dict[str, FieldSpec], prefix: str = "") -> list[tuple[st
     return found
 
 
-def _nullable_paths(fields: dict[str, FieldSpec], prefix: str = "", inherited: bool = False) -> list[str]:
+def nullable_paths(fields: dict[str, FieldSpec], prefix: str = "", inherited: bool = False) -> list[str]:
+    """The fact paths that may be null: optional fields and everything below them."""
     found: list[str] = []
     for name, spec in fields.items():
         path = f"{prefix}{name}"
@@ -348,7 +347,7 @@ def _nullable_paths(fields: dict[str, FieldSpec], prefix: str = "", inherited: b
         if nullable:
             found.append(path)
         if spec.fields:
-            found.extend(_nullable_paths(spec.fields, path + ".", nullable))
+            found.extend(nullable_paths(spec.fields, path + ".", nullable))
     return found
 
 
