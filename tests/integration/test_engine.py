@@ -10,8 +10,9 @@ import msgspec
 import pytest
 
 from service.adapters.rules_engine.engine import CHUNK_SIZE, RuleEngine, shared_engine
+from service.authoring.rulesets import load_ruleset
 from service.domain import expr
-from service.domain.ruleset import Ruleset, load_ruleset
+from service.domain.ruleset import Ruleset
 from service.errors import EngineError
 from tests.conftest import EXAMPLE_FACTS, RULES_DIR
 
