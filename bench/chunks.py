@@ -16,7 +16,7 @@ from typing import Any
 from bench import rulesets
 from bench.run import FACTS
 from service.adapters.rules_engine.engine import LoadedRuleset, shared_engine
-from service.domain.ruleset import load_ruleset
+from service.authoring.rulesets import load_ruleset
 
 #: Facts that a share of the generated rules key on (type, attempts, status), none of which fires.
 KEYED_FACTS = {

@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.run import machine, versions
 from bench.servers import HOST, ROOT, Server, http, start_service
-from service.adapters.opa.guardrails import find_opa
+from service.adapters.opa.binary import find_opa
 
 TARGET_MB = 5.0
 

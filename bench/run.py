@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import rulesets, wrk
 from bench.servers import PG_SERVER, ROOT, Server, http, pg_schema, start_opa, start_service
-from service.adapters.opa.guardrails import find_opa
+from service.adapters.opa.binary import find_opa
 
 FACTS = {
     "org_id": 0,

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from service.adapters.opa.guardrails import read_policies, write_bundle
+from service.adapters.opa.bundle import write_bundle
+from service.authoring.policies import read_policies
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,7 +20,8 @@ from typing import Any
 from service.adapters.gitinfo import last_commit
 from service.adapters.metrics import Metrics
 from service.adapters.opa.breaker import CircuitBreaker
-from service.adapters.opa.guardrails import Guardrails, HealthPolicy, require_valid_policies
+from service.adapters.opa.guardrails import Guardrails, HealthPolicy
+from service.adapters.opa.tools import require_valid_policies
 from service.adapters.store.sql import SqlDecisionLog
 from service.authoring.catalog import Catalog, load_catalog
 from service.domain.limits import JsonLimits

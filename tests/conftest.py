@@ -106,7 +106,7 @@ def _threads_in(pid: int, states: set[str]) -> bool:
 
 @pytest.fixture(scope="session")
 def opa_bin() -> str:
-    from service.adapters.opa.guardrails import find_opa
+    from service.adapters.opa.binary import find_opa
 
     return find_opa(os.environ.get("OPSGATE_OPA_BIN"))
 

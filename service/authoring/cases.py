@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from service.adapters.opa.guardrails import PolicyBundle
+from service.authoring.policies import PolicyBundle
 from service.authoring.yamlsrc import Source, SyntaxProblem, load, validation_problem
 from service.domain.decision import Outcome
 from service.domain.ruleset import Ruleset

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import msgspec
 
-from service.adapters.opa.guardrails import PolicyBundle, read_policies
-from service.domain.ruleset import Ruleset, content_hash, parse_ruleset
+from service.authoring.policies import PolicyBundle, read_policies
+from service.authoring.rulesets import parse_ruleset
+from service.domain.ruleset import Ruleset, content_hash
 from service.errors import Problem, RulesetInvalid, UnknownRuleset
 
 

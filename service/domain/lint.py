@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from service.adapters.rules_engine.compile import fold_params
 from service.domain import expr
+from service.domain.fold import fold_params
 from service.errors import ExpressionError
 
 

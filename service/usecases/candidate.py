@@ -10,7 +10,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from service.adapters.opa.guardrails import Guardrails, require_valid_policies
+from service.adapters.opa.guardrails import Guardrails
+from service.adapters.opa.tools import require_valid_policies
 from service.authoring.catalog import Catalog, load_catalog
 from service.domain.decision import Outcome
 from service.domain.record import DecisionLog

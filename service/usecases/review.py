@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from service.authoring.rulesets import parse_ruleset
 from service.domain import explain
 from service.domain.record import (
     DecisionLog,
@@ -23,7 +24,7 @@ from service.domain.record import (
     now,
     query_time,
 )
-from service.domain.ruleset import Ruleset, parse_ruleset
+from service.domain.ruleset import Ruleset
 from service.domain.schema import decode_body, decode_query
 from service.errors import BadRequest, Conflict, InvalidFacts, NotFound, RulesetInvalid, UnknownRuleset
 from service.usecases.versions import RunningVersion

@@ -7,8 +7,8 @@ from typing import Any
 
 import msgspec
 
-from service.adapters.opa.guardrails import PolicyTests
 from service.authoring.cases import Mismatch, Policy
+from service.authoring.policies import PolicyTests
 
 
 class CaseResult(msgspec.Struct, frozen=True):

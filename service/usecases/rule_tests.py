@@ -9,7 +9,8 @@ from pathlib import Path
 
 import msgspec
 
-from service.adapters.opa.guardrails import find_opa, run_policy_tests
+from service.adapters.opa.binary import find_opa
+from service.adapters.opa.tools import run_policy_tests
 from service.authoring.cases import Case, Mismatch, compare, load_cases, ruleset_policies, triggered_policies
 from service.authoring.catalog import Catalog, load_catalog
 from service.errors import OpsgateError

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.adapters.opa.guardrails import read_policies, write_bundle
+from service.adapters.opa.bundle import write_bundle
+from service.authoring.policies import read_policies
 from tests.e2e.server import Server, free_port
 from tests.e2e.test_batch_http import APPROVED
 from tests.e2e.test_ops_decisions import result_of

@@ -6,10 +6,13 @@ import resource
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from service.adapters.rules_engine.engine import CHUNK_SIZE, RuleEngine, shared_engine
-from service.domain.ruleset import Ruleset, load_ruleset
+from service.authoring.rulesets import load_ruleset
+from service.domain import expr
+from service.domain.ruleset import Ruleset
 from service.errors import EngineError
 from tests.conftest import EXAMPLE_FACTS, RULES_DIR
 
@@ -99,6 +102,24 @@ def test_derived_conditions_match_what_durable_rules_cannot_express(engine: Rule
     assert loaded.derived != ()
     assert engine.match(loaded, {"x": 10}) == ["pow"]
     assert engine.match(loaded, {"x": 9}) == []
+
+
+def test_the_engine_compiles_each_rule_with_derived_keys_of_its_own(engine: RuleEngine, tmp_path: Path) -> None:
+    rules = "\n".join(
+        f"  - {{id: {name}, title: T, when: 2 ** x > {bound}, then: {{decision: T.A, confidence: 1, autonomy: L1}}}}"
+        for name, bound in (("small", 10), ("large", 1000))
+    )
+    loaded = engine.load(write_ruleset(tmp_path, "two_derived", rules))
+    assert [key for key, _ in loaded.derived] == ["r0_0", "r1_0"]
+    assert engine.match(loaded, {"x": 5}) == ["small"]
+    assert sorted(engine.match(loaded, {"x": 10})) == ["large", "small"]
+
+
+def test_a_condition_whose_constant_cannot_be_computed_is_refused_at_load(engine: RuleEngine, ops: Ruleset) -> None:
+    broken = msgspec.structs.replace(ops.rules[0], when=expr.parse("process.attempts > 1 / 0"))
+    ruleset = msgspec.structs.replace(ops, rules=(broken, *ops.rules[1:]))
+    with pytest.raises(EngineError, match="division by zero"):
+        engine.load(ruleset)
 
 
 def test_calls_from_many_threads_are_serialised_onto_the_engine_thread(engine: RuleEngine, ops: Ruleset) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from service.adapters.rules_engine.engine import shared_engine
-from service.domain.ruleset import load_ruleset
+from service.authoring.rulesets import load_ruleset
 
 
 def test_an_optional_field_absent_from_the_facts_fires_the_negated_rule(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from service.adapters.opa.guardrails import Guardrails, read_policies
+from service.adapters.opa.guardrails import Guardrails
+from service.authoring.policies import read_policies
 from tests.conftest import REGO_DIR, signal_and_wait
 
 

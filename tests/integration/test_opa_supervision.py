@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from service.adapters.opa.breaker import CircuitBreaker
-from service.adapters.opa.guardrails import BREAKER_OPEN, Guardrails, HealthPolicy, read_policies
+from service.adapters.opa.guardrails import BREAKER_OPEN, Guardrails, HealthPolicy
+from service.authoring.policies import read_policies
 from tests.conftest import OPA_TIMEOUT_MS, REGO_DIR, signal_and_wait
 from tests.integration.test_guardrails_batching import item
 

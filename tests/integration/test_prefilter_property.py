@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from service.adapters.rules_engine import engine as engine_module
 from service.adapters.rules_engine.engine import LoadedRuleset, shared_engine
-from service.domain.ruleset import parse_ruleset
+from service.authoring.rulesets import parse_ruleset
 from service.errors import EngineError
 
 HEADER = """\

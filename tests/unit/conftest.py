@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from service.domain.ruleset import Ruleset, load_ruleset
+from service.authoring.rulesets import load_ruleset
+from service.domain.ruleset import Ruleset
 from tests.conftest import EXAMPLE_FACTS as VALID_FACTS
 from tests.conftest import RULES_DIR
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from service.domain.ruleset import approval_expiry_s, load_ruleset
+from service.authoring.rulesets import load_ruleset
+from service.domain.ruleset import approval_expiry_s
 from service.errors import RulesetInvalid
 
 PARAMS = "params:\n  max_attempts: 3\n"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from service.authoring.rulesets import load_ruleset
 from service.domain import expr
 from service.domain.explain import condition_with_values, rego_block, split_location, value_text, why_not, yaml_block
 from service.domain.record import canonical, normalize_time
-from service.domain.ruleset import load_ruleset
 
 VALUES = {
     "process": {"attempts": 3, "type": "ORDER"},

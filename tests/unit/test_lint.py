@@ -5,9 +5,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from service.authoring.rulesets import parse_ruleset
 from service.domain import expr
 from service.domain.lint import PAIRWISE_LIMIT, Finding, implies, lint
-from service.domain.ruleset import parse_ruleset
 
 
 class FakeRule(msgspec.Struct, frozen=True):

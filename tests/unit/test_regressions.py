@@ -64,7 +64,7 @@ def test_a_denial_without_violations_is_summarised_as_a_denial(ops: Ruleset) -> 
 
 
 def test_errors_inside_a_folded_block_scalar_point_at_the_right_line_and_column(tmp_path: Path) -> None:
-    from service.domain.ruleset import load_ruleset
+    from service.authoring.rulesets import load_ruleset
     from service.errors import RulesetInvalid
 
     text = (Path(__file__).resolve().parents[2] / "rules" / "ops.yaml").read_text()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from service.domain.ruleset import Ruleset, load_ruleset
+from service.authoring.rulesets import load_ruleset
+from service.domain.ruleset import Ruleset
 from service.errors import Problem, RulesetInvalid
 
 DISPLAY = "rules/broken.yaml"

@@ -36,11 +36,18 @@ from typing import Any, TypeVar
 import msgspec
 from durable import engine as durable  # type: ignore[import-untyped]
 
-from service.adapters.rules_engine.compile import DERIVED_KEY, FACTS_KEY, MATCH_ALL, SEQ_KEY
+from service.adapters.rules_engine.compile import (
+    DERIVED_KEY,
+    FACTS_KEY,
+    MATCH_ALL,
+    SEQ_KEY,
+    Compiled,
+    compile_condition,
+)
 from service.adapters.rules_engine.prefilter import ChunkFilter
 from service.domain import expr
-from service.domain.ruleset import Rule, Ruleset
-from service.errors import EngineError
+from service.domain.ruleset import Ruleset, nullable_paths
+from service.errors import EngineError, ExpressionError
 
 T = TypeVar("T")
 
@@ -103,10 +110,11 @@ class RuleEngine:
         return await asyncio.wrap_future(self._thread.submit(fn, *args))
 
     def load(self, ruleset: Ruleset, prefilter: bool | None = None) -> LoadedRuleset:
-        """Register ``ruleset`` under fresh engine names (old versions stay usable).
+        """Compile ``ruleset``'s conditions and register them under fresh engine names (old versions stay usable).
 
         ``prefilter`` (default ``PREFILTER``): skip, per fact, the chunks in which no rule can fire."""
-        return self._run(self._load, ruleset, PREFILTER if prefilter is None else prefilter)
+        compiled = _compile_rules(ruleset)
+        return self._run(self._load, ruleset, compiled, PREFILTER if prefilter is None else prefilter)
 
     def match(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
         return self._run(self._match, loaded, facts)
@@ -119,27 +127,28 @@ class RuleEngine:
 
     # --- on the engine thread -------------------------------------------------
 
-    def _load(self, ruleset: Ruleset, prefilter: bool) -> LoadedRuleset:
+    def _load(self, ruleset: Ruleset, compiled: tuple[Compiled, ...], prefilter: bool) -> LoadedRuleset:
         rules = ruleset.rules
         names: list[str] = []
         starts = range(0, len(rules), CHUNK_SIZE)
         for start in starts:
             name = f"{ruleset.name}-{ruleset.version[:12]}-{next(self._names)}"
-            definition = {rule.id: self._definition(rule) for rule in rules[start : start + CHUNK_SIZE]}
+            chunk = zip(rules[start : start + CHUNK_SIZE], compiled[start : start + CHUNK_SIZE], strict=True)
+            definition = {rule.id: self._definition(rule.id, condition) for rule, condition in chunk}
             definition[_CATCH_ALL] = {"all": [{"m": MATCH_ALL}], "run": self._record(_CATCH_ALL)}
             try:
                 self._host.set_rulesets({name: definition})
             except Exception as error:  # the C engine rejects what it cannot compile
                 raise EngineError(f"durable_rules rejected ruleset {ruleset.name!r}: {error}") from error
             names.append(name)
-        derived = tuple(item for rule in rules for item in rule.compiled.derived)
+        derived = tuple(item for condition in compiled for item in condition.derived)
         chunk_filter = None
         if prefilter and len(names) > 1:
-            chunk_filter = ChunkFilter([[r.compiled.condition for r in rules[s : s + CHUNK_SIZE]] for s in starts])
+            chunk_filter = ChunkFilter([[c.condition for c in compiled[s : s + CHUNK_SIZE]] for s in starts])
         return LoadedRuleset(ruleset, tuple(names), derived, chunk_filter)
 
-    def _definition(self, rule: Rule) -> dict[str, Any]:
-        return {"all": [{"m": rule.compiled.condition}], "run": self._record(rule.id)}
+    def _definition(self, rule_id: str, condition: Compiled) -> dict[str, Any]:
+        return {"all": [{"m": condition.condition}], "run": self._record(rule_id)}
 
     def _record(self, rule_id: str) -> Callable[[Any], None]:
         def action(_closure: Any) -> None:
@@ -215,6 +224,15 @@ class RuleEngine:
     def session_facts(self, loaded: LoadedRuleset) -> list[Any]:
         """Facts left in the reused sessions (empty between decisions)."""
         return self._run(lambda: [f for name in loaded.chunks for f in self._host.get_facts(name, _SESSION)])
+
+
+def _compile_rules(ruleset: Ruleset) -> tuple[Compiled, ...]:
+    """Each rule's condition as durable_rules JSON, its derived keys unique per rule (``r<order>_``)."""
+    nullable = frozenset(nullable_paths(ruleset.facts))
+    try:
+        return tuple(compile_condition(r.when, ruleset.params, f"r{r.order}_", nullable) for r in ruleset.rules)
+    except ExpressionError as error:  # a built ruleset never gets here: its builder folded every condition
+        raise EngineError(f"ruleset {ruleset.name!r}: a condition could not be compiled: {error}") from error
 
 
 _ENGINE: RuleEngine | None = None
