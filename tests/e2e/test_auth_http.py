@@ -93,7 +93,7 @@ OUTCOME = {"status": "SUCCEEDED", "detail": "role matrix"}
 REASON = {"reason": "role matrix"}
 CALLERS = ("decide", "approve", "author", "audit", "admin", None)
 
-# Written by hand from the roles table (README "Production configuration"): the status each caller gets.
+# Written by hand from the roles table (docs/production.md "Production configuration"): the status each caller gets.
 # 403: a known key without the role.  401: no key (the /ui pages redirect to the login form instead: 303).
 # {decision} is a logged decision, {pending} a decision waiting for approval (a fresh one for each call),
 # {version} the served version.
