@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from service.domain.approval import approval_expires_at
 from service.domain.decision import PENDING_APPROVAL
 from service.domain.record import (
     GENESIS,
@@ -45,13 +46,11 @@ from service.domain.record import (
     canonical,
     chain_hash,
     columns,
-    later,
     normalize_time,
     now,
     verify,
     verify_versions,
 )
-from service.domain.ruleset import DEFAULT_APPROVAL_EXPIRY_S
 from service.errors import AlreadyDecided, ApprovalExpired, Conflict, DecisionLogError, NotFound, OpsgateError
 
 T = TypeVar("T")
@@ -401,16 +400,13 @@ class SqlDecisionLog:
 
     def _queue_approval(self, connection: Any, entry_id: int, record: dict[str, Any], requested_by: str) -> None:
         """The pending row of a decision that waits for a person, written with its record."""
-        # a record without approval terms (not written by the pipeline) waits the default hour
-        terms = record.get("approval") or {}
-        expires_at = terms.get("expires_at") or later(record["created_at"], DEFAULT_APPROVAL_EXPIRY_S)
         connection.execute(
             self.dialect.sql(
                 "INSERT INTO pending_approvals (decision_id, entry_id, ruleset, requested_by, created_at, "
                 "expires_at, status) VALUES (?, ?, ?, ?, ?, ?, ?)"
             ),
             (record["decision_id"], entry_id, record["ruleset"]["name"], requested_by, record["created_at"],
-             normalize_time(expires_at), PENDING),
+             approval_expires_at(record), PENDING),
         )  # fmt: skip
 
     def _resolve(self, connection: Any, resolution: Resolution) -> OpsgateError | None:
