@@ -17,7 +17,7 @@ import msgspec
 from service import auth
 from service import settings as settings_module
 from service.adapters.opa.guardrails import check_policies, find_opa
-from service.adapters.store.sql import verify_log
+from service.adapters.store import verify_log
 from service.authoring.catalog import load_catalog
 from service.cli.workers import Supervisor
 from service.errors import OpsgateError, Problem, RulesetInvalid
