@@ -300,4 +300,3 @@ class WindowStats(msgspec.Struct, frozen=True):
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     approvals_resolved: dict[str, int] = {}  # pending approvals EXECUTED, REJECTED or EXPIRED in the window
-
