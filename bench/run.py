@@ -142,7 +142,7 @@ def scenarios(work: Path, servers: dict[str, Server], pg: str | None) -> tuple[l
                  items=BATCH_ITEMS, unavailable="" if batch else batch_note),
         Scenario("rules-100", "(e) /decide, 100 rules, SQLite log", "rules100", "/decide", facts),
         Scenario("rules-1000", "(e) /decide, 1,000 rules, SQLite log", "rules1000", "/decide", facts),
-        Scenario("decide-log-off", "/decide, 5 rules, log off (OPSGATE_BENCH_LOG_OFF)", "logoff", "/decide", facts),
+        Scenario("decide-log-off", "/decide, 5 rules, log off (python -m bench.logoff)", "logoff", "/decide", facts),
         Scenario("workers-2", "/decide, serve --workers 2, an OPA child each, SQLite log", "workers2", "/decide",
                  facts),
         Scenario("workers-2-shared-opa", "/decide, serve --workers 2 --opa-url (a): one shared OPA, SQLite log",

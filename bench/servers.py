@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -96,13 +97,16 @@ def start_service(
     name: str, opsgate: str, rules: Path, rego: Path, db: str, work: Path, opa_bin: str, log_off: bool,
     extra: tuple[str, ...] = (),
 ) -> Server:  # fmt: skip
-    """``opsgate serve`` on a loopback port; ``log_off`` sets the benchmark-only OPSGATE_BENCH_LOG_OFF;
-    ``extra``: more ``serve`` flags (--workers, --opa-url)."""
+    """``opsgate serve`` on a loopback port; ``log_off``: the same service with its decision log off
+    (``python -m bench.logoff``, benchmark only); ``extra``: more ``serve`` flags (--workers, --opa-url)."""
     port = free_port()
-    args = [opsgate, "serve", "--host", HOST, "--port", str(port), "--rules-dir", str(rules), "--rego-dir", str(rego),
+    command = [sys.executable, "-m", "bench.logoff"] if log_off else [opsgate]
+    args = [*command, "serve", "--host", HOST, "--port", str(port), "--rules-dir", str(rules), "--rego-dir", str(rego),
             "--db", db, "--opa-bin", opa_bin, "--writer-id", f"bench-{name}", *extra]  # fmt: skip
     # one load generator is one caller: the per-caller rate limit (1,000/s by default) is off here
-    env = {**os.environ, "OPSGATE_BENCH_LOG_OFF": "1" if log_off else "0", "OPSGATE_RATE_LIMIT": "0"}
+    env = {**os.environ, "OPSGATE_RATE_LIMIT": "0"}
+    if log_off:  # bench.logoff is found from any working directory
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return Server(name, args, port, "/ready", work / f"{name}.log", env)
 
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,10 +22,11 @@ from service.adapters.metrics import Metrics
 from service.adapters.opa.breaker import CircuitBreaker
 from service.adapters.opa.guardrails import Guardrails, HealthPolicy
 from service.adapters.opa.tools import require_valid_policies
-from service.adapters.store.sql import SqlDecisionLog
+from service.adapters.store import open_log
 from service.authoring.catalog import Catalog, load_catalog
 from service.domain.limits import JsonLimits
 from service.errors import Conflict
+from service.ports.log import Log
 from service.settings import Settings
 from service.usecases.approvals import Approvals
 from service.usecases.decide import DecisionResponse, DecisionService
@@ -42,7 +43,7 @@ class Runtime:
     def __init__(
         self,
         settings: Settings,
-        log_store: SqlDecisionLog,
+        log_store: Log,
         served: RunningVersion,
         shadow: Shadow | None = None,
         metrics: Metrics | None = None,
@@ -54,8 +55,8 @@ class Runtime:
         self.log = log_store
         self.current = served
         self.history: list[str] = [served.version]  # versions served, oldest first
-        self.review = ReviewService(log_store, self.use)
-        self.approvals = Approvals(log_store, self.review)
+        self.review = ReviewService(log_store.records, log_store.versions, self.use)
+        self.approvals = Approvals(log_store.approvals, self.review)
         self.metrics.on_scrape(self._count_pending)  # the pending approvals gauge, counted in the store
         self._swap = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
@@ -87,8 +88,12 @@ class Runtime:
             served.in_flight -= 1
 
     @classmethod
-    async def start(cls, settings: Settings, *, with_shadow: bool = False) -> Runtime:
-        log_store = SqlDecisionLog(settings.db, settings.writer_id, bench_log_off=settings.bench_log_off)
+    async def start(
+        cls, settings: Settings, *, with_shadow: bool = False, log_factory: Callable[[Settings], Log] | None = None
+    ) -> Runtime:
+        """Open the log (``log_factory``, by default the one ``settings`` name), load and start the
+        version on disk."""
+        log_store = (log_factory or _open_log)(settings)
         metrics = Metrics()
         try:
             catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
@@ -115,7 +120,7 @@ class Runtime:
     async def activate(self, version: str) -> dict[str, Any]:
         """Serve a stored version again (any version the log has registered)."""
         version = await self.review.resolve(version)
-        files = await self.log.version_files(version)
+        files = await self.log.versions.version_files(version)
         scratch = Path(tempfile.mkdtemp(prefix="opsgate-version-"))
         try:
             for file in files:
@@ -189,7 +194,7 @@ class Runtime:
 
 async def prepare(
     settings: Settings,
-    log_store: SqlDecisionLog,
+    log_store: Log,
     catalog: Catalog,
     rules_dir: Path,
     rego_dir: Path,
@@ -204,14 +209,18 @@ async def prepare(
     if check_rego and settings.opa_url is None:
         await asyncio.to_thread(require_valid_policies, settings.opa_bin, rego_dir, "rego")
     limits = JsonLimits(settings.max_json_depth, settings.max_list_length)
-    version = await RunningVersion.start(catalog, _guardrails(settings), log_store, limits, metrics)
+    version = await RunningVersion.start(catalog, _guardrails(settings), log_store.records, limits, metrics)
     try:
         git = await asyncio.to_thread(last_commit, rules_dir)
-        await log_store.register_version(catalog.version, list(catalog.files), catalog.ruleset_versions, git)
+        await log_store.versions.register_version(catalog.version, list(catalog.files), catalog.ruleset_versions, git)
     except BaseException:
         await version.close()
         raise
     return version
+
+
+def _open_log(settings: Settings) -> Log:
+    return open_log(settings.db, settings.writer_id)
 
 
 def _guardrails(settings: Settings) -> Guardrails:

@@ -38,7 +38,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     watch: bool = False  # serve: reload when rules/ or rego/ change on disk
     watch_interval_s: float = 1.0
     approval_sweep_s: float = 5.0  # between two passes expiring the pending approvals past their expiry
-    bench_log_off: bool = False  # BENCHMARK ONLY: the decision log answers without writing (bench/)
     api_keys_file: Path | None = None  # YAML: keys: [{name, roles, sha256}] (service/auth/__init__.py)
     api_keys: str | None = None  # name:role+role:sha256hex,...
     require_auth: bool = False  # refuse to start without a key instead of running open
@@ -106,7 +105,6 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_WATCH": ("watch", _flag),
     "OPSGATE_WATCH_INTERVAL_S": ("watch_interval_s", positive),
     "OPSGATE_APPROVAL_SWEEP_S": ("approval_sweep_s", positive),
-    "OPSGATE_BENCH_LOG_OFF": ("bench_log_off", _flag),
     "OPSGATE_API_KEYS_FILE": ("api_keys_file", Path),
     "OPSGATE_API_KEYS": ("api_keys", str),
     "OPSGATE_REQUIRE_AUTH": ("require_auth", _flag),

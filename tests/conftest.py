@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from service.adapters.store.sql import SqlDecisionLog
+from service.adapters.store import StoreLog, open_log
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -163,9 +163,9 @@ def log_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def log(log_db: str) -> Iterator[SqlDecisionLog]:
+def log(log_db: str) -> Iterator[StoreLog]:
     """A decision log store (writer "replica-a") on log_db, closed after the test."""
-    store = SqlDecisionLog(log_db, "replica-a")
+    store = open_log(log_db, "replica-a")
     yield store
     store.close()
 

@@ -11,26 +11,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
 
-
-class RevocationStore(Protocol):
-    """Where revoked session ids are kept, each until the expiry of its session."""
-
-    async def revoke_session(self, sid: str, expires: int) -> None: ...
-
-    async def session_revoked(self, sid: str) -> bool: ...
+from service.ports.log import SessionStore
 
 
 class Revocations:
     """The revoked sessions: the store's, and the ones this process has already seen."""
 
-    def __init__(self, store: RevocationStore | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: SessionStore | None = None, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._clock = clock
         self._known: dict[str, int] = {}
 
-    def attach(self, store: RevocationStore) -> None:
+    def attach(self, store: SessionStore) -> None:
         """Use ``store`` from now on (the decision log, once the service has opened it)."""
         self._store = store
 

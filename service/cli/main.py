@@ -18,7 +18,7 @@ from service import auth
 from service import settings as settings_module
 from service.adapters.opa.binary import find_opa
 from service.adapters.opa.tools import check_policies
-from service.adapters.store.sql import verify_log
+from service.adapters.store import verify_log
 from service.authoring.catalog import load_catalog
 from service.cli.workers import Supervisor
 from service.errors import OpsgateError, Problem, RulesetInvalid

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -300,42 +300,3 @@ class WindowStats(msgspec.Struct, frozen=True):
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     approvals_resolved: dict[str, int] = {}  # pending approvals EXECUTED, REJECTED or EXPIRED in the window
-
-
-class DecisionLog(Protocol):
-    """The port: what the service needs from a decision log store."""
-
-    writer: str
-
-    async def append(self, payload: dict[str, Any]) -> StoredRecord: ...
-
-    async def append_many(self, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
-        """Several records in one transaction, in order."""
-
-    async def get(self, decision_id: str) -> list[StoredRecord]: ...
-
-    async def query(self, query: DecisionQuery) -> tuple[list[StoredRecord], str | None]: ...
-
-    async def heads(self) -> list[Head]: ...
-
-    async def resolve(self, payload: dict[str, Any], resolution: Resolution) -> StoredRecord:
-        """Append ``payload`` and apply ``resolution`` in one transaction, or neither (then raise
-        NotFound, AlreadyDecided, ApprovalExpired or Conflict)."""
-
-    async def pending(self, at: str, limit: int) -> list[PendingItem]: ...
-
-    async def due(self, at: str, limit: int) -> list[PendingItem]: ...
-
-    async def pending_count(self, at: str) -> tuple[int, str | None]: ...
-
-    async def window_stats(self, since: str, until: str) -> WindowStats: ...
-
-    async def register_version(
-        self, version: str, files: list[tuple[str, bytes]], rulesets: dict[str, str], git: dict[str, Any] | None
-    ) -> None: ...
-
-    async def versions(self) -> list[VersionInfo]: ...
-
-    async def version_files(self, version: str) -> list[VersionFile]: ...
-
-    def close(self) -> None: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,6 +26,7 @@ from service.http import ui as http_ui
 from service.http.common import caller, runtime
 from service.http.common import json_response as _json
 from service.http.limits import rate_guard, request_timeout
+from service.ports.log import Log
 from service.runtime import Runtime
 from service.settings import Settings
 from service.usecases.approvals import sweeping
@@ -165,17 +166,18 @@ def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[b
     return _json(_error_body("internal_error", "internal error; see the service log"), 500)
 
 
-def create_app(settings: Settings) -> Litestar:
-    """The Litestar app for ``settings``; OPA and the log start with it and stop with it."""
+def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | None = None) -> Litestar:
+    """The Litestar app for ``settings``; OPA and the log start with it and stop with it.  ``log_factory``
+    opens the decision log instead of the one ``settings`` name (the benchmark's log-off run)."""
     keys = auth.from_settings(settings)  # a bad key configuration stops the start here
     if keys.open:
         log.warning(auth.OPEN_MODE_WARNING)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        started = await Runtime.start(settings, with_shadow=True)
+        started = await Runtime.start(settings, with_shadow=True, log_factory=log_factory)
         app.state.runtime = started
-        keys.revocations.attach(started.log)  # signed-out sessions: shared by the workers, kept across starts
+        keys.revocations.attach(started.log.sessions)  # signed-out sessions: shared by the workers, kept across starts
         try:
             async with watching(started), sweeping(started):
                 yield

@@ -48,7 +48,8 @@ async def reject_decision(request: Request[Any, Any, Any], state: State, decisio
 )
 async def show_dashboard(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     current = runtime(state)
-    return json_response(await dashboard(current.log, current.guardrails.breaker.state, request.query_params))
+    log, breaker = current.log, current.guardrails.breaker.state
+    return json_response(await dashboard(log.statistics, log.approvals, breaker, request.query_params))
 
 
 ROUTES = [pending_decisions, execute_decision, reject_decision, show_dashboard]

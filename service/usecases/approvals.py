@@ -21,9 +21,10 @@ import msgspec
 from service.background import beside
 from service.domain import explain
 from service.domain.decision import PENDING_APPROVAL
-from service.domain.record import DecisionLog, PendingItem, Resolution, ResolvedStatus, StoredRecord, age_s, now
+from service.domain.record import PendingItem, Resolution, ResolvedStatus, StoredRecord, age_s, now
 from service.domain.schema import decode_body, decode_query
 from service.errors import Conflict, InvalidBody, NotPending, Problem, SeparationOfDuties
+from service.ports.log import ApprovalStore
 from service.usecases.review import ReviewService, present
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def parse_request(body: bytes) -> ApprovalRequest:
 class Approvals:
     """The pending queue, the answers to it and its expiry, over the decision log."""
 
-    def __init__(self, log_store: DecisionLog, review: ReviewService) -> None:
+    def __init__(self, log_store: ApprovalStore, review: ReviewService) -> None:
         self.log = log_store
         self.review = review
 

@@ -14,8 +14,8 @@ from service.adapters.opa.guardrails import Guardrails
 from service.adapters.opa.tools import require_valid_policies
 from service.authoring.catalog import Catalog, load_catalog
 from service.domain.decision import Outcome
-from service.domain.record import DecisionLog
 from service.errors import InvalidFacts, OpsgateError, UnknownRuleset
+from service.ports.log import RecordStore
 from service.usecases.versions import RunningVersion
 
 # off the response path a slow verdict costs nothing, and a missed one would show as a false flip
@@ -72,7 +72,7 @@ class Candidate(RunningVersion):
         cls, catalog: Catalog, opa_bin: str | None, timeout: float = CANDIDATE_OPA_TIMEOUT_S
     ) -> Candidate:
         """Compile ``catalog``'s rules and start its own OPA child with its policies; no checks."""
-        no_log: DecisionLog = _NoLog()
+        no_log: RecordStore = _NoLog()
         return await cls.start(catalog, Guardrails(opa_bin, timeout=timeout), no_log)
 
     async def redecide(self, ruleset_name: str, facts: dict[str, Any]) -> Outcome:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from service.adapters.store.sql import SqlDecisionLog
+from service.adapters.store import open_log
 from service.authoring.catalog import load_catalog
 from service.domain.record import StoredRecord
 from service.errors import Conflict, NotFound, OpsgateError
@@ -23,9 +23,9 @@ from service.usecases.answers import of_record
 
 def read_decision(db: str, decision_id: str) -> dict[str, Any]:
     """The logged record of ``decision_id`` (the one ``GET /decisions/{id}`` shows)."""
-    log = SqlDecisionLog(db, "opsgate-test", read_only=True)
+    log = open_log(db, "opsgate-test", read_only=True)
     try:
-        entries: list[StoredRecord] = asyncio.run(log.get(decision_id))
+        entries: list[StoredRecord] = asyncio.run(log.records.get(decision_id))
     finally:
         log.close()
     decisions = [entry for entry in entries if entry.kind == "decision"]

@@ -9,9 +9,10 @@ from typing import Any
 
 import msgspec
 
-from service.domain.record import DecisionLog, age_s, now, query_time
+from service.domain.record import age_s, now, query_time
 from service.domain.schema import decode_query
 from service.errors import BadRequest, Problem
+from service.ports.log import ApprovalStore, StatisticsStore
 
 DEFAULT_WINDOW = "1h"
 MAX_WINDOW = timedelta(days=31)
@@ -58,12 +59,14 @@ def parse_window(params: Mapping[str, str], at: str) -> tuple[str, str]:
     return since, until
 
 
-async def dashboard(log: DecisionLog, breaker: str, params: Mapping[str, str]) -> dict[str, Any]:
+async def dashboard(
+    statistics: StatisticsStore, approvals: ApprovalStore, breaker: str, params: Mapping[str, str]
+) -> dict[str, Any]:
     """The dashboard for the window ``params`` asks for; ``breaker``: the OPA circuit breaker's state now."""
     at = now()
     since, until = parse_window(params, at)
-    stats = await log.window_stats(since, until)
-    pending, oldest = await log.pending_count(at)
+    stats = await statistics.window_stats(since, until)
+    pending, oldest = await approvals.pending_count(at)
     denials = {
         policy: {"denied": n, "rate": round(n / stats.decisions, 6) if stats.decisions else 0.0}
         for policy, n in sorted(stats.denied_by_policy.items())

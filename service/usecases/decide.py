@@ -20,10 +20,11 @@ from service.domain import decision as dec
 from service.domain.decision import FiredRule, Outcome, Proposal, RuleOutputError, Verdict
 from service.domain.explain import WhyNot, why_not
 from service.domain.limits import JsonLimits
-from service.domain.record import DecisionLog, StoredRecord, later, now
+from service.domain.record import StoredRecord, later, now
 from service.domain.ruleset import Ruleset, approval_expiry_s
 from service.domain.schema import decode_body
 from service.errors import EngineError, InvalidBody, OpsgateError, PayloadTooLarge, Problem
+from service.ports.log import RecordStore
 
 MAX_BATCH = 1000  # items in one POST /decide/batch
 
@@ -112,7 +113,7 @@ class DecisionService:
         catalog: Catalog,
         engine: RuleEngine,
         guardrails: GuardrailsPort,
-        log: DecisionLog,
+        log: RecordStore,
         json_limits: JsonLimits | None = None,
         observer: DecisionObserver | None = None,
     ) -> None:

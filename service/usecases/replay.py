@@ -13,9 +13,10 @@ from pathlib import Path
 
 import msgspec
 
-from service.adapters.store.sql import SqlDecisionLog
+from service.adapters.store import open_log
 from service.domain.record import DecisionQuery, StoredRecord, normalize_time
 from service.errors import BadRequest
+from service.ports.log import RecordStore
 from service.usecases.answers import of_outcome, of_record
 from service.usecases.candidate import Candidate, NotComparable
 from service.usecases.flips import NO_LOGGED_VERDICT, Flip, FlipMatrix, FlipSummary, Side, Skipped
@@ -99,12 +100,12 @@ def request_of(args: argparse.Namespace, db: str, opa_bin: str | None) -> Replay
 
 async def replay(request: ReplayRequest) -> ReplayReport:
     """Re-decide every matching logged decision under the candidate; nothing is logged."""
-    log = SqlDecisionLog(request.db, "opsgate-replay", read_only=True)
+    log = open_log(request.db, "opsgate-replay", read_only=True)
     try:
         candidate = await Candidate.open(request.rules_dir, request.rego_dir, request.opa_bin)
         try:
             matrix = FlipMatrix(request.samples)
-            async for stored in _decisions(log, request):
+            async for stored in _decisions(log.records, request):
                 await _compare(candidate, stored, matrix)
             return ReplayReport.of(candidate.version, log.description, matrix.summary())
         finally:
@@ -113,7 +114,7 @@ async def replay(request: ReplayRequest) -> ReplayReport:
         log.close()
 
 
-async def _decisions(log: SqlDecisionLog, request: ReplayRequest) -> AsyncIterator[StoredRecord]:
+async def _decisions(log: RecordStore, request: ReplayRequest) -> AsyncIterator[StoredRecord]:
     """Matching decisions newest first, a page at a time (at most ``limit`` in all)."""
     left = request.limit
     query = DecisionQuery(since=request.since, until=request.until, ruleset=request.ruleset, limit=PAGE)

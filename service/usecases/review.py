@@ -16,7 +16,6 @@ import msgspec
 from service.authoring.rulesets import parse_ruleset
 from service.domain import explain
 from service.domain.record import (
-    DecisionLog,
     DecisionQuery,
     OutcomeStatus,
     StoredRecord,
@@ -27,6 +26,7 @@ from service.domain.record import (
 from service.domain.ruleset import Ruleset
 from service.domain.schema import decode_body, decode_query
 from service.errors import BadRequest, Conflict, InvalidFacts, NotFound, RulesetInvalid, UnknownRuleset
+from service.ports.log import RecordStore, VersionStore
 from service.usecases.versions import RunningVersion
 
 _CACHE_SIZE = 32
@@ -92,8 +92,14 @@ def parse_query(params: Mapping[str, str]) -> DecisionQuery:
 
 
 class ReviewService:
-    def __init__(self, log: DecisionLog, use: Callable[[], AbstractAsyncContextManager[RunningVersion]]) -> None:
+    def __init__(
+        self,
+        log: RecordStore,
+        registry: VersionStore,
+        use: Callable[[], AbstractAsyncContextManager[RunningVersion]],
+    ) -> None:
         self.log = log
+        self.registry = registry
         self.use = use  # holds the version serving now for the length of a call
         self._files: dict[str, dict[str, bytes]] = {}
         self._rulesets: dict[tuple[str, str], Ruleset | None] = {}
@@ -179,7 +185,7 @@ class ReviewService:
 
     async def versions(self) -> dict[str, Any]:
         current = await self._current_version()
-        items = [{**msgspec.to_builtins(v), "current": v.version == current} for v in await self.log.versions()]
+        items = [{**msgspec.to_builtins(v), "current": v.version == current} for v in await self.registry.versions()]
         return {"current": current, "versions": items}
 
     async def _current_version(self) -> str:
@@ -193,7 +199,7 @@ class ReviewService:
     async def _find(self, prefix: str) -> VersionInfo:
         if len(prefix) < 6:
             raise BadRequest(f"version {prefix!r} is too short: give at least 6 characters")
-        matches = [v for v in await self.log.versions() if v.version.startswith(prefix)]
+        matches = [v for v in await self.registry.versions() if v.version.startswith(prefix)]
         if not matches:
             raise NotFound(f"no ruleset version {prefix!r}")
         if len(matches) > 1:
@@ -203,7 +209,7 @@ class ReviewService:
     async def files(self, version: str) -> dict[str, bytes]:
         """Every file of a stored version, by path (cached: versions never change)."""
         if version not in self._files:
-            files = {f.path: f.content for f in await self.log.version_files(version)}
+            files = {f.path: f.content for f in await self.registry.version_files(version)}
             if len(self._files) >= _CACHE_SIZE:
                 self._files.pop(next(iter(self._files)))
             self._files[version] = files
@@ -213,7 +219,7 @@ class ReviewService:
         info = await self._find(prefix)
         files = [
             {"path": f.path, "sha256": f.sha256, "content": f.content.decode("utf-8", "replace")}
-            for f in await self.log.version_files(info.version)
+            for f in await self.registry.version_files(info.version)
         ]
         current = info.version == await self._current_version()
         return {**msgspec.to_builtins(info), "current": current, "files": files}

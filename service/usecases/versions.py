@@ -14,7 +14,7 @@ from service.adapters.rules_engine.engine import shared_engine
 from service.authoring.catalog import Catalog
 from service.domain.decision import Outcome
 from service.domain.limits import JsonLimits
-from service.domain.record import DecisionLog
+from service.ports.log import RecordStore
 from service.usecases.decide import DecisionObserver, DecisionService
 
 DRAIN_TIMEOUT_S = 30.0
@@ -36,7 +36,7 @@ class RunningVersion:
         cls,
         catalog: Catalog,
         guardrails: Guardrails,
-        log: DecisionLog,
+        log: RecordStore,
         limits: JsonLimits | None = None,
         observer: DecisionObserver | None = None,
     ) -> Self:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from service.adapters.store.sql import verify_log
+from service.adapters.store import verify_log
 from tests.conftest import signal_and_wait
 from tests.e2e.server import Server
 from tests.e2e.test_ops_decisions import ops_facts, result_of

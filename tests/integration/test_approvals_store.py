@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from service.adapters.store.sql import SqlDecisionLog, verify_log
+from service.adapters.store import StoreLog, open_log, verify_log
 from service.domain.record import Resolution, StoredRecord
 from service.errors import AlreadyDecided, ApprovalExpired, Conflict, NotFound
 from tests.conftest import sql
@@ -49,36 +49,36 @@ def answer(decision_id: str, by: str, status: str = "EXECUTED", at: str = BEFORE
     return {"kind": kind, "decision_id": decision_id, "created_at": at, "caller": by, "approval": approval}
 
 
-def resolve(store: SqlDecisionLog, decision_id: str, by: str, status: str = "EXECUTED", at: str = BEFORE_EXPIRY) -> Any:
+def resolve(store: StoreLog, decision_id: str, by: str, status: str = "EXECUTED", at: str = BEFORE_EXPIRY) -> Any:
     resolution = Resolution(decision_id, status, at, by)  # type: ignore[arg-type]
-    return asyncio.run(store.resolve(answer(decision_id, by, status, at), resolution))
+    return asyncio.run(store.approvals.resolve(answer(decision_id, by, status, at), resolution))
 
 
-def append(store: SqlDecisionLog, records: list[dict[str, Any]]) -> list[StoredRecord]:
-    return asyncio.run(store.append_many(records))
+def append(store: StoreLog, records: list[dict[str, Any]]) -> list[StoredRecord]:
+    return asyncio.run(store.records.append_many(records))
 
 
-def test_only_decisions_pending_approval_are_queued_with_who_asked_and_when_they_expire(log: SqlDecisionLog) -> None:
+def test_only_decisions_pending_approval_are_queued_with_who_asked_and_when_they_expire(log: StoreLog) -> None:
     append(log, [decision(1), decision(2, "APPROVED"), decision(3, caller="bob"), decision(4, "ESCALATED")])
-    items = asyncio.run(log.pending(BEFORE_EXPIRY, 10))
+    items = asyncio.run(log.approvals.pending(BEFORE_EXPIRY, 10))
     assert [(i.decision_id, i.ruleset, i.requested_by, i.created_at, i.expires_at) for i in items] == [
         ("d-0001", "deploy", "alice", "2026-11-21T10:00:01.000000+00:00", EXPIRES),
         ("d-0003", "deploy", "bob", "2026-11-21T10:00:03.000000+00:00", EXPIRES),
     ]
     assert items[0].decision.decision_id == "d-0001"
     assert items[0].decision.execution_status == "PENDING_APPROVAL"
-    assert asyncio.run(log.pending_count(BEFORE_EXPIRY)) == (2, "2026-11-21T10:00:01.000000+00:00")
+    assert asyncio.run(log.approvals.pending_count(BEFORE_EXPIRY)) == (2, "2026-11-21T10:00:01.000000+00:00")
 
 
-def test_a_pending_decision_without_approval_terms_waits_the_default_hour(log: SqlDecisionLog) -> None:
+def test_a_pending_decision_without_approval_terms_waits_the_default_hour(log: StoreLog) -> None:
     record = decision(7)
     del record["approval"]
     append(log, [record])
-    (item,) = asyncio.run(log.pending(BEFORE_EXPIRY, 10))
+    (item,) = asyncio.run(log.approvals.pending(BEFORE_EXPIRY, 10))
     assert item.expires_at == "2026-11-21T11:00:07.000000+00:00"
 
 
-def test_a_decision_whose_record_cannot_be_written_leaves_no_pending_item(log: SqlDecisionLog, log_db: str) -> None:
+def test_a_decision_whose_record_cannot_be_written_leaves_no_pending_item(log: StoreLog, log_db: str) -> None:
     append(log, [decision(1)])
     with pytest.raises(Exception, match="decision log write failed"):
         append(log, [decision(2), decision(1)])  # d-0001 again: the whole group is refused
@@ -86,27 +86,27 @@ def test_a_decision_whose_record_cannot_be_written_leaves_no_pending_item(log: S
     assert sql(log_db, "SELECT COUNT(*) FROM log_entries") == [(1,)]
 
 
-def test_the_pending_list_is_oldest_first_and_leaves_out_expired_items(log: SqlDecisionLog) -> None:
+def test_the_pending_list_is_oldest_first_and_leaves_out_expired_items(log: StoreLog) -> None:
     append(log, [decision(5), decision(2), decision(9, approval={"expires_at": "2026-11-21T10:10:00+00:00"})])
     at = "2026-11-21T10:20:00.000000+00:00"
-    assert [i.decision_id for i in asyncio.run(log.pending(at, 10))] == ["d-0002", "d-0005"]
-    assert [i.decision_id for i in asyncio.run(log.pending(at, 1))] == ["d-0002"]
-    assert [i.decision_id for i in asyncio.run(log.due(at, 10))] == ["d-0009"]
+    assert [i.decision_id for i in asyncio.run(log.approvals.pending(at, 10))] == ["d-0002", "d-0005"]
+    assert [i.decision_id for i in asyncio.run(log.approvals.pending(at, 1))] == ["d-0002"]
+    assert [i.decision_id for i in asyncio.run(log.approvals.due(at, 10))] == ["d-0009"]
 
 
-def test_an_execution_is_chained_and_resolves_its_item_in_one_transaction(log: SqlDecisionLog, log_db: str) -> None:
+def test_an_execution_is_chained_and_resolves_its_item_in_one_transaction(log: StoreLog, log_db: str) -> None:
     append(log, [decision(1)])
     stored = resolve(log, "d-0001", "bob")
     assert (stored.kind, stored.decision_id, stored.caller, stored.seq) == ("approval", "d-0001", "bob", 2)
-    assert asyncio.run(log.pending(BEFORE_EXPIRY, 10)) == []
+    assert asyncio.run(log.approvals.pending(BEFORE_EXPIRY, 10)) == []
     assert sql(log_db, "SELECT status, resolved_at, resolved_by FROM pending_approvals") == [
         ("EXECUTED", BEFORE_EXPIRY, "bob")
     ]
-    assert [r.kind for r in asyncio.run(log.get("d-0001"))] == ["decision", "approval"]
+    assert [r.kind for r in asyncio.run(log.records.get("d-0001"))] == ["decision", "approval"]
     assert str(verify_log(log_db)).splitlines()[0] == "2 records verified, chain intact"
 
 
-def test_a_second_answer_is_refused_and_writes_nothing(log: SqlDecisionLog, log_db: str) -> None:
+def test_a_second_answer_is_refused_and_writes_nothing(log: StoreLog, log_db: str) -> None:
     append(log, [decision(1)])
     resolve(log, "d-0001", "bob", "REJECTED")
     with pytest.raises(AlreadyDecided, match="already decided: REJECTED by bob"):
@@ -115,7 +115,7 @@ def test_a_second_answer_is_refused_and_writes_nothing(log: SqlDecisionLog, log_
     assert str(verify_log(log_db)).splitlines()[0] == "2 records verified, chain intact"
 
 
-def test_an_answer_after_the_expiry_is_refused_as_expired_until_the_item_is_expired(log: SqlDecisionLog) -> None:
+def test_an_answer_after_the_expiry_is_refused_as_expired_until_the_item_is_expired(log: StoreLog) -> None:
     append(log, [decision(1)])
     with pytest.raises(ApprovalExpired, match=re.escape(f"expired at {EXPIRES}: it can no longer")):
         resolve(log, "d-0001", "bob", at=AFTER_EXPIRY)
@@ -124,30 +124,28 @@ def test_an_answer_after_the_expiry_is_refused_as_expired_until_the_item_is_expi
     assert resolve(log, "d-0001", "opsgate", "EXPIRED", at=AFTER_EXPIRY).kind == "expiry"
     with pytest.raises(AlreadyDecided, match="already decided: EXPIRED by opsgate"):
         resolve(log, "d-0001", "bob", at=AFTER_EXPIRY)
-    assert asyncio.run(log.due(AFTER_EXPIRY, 10)) == []
+    assert asyncio.run(log.approvals.due(AFTER_EXPIRY, 10)) == []
 
 
-def test_an_answer_to_a_decision_never_queued_is_not_found(log: SqlDecisionLog) -> None:
+def test_an_answer_to_a_decision_never_queued_is_not_found(log: StoreLog) -> None:
     append(log, [decision(1, "APPROVED")])
     with pytest.raises(NotFound, match="'d-0001' is not awaiting approval"):
         resolve(log, "d-0001", "bob")
 
 
-def test_of_two_replicas_approving_the_same_items_at_once_exactly_one_wins_each(
-    log: SqlDecisionLog, log_db: str
-) -> None:
+def test_of_two_replicas_approving_the_same_items_at_once_exactly_one_wins_each(log: StoreLog, log_db: str) -> None:
     append(log, [decision(n) for n in range(40)])
-    other = SqlDecisionLog(log_db, "replica-b")
+    other = open_log(log_db, "replica-b")
 
     ready = threading.Barrier(2)
 
-    async def approve_all(store: SqlDecisionLog, who: str) -> list[Any]:
+    async def approve_all(store: StoreLog, who: str) -> list[Any]:
         ready.wait()  # both replicas answer the same items, one after the other, in step
         results: list[Any] = []
         for n in range(40):
             resolution = Resolution(f"d-{n:04d}", "EXECUTED", BEFORE_EXPIRY, who)
             try:
-                results.append(await store.resolve(answer(f"d-{n:04d}", who), resolution))
+                results.append(await store.approvals.resolve(answer(f"d-{n:04d}", who), resolution))
             except AlreadyDecided as refused:
                 results.append(refused)
         return results
@@ -171,7 +169,7 @@ def test_of_two_replicas_approving_the_same_items_at_once_exactly_one_wins_each(
 
 
 def test_window_stats_count_by_type_and_status_denials_by_policy_and_latency_percentiles(
-    log: SqlDecisionLog,
+    log: StoreLog,
 ) -> None:
     denied = {"violations": [{"policy": "guardrails.deploy.bypass", "id": "DEPLOY-BYPASS"}]}
     records = [decision(n, "APPROVED", latency_ms={"total": float(n)}) for n in range(1, 101)]
@@ -180,7 +178,7 @@ def test_window_stats_count_by_type_and_status_denials_by_policy_and_latency_per
     records.append(decision(200, created_at="2026-11-21T12:00:00.000000+00:00"))  # outside the window
     append(log, records)
     resolve(log, "d-0200", "bob", at="2026-11-21T10:30:00.000000+00:00")
-    stats = asyncio.run(log.window_stats("2026-11-21T10:00:00+00:00", "2026-11-21T11:00:00+00:00"))
+    stats = asyncio.run(log.statistics.window_stats("2026-11-21T10:00:00+00:00", "2026-11-21T11:00:00+00:00"))
     assert stats.decisions == 100
     assert stats.by_decision_type == {"DEPLOY.ESCALATE": 1, "DEPLOY.NEW_MODEL": 99}
     assert stats.by_execution_status == {"APPROVED": 99, "ESCALATED": 1}
@@ -189,6 +187,6 @@ def test_window_stats_count_by_type_and_status_denials_by_policy_and_latency_per
     assert stats.approvals_resolved == {"EXECUTED": 1}
 
 
-def test_window_stats_of_an_empty_window_have_no_latency(log: SqlDecisionLog) -> None:
-    stats = asyncio.run(log.window_stats("2026-11-21T10:00:00+00:00", "2026-11-21T11:00:00+00:00"))
+def test_window_stats_of_an_empty_window_have_no_latency(log: StoreLog) -> None:
+    stats = asyncio.run(log.statistics.window_stats("2026-11-21T10:00:00+00:00", "2026-11-21T11:00:00+00:00"))
     assert (stats.decisions, stats.latency_p50_ms, stats.latency_p99_ms) == (0, None, None)

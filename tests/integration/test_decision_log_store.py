@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from service.adapters.store.sql import SqlDecisionLog, verify_log
+from service.adapters.store import StoreLog, open_log, verify_log
 from service.domain.record import DecisionQuery
 from service.errors import DecisionLogError, NotFound
 from tests.conftest import sql, tables
@@ -34,9 +34,9 @@ def decision(n: int, **changes: Any) -> dict[str, Any]:
     return record
 
 
-def append_all(store: SqlDecisionLog, records: list[dict[str, Any]]) -> list[Any]:
+def append_all(store: StoreLog, records: list[dict[str, Any]]) -> list[Any]:
     async def run() -> list[Any]:
-        return list(await asyncio.gather(*(store.append(r) for r in records)))
+        return list(await asyncio.gather(*(store.records.append(r) for r in records)))
 
     return asyncio.run(run())
 
@@ -45,7 +45,7 @@ def rows(db: str) -> list[tuple[Any, ...]]:
     return sql(db, "SELECT writer, seq, body, prev_hash, hash FROM log_entries ORDER BY writer, seq")
 
 
-def test_each_record_is_sha256_of_prev_hash_and_its_canonical_json(log: SqlDecisionLog, log_db: str) -> None:
+def test_each_record_is_sha256_of_prev_hash_and_its_canonical_json(log: StoreLog, log_db: str) -> None:
     for n in range(3):
         append_all(log, [decision(n)])
     stored = rows(log_db)
@@ -60,20 +60,20 @@ def test_each_record_is_sha256_of_prev_hash_and_its_canonical_json(log: SqlDecis
         prev = digest
 
 
-def test_concurrent_appends_each_get_their_own_place_in_one_chain(log: SqlDecisionLog, log_db: str) -> None:
+def test_concurrent_appends_each_get_their_own_place_in_one_chain(log: StoreLog, log_db: str) -> None:
     stored = append_all(log, [decision(n) for n in range(300)])
     assert sorted(r.seq for r in stored) == list(range(1, 301))
     assert len({r.id for r in stored}) == 300
     assert str(verify_log(log_db)).splitlines()[0] == "300 records verified, chain intact"
 
 
-def test_two_processes_with_one_writer_id_still_write_one_unbroken_chain(log: SqlDecisionLog, log_db: str) -> None:
-    other = SqlDecisionLog(log_db, "replica-a")
+def test_two_processes_with_one_writer_id_still_write_one_unbroken_chain(log: StoreLog, log_db: str) -> None:
+    other = open_log(log_db, "replica-a")
     try:
 
         async def run() -> None:
             stores = enumerate((log, other))
-            await asyncio.gather(*(s.append(decision(n + 100 * i)) for i, s in stores for n in range(100)))
+            await asyncio.gather(*(s.records.append(decision(n + 100 * i)) for i, s in stores for n in range(100)))
 
         asyncio.run(run())
     finally:
@@ -81,12 +81,12 @@ def test_two_processes_with_one_writer_id_still_write_one_unbroken_chain(log: Sq
     assert str(verify_log(log_db)).splitlines()[0] == "200 records verified, chain intact"
 
 
-def test_each_writer_keeps_its_own_chain_and_head(log: SqlDecisionLog, log_db: str) -> None:
-    other = SqlDecisionLog(log_db, "replica-b")
+def test_each_writer_keeps_its_own_chain_and_head(log: StoreLog, log_db: str) -> None:
+    other = open_log(log_db, "replica-b")
     try:
         append_all(log, [decision(n) for n in range(3)])
         last_b = append_all(other, [decision(10 + n) for n in range(2)])[-1]
-        heads = asyncio.run(log.heads())
+        heads = asyncio.run(log.records.heads())
     finally:
         other.close()
     assert [(h.writer, h.seq) for h in heads] == [("replica-a", 3), ("replica-b", 2)]
@@ -119,7 +119,7 @@ TAMPERING = {
 
 
 @pytest.mark.parametrize("change", list(TAMPERING))
-def test_verify_names_the_first_tampered_record(log: SqlDecisionLog, log_db: str, change: str) -> None:
+def test_verify_names_the_first_tampered_record(log: StoreLog, log_db: str, change: str) -> None:
     append_all(log, [decision(0)])
     append_all(log, [decision(1)])
     append_all(log, [decision(2)])
@@ -132,7 +132,7 @@ def test_verify_names_the_first_tampered_record(log: SqlDecisionLog, log_db: str
     assert message in str(report)
 
 
-def test_verify_detects_two_records_swapped_in_order(log: SqlDecisionLog, log_db: str) -> None:
+def test_verify_detects_two_records_swapped_in_order(log: StoreLog, log_db: str) -> None:
     for n in range(4):
         append_all(log, [decision(n)])
     sql(log_db, "UPDATE log_entries SET seq = -1 WHERE seq = 2")
@@ -143,7 +143,7 @@ def test_verify_detects_two_records_swapped_in_order(log: SqlDecisionLog, log_db
     assert report.startswith("chain broken after 1 good records")
 
 
-def test_queries_filter_by_every_field_and_page_newest_first(log: SqlDecisionLog) -> None:
+def test_queries_filter_by_every_field_and_page_newest_first(log: StoreLog) -> None:
     violation = {"policy": "guardrails.ops.retry_limit", "id": "OPS-RETRY-LIMIT"}
     records = [
         decision(1, created_at="2026-11-21T10:00:01.000000+00:00"),
@@ -162,7 +162,7 @@ def test_queries_filter_by_every_field_and_page_newest_first(log: SqlDecisionLog
         append_all(log, [record])
 
     def ids(**filters: Any) -> list[str]:
-        found, _ = asyncio.run(log.query(DecisionQuery(**filters)))
+        found, _ = asyncio.run(log.records.query(DecisionQuery(**filters)))
         return [r.decision_id[-1] for r in found]
 
     assert ids() == ["4", "3", "2", "1"]
@@ -178,13 +178,13 @@ def test_queries_filter_by_every_field_and_page_newest_first(log: SqlDecisionLog
     assert ids(denied_by="guardrails.ops.retry_limit") == ["3"]
     assert ids(caller="10.0.0.2") == ["2"]
     assert ids(caller="10.0.0.2", status="ESCALATED") == []
-    first, cursor = asyncio.run(log.query(DecisionQuery(limit=3)))
+    first, cursor = asyncio.run(log.records.query(DecisionQuery(limit=3)))
     assert [r.decision_id[-1] for r in first] == ["4", "3", "2"] and cursor is not None
-    rest, end = asyncio.run(log.query(DecisionQuery(limit=3, cursor=cursor)))
+    rest, end = asyncio.run(log.records.query(DecisionQuery(limit=3, cursor=cursor)))
     assert [r.decision_id[-1] for r in rest] == ["1"] and end is None
 
 
-def test_an_outcome_is_chained_and_read_back_with_its_decision(log: SqlDecisionLog, log_db: str) -> None:
+def test_an_outcome_is_chained_and_read_back_with_its_decision(log: StoreLog, log_db: str) -> None:
     append_all(log, [decision(1)])
     outcome = {
         "kind": "outcome",
@@ -194,15 +194,15 @@ def test_an_outcome_is_chained_and_read_back_with_its_decision(log: SqlDecisionL
         "outcome": {"status": "FAILED", "detail": "worker crashed"},
     }
     append_all(log, [outcome])
-    entries = asyncio.run(log.get("000000000001"))
+    entries = asyncio.run(log.records.get("000000000001"))
     assert [(e.kind, e.seq) for e in entries] == [("decision", 1), ("outcome", 2)]
     assert entries[1].record()["outcome"] == {"status": "FAILED", "detail": "worker crashed"}
     assert entries[1].prev_hash == entries[0].hash
-    assert asyncio.run(log.get("nope")) == []
+    assert asyncio.run(log.records.get("nope")) == []
     assert str(verify_log(log_db)).splitlines()[0] == "2 records verified, chain intact"
 
 
-def test_a_decision_id_is_logged_once(log: SqlDecisionLog, log_db: str) -> None:
+def test_a_decision_id_is_logged_once(log: StoreLog, log_db: str) -> None:
     append_all(log, [decision(1)])
     with pytest.raises(Exception, match="decision log write failed"):
         append_all(log, [decision(1)])
@@ -210,30 +210,30 @@ def test_a_decision_id_is_logged_once(log: SqlDecisionLog, log_db: str) -> None:
     assert str(verify_log(log_db)).splitlines()[0] == "2 records verified, chain intact"
 
 
-def test_versions_keep_every_file_once_and_count_their_loads(log: SqlDecisionLog, log_db: str) -> None:
+def test_versions_keep_every_file_once_and_count_their_loads(log: StoreLog, log_db: str) -> None:
     files_v1 = [("rules/ops.yaml", b"name: ops\n"), ("rego/a.rego", b"package a\n")]
     files_v2 = [("rules/ops.yaml", b"name: ops # changed\n"), ("rego/a.rego", b"package a\n")]
     git = {"commit": "abc", "author": "A <a@example.org>", "date": "2026-11-20T10:00:00+00:00", "subject": "s"}
-    asyncio.run(log.register_version("v1", files_v1, {"ops": "r1"}, None))
-    asyncio.run(log.register_version("v2", files_v2, {"ops": "r2"}, git))
-    asyncio.run(log.register_version("v1", files_v1, {"ops": "r1"}, None))
-    versions = {v.version: v for v in asyncio.run(log.versions())}
+    asyncio.run(log.versions.register_version("v1", files_v1, {"ops": "r1"}, None))
+    asyncio.run(log.versions.register_version("v2", files_v2, {"ops": "r2"}, git))
+    asyncio.run(log.versions.register_version("v1", files_v1, {"ops": "r1"}, None))
+    versions = {v.version: v for v in asyncio.run(log.versions.versions())}
     assert (versions["v1"].loads, versions["v2"].loads) == (2, 1)
     assert versions["v1"].rulesets == {"ops": "r1"} and versions["v1"].git is None
     assert versions["v2"].git == git
     assert versions["v1"].last_loaded_at > versions["v1"].first_loaded_at
-    files = asyncio.run(log.version_files("v2"))
+    files = asyncio.run(log.versions.version_files("v2"))
     assert [(f.path, f.content) for f in files] == [("rego/a.rego", b"package a\n"), ("rules/ops.yaml", files_v2[0][1])]
     assert files[1].sha256 == hashlib.sha256(b"name: ops # changed\n").hexdigest()
     assert sql(log_db, "SELECT count(*) FROM blobs") == [(3,)]  # rego/a.rego stored once
 
 
-def test_verify_recomputes_each_stored_version_from_its_files(log: SqlDecisionLog, log_db: str) -> None:
+def test_verify_recomputes_each_stored_version_from_its_files(log: StoreLog, log_db: str) -> None:
     from service.domain.ruleset import content_hash
 
     files = [("rules/ops.yaml", b"name: ops\n"), ("rego/a.rego", b"package a\n")]
     version = content_hash(files)
-    asyncio.run(log.register_version(version, files, {"ops": "r1"}, None))
+    asyncio.run(log.versions.register_version(version, files, {"ops": "r1"}, None))
     assert str(verify_log(log_db)) == "0 records verified, chain intact\n1 ruleset version(s) verified"
     sql(log_db, "UPDATE blobs SET content = ? WHERE sha256 = ?",
         (b"name: ops # edited\n", hashlib.sha256(b"name: ops\n").hexdigest()))  # fmt: skip
@@ -251,20 +251,20 @@ def test_verify_reads_only_and_says_when_there_is_no_log(log_db: str) -> None:
         ]
 
 
-def test_a_read_only_log_reads_what_was_written_and_refuses_to_append(log: SqlDecisionLog, log_db: str) -> None:
+def test_a_read_only_log_reads_what_was_written_and_refuses_to_append(log: StoreLog, log_db: str) -> None:
     append_all(log, [decision(1), decision(2)])
-    reader = SqlDecisionLog(log_db, "opsgate-replay", read_only=True)
+    reader = open_log(log_db, "opsgate-replay", read_only=True)
     try:
-        rows_read, _ = asyncio.run(reader.query(DecisionQuery()))
+        rows_read, _ = asyncio.run(reader.records.query(DecisionQuery()))
         assert [r.decision_id for r in rows_read] == ["000000000002", "000000000001"]
         with pytest.raises(DecisionLogError, match="is open read-only"):
             append_all(reader, [decision(3)])
         with pytest.raises(DecisionLogError, match="is open read-only"):
-            asyncio.run(reader.revoke_session("sid", 1))
+            asyncio.run(reader.sessions.revoke_session("sid", 1))
         with pytest.raises(DecisionLogError, match="is open read-only"):
-            asyncio.run(reader.register_version("v", [], {}, None))
+            asyncio.run(reader.versions.register_version("v", [], {}, None))
         with pytest.raises(DecisionLogError):  # its connections themselves refuse to write, on either database
-            asyncio.run(reader._read(lambda c: c.execute("DELETE FROM log_entries")))
+            asyncio.run(reader.database.read(lambda c: c.execute("DELETE FROM log_entries")))
     finally:
         reader.close()
     assert str(verify_log(log_db)).splitlines()[0] == "2 records verified, chain intact"
@@ -273,20 +273,20 @@ def test_a_read_only_log_reads_what_was_written_and_refuses_to_append(log: SqlDe
 def test_a_read_only_log_creates_nothing_where_there_is_no_log(foreign_db: str) -> None:
     before = tables(foreign_db)
     with pytest.raises(NotFound, match="no decision log at"):
-        SqlDecisionLog(foreign_db, "opsgate-replay", read_only=True)
+        open_log(foreign_db, "opsgate-replay", read_only=True)
     assert tables(foreign_db) == before
 
 
-def test_a_cursor_of_zero_is_an_empty_page(log: SqlDecisionLog) -> None:
+def test_a_cursor_of_zero_is_an_empty_page(log: StoreLog) -> None:
     append_all(log, [decision(1)])
-    assert asyncio.run(log.query(DecisionQuery(cursor="0"))) == ([], None)
+    assert asyncio.run(log.records.query(DecisionQuery(cursor="0"))) == ([], None)
 
 
 def test_the_postgresql_description_shows_neither_user_info_nor_query_parameters(pg_url: str) -> None:
     # trust authentication ignores the password; the URL still carries it as a query parameter
     user, at, host_db = pg_url.split("://", 1)[1].split("?")[0].rpartition("@")
     url = pg_url.replace(f"{user}{at}", f"{user or 'postgres'}:userinfo-secret@", 1) + "&password=query-secret"
-    store = SqlDecisionLog(url, "replica-a")
+    store = open_log(url, "replica-a")
     try:
         assert store.description == f"postgresql://{host_db}"
     finally:

@@ -6,20 +6,18 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from service.adapters.store.sql import SqlDecisionLog, verify_log
-from service.errors import OpsgateError
-from service.settings import from_env
+from bench.logoff import open_unlogged
+from service.adapters.store import StoreLog, verify_log
+from service.settings import Settings, from_env
 from tests.integration.test_decision_log_store import decision
 
 
-def test_a_batch_larger_than_a_group_commit_lands_in_order_and_unsplit(log: SqlDecisionLog, log_db: str) -> None:
+def test_a_batch_larger_than_a_group_commit_lands_in_order_and_unsplit(log: StoreLog, log_db: str) -> None:
     batch = [decision(n) for n in range(600)]  # beyond the writer's 512-record group
 
     async def run() -> tuple[list[Any], list[Any]]:
-        singles = [asyncio.ensure_future(log.append(decision(1000 + n))) for n in range(5)]
-        stored = await log.append_many(batch)
+        singles = [asyncio.ensure_future(log.records.append(decision(1000 + n))) for n in range(5)]
+        stored = await log.records.append_many(batch)
         return stored, list(await asyncio.gather(*singles))
 
     stored, singles = asyncio.run(run())
@@ -31,17 +29,20 @@ def test_a_batch_larger_than_a_group_commit_lands_in_order_and_unsplit(log: SqlD
     assert report.intact and report.records == 605, str(report)
 
 
-def test_the_benchmark_only_switch_writes_nothing_and_says_so(tmp_path: Path) -> None:
+def test_the_benchmarks_log_off_entry_writes_nothing_and_says_so(tmp_path: Path) -> None:
     db = str(tmp_path / "off.db")
-    settings = from_env({"OPSGATE_BENCH_LOG_OFF": "1", "OPSGATE_DB": db})
-    assert settings.bench_log_off is True
-    store = SqlDecisionLog(settings.db, "replica-a", bench_log_off=settings.bench_log_off)
+    settings = from_env({"OPSGATE_DB": db}, writer_id="replica-a")
+    store = open_unlogged(settings)
     try:
-        stored = asyncio.run(store.append(decision(1)))
+        stored = asyncio.run(store.records.append(decision(1)))
         assert (stored.id, stored.seq) == (0, 0)
-        assert store.description == f"sqlite:{db} (OFF: OPSGATE_BENCH_LOG_OFF, nothing is written)"
+        assert [r.seq for r in asyncio.run(store.records.append_many([decision(2), decision(3)]))] == [0, 0]
+        assert store.description == f"sqlite:{db} (OFF: python -m bench.logoff, nothing is written)"
     finally:
         store.close()
     assert verify_log(db).records == 0
-    with pytest.raises(OpsgateError, match="OPSGATE_BENCH_LOG_OFF='maybe' is invalid"):
-        from_env({"OPSGATE_BENCH_LOG_OFF": "maybe"})
+
+
+def test_the_service_itself_has_no_switch_to_turn_the_log_off() -> None:
+    assert not [name for name in Settings.__struct_fields__ if "log_off" in name]
+    assert from_env({"OPSGATE_BENCH_LOG_OFF": "1"}) == from_env({})

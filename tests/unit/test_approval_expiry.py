@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from service.authoring.rulesets import load_ruleset
+from service.domain.approval import approval_expires_at
 from service.domain.ruleset import approval_expiry_s
 from service.errors import RulesetInvalid
 
@@ -53,3 +54,13 @@ def test_an_expiry_past_ten_years_is_a_located_problem(tmp_path: Path, ops_text:
 def test_an_expiry_of_ten_years_is_accepted(tmp_path: Path, ops_text: str) -> None:
     ruleset = load_with(tmp_path, ops_text, "  approval_expiry_s: 315360000\n")
     assert approval_expiry_s(ruleset.params) == 315360000.0  # type: ignore[attr-defined]
+
+
+def test_a_pending_record_expires_when_its_approval_terms_say_in_the_logs_time_format() -> None:
+    record = {"created_at": "2026-11-21T10:00:00.000000+00:00", "approval": {"expires_at": "2026-11-21T10:10:00Z"}}
+    assert approval_expires_at(record) == "2026-11-21T10:10:00.000000+00:00"
+
+
+def test_a_pending_record_without_approval_terms_expires_an_hour_after_it_was_decided() -> None:
+    record = {"created_at": "2026-11-21T10:00:07.000000+00:00", "approval": None}
+    assert approval_expires_at(record) == "2026-11-21T11:00:07.000000+00:00"

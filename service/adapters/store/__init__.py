@@ -1,0 +1,8 @@
+"""The decision log's storage: the only package that talks to SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from service.adapters.store.log import StoreLog, open_log
+from service.adapters.store.verify import require_log, verify_log
+
+__all__ = ["StoreLog", "open_log", "require_log", "verify_log"]

@@ -1,0 +1,51 @@
+"""The decision log as the service opens it: one database and its narrow stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.adapters.store.approvals import Approvals
+from service.adapters.store.database import Database, dialect_for
+from service.adapters.store.records import Records
+from service.adapters.store.sessions import Sessions
+from service.adapters.store.statistics import Statistics
+from service.adapters.store.verify import require_log
+from service.adapters.store.versions import Versions
+from service.ports.log import ApprovalStore, RecordStore, SessionStore, StatisticsStore, VersionStore
+
+
+@dataclass(frozen=True)
+class StoreLog:
+    """The stores of one decision log over one database (``service.ports.log.Log``)."""
+
+    database: Database
+    records: RecordStore
+    approvals: ApprovalStore
+    versions: VersionStore
+    sessions: SessionStore
+    statistics: StatisticsStore
+    description: str
+
+    @property
+    def writer(self) -> str:
+        return self.records.writer
+
+    def close(self) -> None:
+        self.database.close()
+
+
+def open_log(db: str, writer: str, *, read_only: bool = False) -> StoreLog:
+    """The decision log at ``db`` (a SQLite file path or a postgresql:// URL), appending to chain
+    ``writer``.  ``read_only``: the log must exist (else NotFound) and nothing is created or
+    written: no schema, no writer thread; writing raises."""
+    database = Database(require_log(db) if read_only else dialect_for(db), read_only=read_only)
+    records = Records(database, writer)
+    return StoreLog(
+        database,
+        records,
+        Approvals(database, records.chain),
+        Versions(database),
+        Sessions(database),
+        Statistics(database),
+        database.description,
+    )

@@ -1,0 +1,101 @@
+"""The decision log's ports, one small Protocol per store, and the log they make up together."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from service.domain.record import (
+    DecisionQuery,
+    Head,
+    PendingItem,
+    Resolution,
+    StoredRecord,
+    VersionFile,
+    VersionInfo,
+    WindowStats,
+)
+
+
+class RecordStore(Protocol):
+    """The hash-chained records: this writer's chain is appended to, every chain is read."""
+
+    @property
+    def writer(self) -> str: ...
+
+    async def append(self, payload: dict[str, Any]) -> StoredRecord: ...
+
+    async def append_many(self, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
+        """Several records in one transaction, in order."""
+
+    async def get(self, decision_id: str) -> list[StoredRecord]: ...
+
+    async def query(self, query: DecisionQuery) -> tuple[list[StoredRecord], str | None]: ...
+
+    async def heads(self) -> list[Head]: ...
+
+
+class ApprovalStore(Protocol):
+    """The decisions pending a person, and how each ends."""
+
+    async def resolve(self, payload: dict[str, Any], resolution: Resolution) -> StoredRecord:
+        """Append ``payload`` and apply ``resolution`` in one transaction, or neither (then raise
+        NotFound, AlreadyDecided, ApprovalExpired or Conflict)."""
+
+    async def pending(self, at: str, limit: int) -> list[PendingItem]: ...
+
+    async def due(self, at: str, limit: int) -> list[PendingItem]: ...
+
+    async def pending_count(self, at: str) -> tuple[int, str | None]: ...
+
+
+class VersionStore(Protocol):
+    """The registry of loaded ruleset versions and their files."""
+
+    async def register_version(
+        self, version: str, files: list[tuple[str, bytes]], rulesets: dict[str, str], git: dict[str, Any] | None
+    ) -> None: ...
+
+    async def versions(self) -> list[VersionInfo]: ...
+
+    async def version_files(self, version: str) -> list[VersionFile]: ...
+
+
+class SessionStore(Protocol):
+    """Where revoked session ids are kept, each until the expiry of its session."""
+
+    async def revoke_session(self, sid: str, expires: int) -> None: ...
+
+    async def session_revoked(self, sid: str) -> bool: ...
+
+
+class StatisticsStore(Protocol):
+    """Figures over a window of the log, for the dashboard."""
+
+    async def window_stats(self, since: str, until: str) -> WindowStats: ...
+
+
+class Log(Protocol):
+    """The stores of one decision log, opened and closed together (the composition root holds it)."""
+
+    @property
+    def records(self) -> RecordStore: ...
+
+    @property
+    def approvals(self) -> ApprovalStore: ...
+
+    @property
+    def versions(self) -> VersionStore: ...
+
+    @property
+    def sessions(self) -> SessionStore: ...
+
+    @property
+    def statistics(self) -> StatisticsStore: ...
+
+    @property
+    def writer(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def close(self) -> None: ...
