@@ -16,9 +16,9 @@ import msgspec
 from service.adapters.rules_engine.compile import Compiled, compile_condition
 from service.authoring.yamlsrc import Key, Source, SyntaxProblem, dotted, load, validation_problem
 from service.domain import expr
+from service.domain.expr.typecheck import type_mismatches
 from service.domain.lint import lint
 from service.domain.schema import FactDecoder, FieldSpec
-from service.domain.typecheck import type_mismatches
 from service.errors import ExpressionError, Problem, RulesetInvalid
 
 Value = str | int | float | bool | None
