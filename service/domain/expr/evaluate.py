@@ -19,23 +19,23 @@ Scope = Mapping[str, Any]
 
 def evaluate(node: Node, scope: Scope) -> Any:
     """Evaluate ``node`` with the given roots (facts' fields, ``params``)."""
-    match node:
-        case Literal(value=value):
-            return value
-        case Path(parts=parts):
-            return _path(parts, scope)
-        case Attr(target=target, name=name):
-            return _get(evaluate(target, scope), name)
-        case ListExpr(items=items):
-            return [evaluate(item, scope) for item in items]
-        case Unary():
-            return _unary(node, evaluate(node.operand, scope))
+    match node:  # the commonest kinds first: each case is one isinstance test
+        case Path():
+            return _path(node.parts, scope)
         case Binary():
             return _binary(node, evaluate(node.left, scope), evaluate(node.right, scope))
+        case Literal():
+            return node.value
         case BoolOp():
             return _boolop(node, scope)
         case Call():
             return _call(node, scope)
+        case Unary():
+            return _unary(node, evaluate(node.operand, scope))
+        case Attr():
+            return _get(evaluate(node.target, scope), node.name)
+        case ListExpr():
+            return [evaluate(item, scope) for item in node.items]
         case _:
             assert_never(node)
 
