@@ -12,6 +12,7 @@ import msgspec
 
 from service.authoring.yamlsrc import Key, Source, SyntaxProblem, dotted, load, validation_problem
 from service.domain import expr
+from service.domain.expr.typecheck import type_mismatches
 from service.domain.fold import fold_params
 from service.domain.lint import lint
 from service.domain.ruleset import (
@@ -27,7 +28,6 @@ from service.domain.ruleset import (
     content_hash,
 )
 from service.domain.schema import FactDecoder, FieldSpec
-from service.domain.typecheck import type_mismatches
 from service.errors import ExpressionError, Problem, RulesetInvalid
 
 

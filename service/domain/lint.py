@@ -119,7 +119,11 @@ def _finding(rule: LintedRule, winner: LintedRule, conditions: dict[int, expr.No
 
 
 def _always(node: expr.Node) -> bool:
-    return isinstance(node, expr.Literal) and node.value is True
+    match node:
+        case expr.Literal(value=True):
+            return True
+        case _:
+            return False
 
 
 def implies(b: expr.Node, a: expr.Node, texts: dict[int, str] | None = None) -> bool:
@@ -128,15 +132,21 @@ def implies(b: expr.Node, a: expr.Node, texts: dict[int, str] | None = None) -> 
     texts = {} if texts is None else texts
     if _always(a) or _text(a, texts) == _text(b, texts):
         return True
-    if isinstance(a, expr.BoolOp) and a.op == "and":
-        return all(implies(b, part, texts) for part in a.operands)
-    if isinstance(b, expr.BoolOp):
-        parts = [implies(part, a, texts) for part in b.operands]
-        if all(parts) if b.op == "or" else any(parts):
+    match a, b:
+        case (expr.BoolOp(op="and", operands=parts), _):
+            return all(implies(b, part, texts) for part in parts)
+        case (_, expr.BoolOp(op=op, operands=parts)) if _some_part_implies(op, parts, a, texts):
             return True
-    if isinstance(a, expr.BoolOp) and a.op == "or":
-        return any(implies(b, part, texts) for part in a.operands)
+    match a:
+        case expr.BoolOp(op="or", operands=parts):
+            return any(implies(b, part, texts) for part in parts)
     return _bound_implies(b, a)
+
+
+def _some_part_implies(op: str, parts: tuple[expr.Node, ...], a: expr.Node, texts: dict[int, str]) -> bool:
+    """Does the ``and``/``or`` of ``parts`` imply ``a``: every part of an ``or``, any part of an ``and``?"""
+    found = [implies(part, a, texts) for part in parts]
+    return all(found) if op == "or" else any(found)
 
 
 def _text(node: expr.Node, texts: dict[int, str]) -> str:
@@ -154,14 +164,14 @@ _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
 def _bound(node: expr.Node) -> Bound | None:
-    if not isinstance(node, expr.Binary) or node.op not in _FLIP:
-        return None
-    left, right, op = node.left, node.right, node.op
-    if isinstance(left, expr.Literal):
-        left, right, op = right, left, _FLIP[op]
-    if not isinstance(left, expr.Path) or not isinstance(right, expr.Literal) or left.parts[0] == "item":
-        return None
-    return (left.dotted, op, right.value)
+    match node:
+        case expr.Binary(op=op, left=expr.Path() as path, right=expr.Literal(value=value)) if op in _FLIP:
+            pass
+        case expr.Binary(op=op, left=expr.Literal(value=value), right=expr.Path() as path) if op in _FLIP:
+            op = _FLIP[op]
+        case _:
+            return None
+    return None if path.parts[0] == "item" else (path.dotted, op, value)
 
 
 def _number(value: Any) -> bool:
@@ -173,10 +183,11 @@ def _finite_values(node: expr.Node) -> tuple[str, list[Any]] | None:
     bound = _bound(node)
     if bound is not None and bound[1] == "==" and bound[2] is not None:
         return bound[0], [bound[2]]
-    if isinstance(node, expr.Binary) and node.op == "in" and isinstance(node.left, expr.Path):
-        items = node.right.items if isinstance(node.right, expr.ListExpr) else ()
-        if items and all(isinstance(i, expr.Literal) and i.value is not None for i in items):
-            return node.left.dotted, [i.value for i in items if isinstance(i, expr.Literal)]
+    match node:
+        case expr.Binary(op="in", left=expr.Path() as path, right=expr.ListExpr(items=items)) if items:
+            values = expr.literal_values(items)
+            if values is not None and all(value is not None for value in values):
+                return path.dotted, values
     return None
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from service.domain import expr
+from service.domain.expr.typecheck import type_mismatches
 from service.domain.schema import FieldSpec
-from service.domain.typecheck import type_mismatches
 
 FACTS = {
     "n": FieldSpec("int"),

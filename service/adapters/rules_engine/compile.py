@@ -12,18 +12,21 @@ before assertion and matched as ``d.kN == true``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, assert_never
 
 import msgspec
 
 from service.domain.expr import (
+    Attr,
     Binary,
     BoolOp,
+    Call,
     ListExpr,
     Literal,
     Node,
     Path,
     Unary,
+    literal_values,
     paths,
 )
 from service.domain.fold import fold_params
@@ -53,19 +56,23 @@ class _Compiler:
         self.derived: list[tuple[str, Node]] = []
 
     def condition(self, node: Node, negate: bool = False) -> JSON:
-        if isinstance(node, Literal) and isinstance(node.value, bool):
-            if node.value != negate:
+        match node:
+            case Literal(value=bool() as value) if value != negate:
                 return MATCH_ALL
-        elif isinstance(node, BoolOp):
-            return self._boolop(node, negate)
-        elif isinstance(node, Unary) and node.op == "not":
-            return self.condition(node.operand, not negate)
-        elif isinstance(node, Path) and node.dotted not in self.nullable:
-            return {_fact_path(node): not negate}
-        elif isinstance(node, Binary):
-            compiled = self._comparison(node, negate)
-            if compiled is not None:
-                return compiled
+            case BoolOp():
+                return self._boolop(node, negate)
+            case Unary(op="not", operand=operand):
+                return self.condition(operand, not negate)
+            case Path() if node.dotted not in self.nullable:
+                return {_fact_path(node): not negate}
+            case Binary():
+                compiled = self._comparison(node, negate)
+                if compiled is not None:
+                    return compiled
+            case Literal() | Path() | Attr() | ListExpr() | Unary() | Call():
+                pass  # no durable_rules form: derived below
+            case _:
+                assert_never(node)
         return self._derive(Unary(node.pos, "not", node) if negate else node)
 
     def _boolop(self, node: BoolOp, negate: bool) -> JSON:
@@ -92,13 +99,15 @@ class _Compiler:
         return {key: value} if op == "==" else {_OPS[op]: {key: value}}
 
     def _membership(self, node: Binary, negate: bool) -> JSON | None:
-        if not isinstance(node.left, Path) or not isinstance(node.right, ListExpr) or not node.right.items:
-            return None
-        if not all(isinstance(item, Literal) for item in node.right.items):
+        match node:
+            case Binary(left=Path() as path, right=ListExpr(items=items)) if items:
+                values = literal_values(items)
+            case _:
+                return None
+        if values is None:
             return None
         inside = (node.op == "in") != negate
-        key = _fact_path(node.left)
-        values = [item.value for item in node.right.items if isinstance(item, Literal)]
+        key = _fact_path(path)
         if inside:
             return {"$or": [{key: value} for value in values]}
         return {"$and": [{"$neq": {key: value}} for value in values]}
@@ -114,16 +123,20 @@ _UNSUPPORTED = object()
 
 def _operand(node: Node) -> Any:
     """durable_rules' right-hand side: a constant, a path, or arithmetic of those."""
-    if isinstance(node, Literal):
-        return node.value if isinstance(node.value, (int, float, str, bool)) else _UNSUPPORTED
-    if isinstance(node, Path):
-        return {"$m": _fact_path(node)}
-    if isinstance(node, Binary) and node.op in _DURABLE_ARITH:
-        left, right = _operand(node.left), _operand(node.right)
-        if left is _UNSUPPORTED or right is _UNSUPPORTED:
+    match node:
+        case Literal(value=int() | float() | str() as value):  # bool is an int
+            return value
+        case Path():
+            return {"$m": _fact_path(node)}
+        case Binary(op=op, left=left, right=right) if op in _DURABLE_ARITH:
+            left_value, right_value = _operand(left), _operand(right)
+            if left_value is _UNSUPPORTED or right_value is _UNSUPPORTED:
+                return _UNSUPPORTED
+            return {_DURABLE_ARITH[op]: {"$l": left_value, "$r": right_value}}
+        case Literal() | Binary() | Attr() | ListExpr() | Unary() | BoolOp() | Call():
             return _UNSUPPORTED
-        return {_DURABLE_ARITH[node.op]: {"$l": left, "$r": right}}
-    return _UNSUPPORTED
+        case _:
+            assert_never(node)
 
 
 def _fact_path(path: Path) -> str:

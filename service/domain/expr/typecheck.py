@@ -9,9 +9,10 @@ literal); anything unknown (``item``, ``first(...)``, attributes) passes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, assert_never
 
-from service.domain import expr
+from service.domain.expr.render import render
+from service.domain.expr.syntax import COMPARISONS, Attr, Binary, BoolOp, Call, ListExpr, Literal, Node, Path, Unary
 from service.domain.schema import FieldSpec
 
 Mismatch = tuple[int, str]  # (offset in the expression, reason)
@@ -20,7 +21,7 @@ _ORDERED = frozenset({"<", "<=", ">", ">="})
 _NUMERIC_CALLS = frozenset({"len", "abs", "floor", "ceil", "round"})
 
 
-def type_mismatches(node: expr.Node, facts: Mapping[str, FieldSpec], params: Mapping[str, Any]) -> list[Mismatch]:
+def type_mismatches(node: Node, facts: Mapping[str, FieldSpec], params: Mapping[str, Any]) -> list[Mismatch]:
     """Every certain type mismatch in ``node``, in no particular order."""
     checker = _Checker(facts, params)
     checker.infer(node)
@@ -54,47 +55,51 @@ class _Checker:
         self.params = params
         self.found: list[Mismatch] = []
 
-    def infer(self, node: expr.Node) -> str | None:
-        if isinstance(node, expr.Literal):
-            return _value_type(node.value)
-        if isinstance(node, expr.Path):
-            return self._path(node)
-        if isinstance(node, expr.ListExpr):
-            for item in node.items:
-                self.infer(item)
-            return "list"
-        if isinstance(node, expr.Binary):
-            return self._binary(node)
-        if isinstance(node, (expr.BoolOp, expr.Unary)):
-            return self._logic_or_negation(node)
-        if isinstance(node, expr.Call):
-            return self._call(node)
-        return None
+    def infer(self, node: Node) -> str | None:
+        match node:
+            case Literal(value=value):
+                return _value_type(value)
+            case Path():
+                return self._path(node)
+            case Attr():
+                return None  # an attribute of a computed value: its type is never certain
+            case ListExpr(items=items):
+                for item in items:
+                    self.infer(item)
+                return "list"
+            case Binary():
+                return self._binary(node)
+            case BoolOp(operands=operands):
+                for operand in operands:
+                    self.infer(operand)
+                return "bool"
+            case Unary():
+                return self._unary(node)
+            case Call():
+                return self._call(node)
+            case _:
+                assert_never(node)
 
-    def _path(self, node: expr.Path) -> str | None:
+    def _path(self, node: Path) -> str | None:
         root = node.parts[0]
         if root == "params":
             return _value_type(self.params.get(node.parts[1])) if len(node.parts) == 2 else None
         return None if root == "item" else _field_type(self.facts, node.parts)
 
-    def _logic_or_negation(self, node: expr.BoolOp | expr.Unary) -> str | None:
-        if isinstance(node, expr.BoolOp):
-            for operand in node.operands:
-                self.infer(operand)
-            return "bool"
+    def _unary(self, node: Unary) -> str:
         kind = self.infer(node.operand)
         if node.op == "not":
             return "bool"
         self._need_number(node.operand, kind, "'-'")
         return "number"
 
-    def _binary(self, node: expr.Binary) -> str | None:
+    def _binary(self, node: Binary) -> str | None:
         left, right = self.infer(node.left), self.infer(node.right)
         if node.op in ("in", "not in"):
             if right not in (None, "null", "list", "str"):
                 self._at(node.right, f"type mismatch: {node.op!r} needs a list or a string on its right, got {right}")
             return "bool"
-        if node.op in expr.COMPARISONS:
+        if node.op in COMPARISONS:
             self._comparison(node, left, right)
             return "bool"
         if node.op == "+" and "str" in (left, right) and {left, right} <= {"str", None, "null"}:
@@ -103,7 +108,7 @@ class _Checker:
         self._need_number(node.right, right, f"{node.op!r}")
         return "number"
 
-    def _comparison(self, node: expr.Binary, left: str | None, right: str | None) -> None:
+    def _comparison(self, node: Binary, left: str | None, right: str | None) -> None:
         if None in (left, right) or "null" in (left, right):
             return
         if left != right:
@@ -112,11 +117,11 @@ class _Checker:
         elif node.op in _ORDERED and left not in ("number", "str"):
             self._at(node.left, f"type mismatch: {node.op!r} cannot order values of type {left}")
 
-    def _need_number(self, node: expr.Node, kind: str | None, what: str) -> None:
+    def _need_number(self, node: Node, kind: str | None, what: str) -> None:
         if kind not in (None, "null", "number"):
             self._at(node, f"type mismatch: {what} needs numbers, {_describe(node)} is {kind}")
 
-    def _call(self, node: expr.Call) -> str | None:
+    def _call(self, node: Call) -> str | None:
         kinds = [self.infer(arg) for arg in node.args]
         if node.name in _NUMERIC_CALLS:
             return "number"
@@ -126,9 +131,13 @@ class _Checker:
             return "list"
         return "str" if node.name == "str" else None
 
-    def _at(self, node: expr.Node, reason: str) -> None:
+    def _at(self, node: Node, reason: str) -> None:
         self.found.append((node.pos, reason))
 
 
-def _describe(node: expr.Node) -> str:
-    return repr(node.dotted) if isinstance(node, expr.Path) else expr.render(node)
+def _describe(node: Node) -> str:
+    match node:
+        case Path(dotted=dotted):
+            return repr(dotted)
+        case _:
+            return render(node)
