@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from service import auth
 from service import settings as settings_module
 from service.adapters.opa.guardrails import check_policies, find_opa
 from service.adapters.store.sql import verify_log
+from service.auth.keys import ROLES
 from service.authoring.catalog import load_catalog
+from service.cli.keys import print_new_key
 from service.cli.workers import Supervisor
 from service.errors import OpsgateError, Problem, RulesetInvalid
 from service.runtime import Runtime
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     new = keys_commands.add_parser("new", help="print a new random key once, and its entry (hash only) for the config")
     new.add_argument("--name", required=True, help="who holds the key: logged as the caller of its requests")
-    new.add_argument("--roles", required=True, help=f"comma-separated, of: {', '.join(auth.ROLES)}")
+    new.add_argument("--roles", required=True, help=f"comma-separated, of: {', '.join(ROLES)}")
     return parser
 
 
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replay":
             return cmd_replay(settings, args)
         if args.command == "keys":
-            return auth.print_new_key(args.name, args.roles)
+            return print_new_key(args.name, args.roles)
         return cmd_check(settings)
     except OpsgateError as error:
         for problem in error.problems:

@@ -13,11 +13,11 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
-from service import auth
-from service.auth import roles
+from service.auth.sessions import from_settings
 from service.domain.limits import RateLimiter
 from service.errors import BadRequest, OpsgateError, Problem
 from service.http import admin as http_admin
+from service.http import guard
 from service.http import metrics as http_metrics
 from service.http import openapi as http_openapi
 from service.http import operations as http_operations
@@ -25,6 +25,7 @@ from service.http import review as http_review
 from service.http import ui as http_ui
 from service.http.common import caller, runtime
 from service.http.common import json_response as _json
+from service.http.guard import roles
 from service.http.limits import rate_guard, request_timeout
 from service.runtime import Runtime
 from service.settings import Settings
@@ -167,9 +168,9 @@ def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[b
 
 def create_app(settings: Settings) -> Litestar:
     """The Litestar app for ``settings``; OPA and the log start with it and stop with it."""
-    keys = auth.from_settings(settings)  # a bad key configuration stops the start here
+    keys = from_settings(settings)  # a bad key configuration stops the start here
     if keys.open:
-        log.warning(auth.OPEN_MODE_WARNING)
+        log.warning(guard.OPEN_MODE_WARNING)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -203,7 +204,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers={OpsgateError: _opsgate_error, HTTPException: _http_error, Exception: _unexpected},
         request_max_body_size=settings.max_body_bytes,
         state=State({"auth": keys}),
-        guards=[auth.guard, rate_guard(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None))],
+        guards=[guard.guard, rate_guard(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None))],
         middleware=[request_timeout(settings.request_timeout_s)],
         openapi_config=OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema"),
         template_config=http_ui.TEMPLATES,

@@ -7,8 +7,8 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
-from service.auth import roles
 from service.http.common import caller, json_response, runtime
+from service.http.guard import roles
 from service.usecases.dashboard import dashboard
 
 

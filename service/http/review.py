@@ -7,8 +7,8 @@ from typing import Any
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
 
-from service.auth import roles
 from service.http.common import caller, json_response, runtime
+from service.http.guard import roles
 
 
 @get("/decisions", summary="Logged decisions, newest first, filtered and paged with a cursor", opt=roles("audit"))

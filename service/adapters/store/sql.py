@@ -52,7 +52,15 @@ from service.domain.record import (
     verify_versions,
 )
 from service.domain.ruleset import DEFAULT_APPROVAL_EXPIRY_S
-from service.errors import AlreadyDecided, ApprovalExpired, Conflict, DecisionLogError, NotFound, OpsgateError
+from service.errors import (
+    AlreadyDecided,
+    ApprovalExpired,
+    Conflict,
+    DecisionLogError,
+    NotFound,
+    OpsgateError,
+    UnsupportedDecisionLog,
+)
 
 T = TypeVar("T")
 MAX_GROUP = 512
@@ -225,7 +233,7 @@ def dialect_for(db: str) -> Dialect:
     if db.startswith(("postgresql://", "postgres://")):
         return PostgresDialect(db)
     if "://" in db:
-        raise OpsgateError(f"unsupported decision log {db!r}: use a SQLite file path or a postgresql:// URL")
+        raise UnsupportedDecisionLog(f"unsupported decision log {db!r}: use a SQLite file path or a postgresql:// URL")
     return Dialect(db.removeprefix("sqlite:"))
 
 
