@@ -8,6 +8,7 @@ import getpass
 import logging
 import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -188,8 +189,12 @@ def cmd_decide(settings: Settings, file: str, ruleset: str | None, explain: bool
     async def run() -> bytes:
         runtime = await Runtime.start(settings)
         try:
-            response = await runtime.service.decide(
-                ruleset or settings.default_ruleset, body, f"cli:{getpass.getuser()}", explain_full=explain
+            started = time.perf_counter()
+            service = runtime.service
+            chosen = service.catalog.get(ruleset or settings.default_ruleset)
+            facts = chosen.decoder.decode_json(body, service.json_limits)
+            response = await service.decide_facts(
+                chosen, facts, f"cli:{getpass.getuser()}", started=started, explain_full=explain
             )
             return msgspec.json.format(msgspec.json.encode(response), indent=2)
         finally:

@@ -24,11 +24,10 @@ from litestar.openapi.spec.response import OpenAPIResponse
 
 from service.domain.record import DecisionQuery
 from service.errors import Problem
+from service.http.bodies import MAX_BATCH, ApprovalRequest, OutcomeRequest
 from service.http.limits import UNLIMITED_PREFIXES
-from service.usecases.approvals import ApprovalRequest, PendingQuery
-from service.usecases.dashboard import DashboardQuery
-from service.usecases.decide import MAX_BATCH, DecisionResponse
-from service.usecases.review import OutcomeRequest
+from service.http.queries import DashboardQuery, PendingQuery
+from service.usecases.decide import DecisionResponse
 
 
 class ErrorInfo(msgspec.Struct, frozen=True):

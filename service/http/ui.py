@@ -21,6 +21,7 @@ from service.errors import DecisionLogError, LoginRequired, OpsgateError, Proble
 from service.http import guard
 from service.http.common import runtime
 from service.http.guard import roles
+from service.http.queries import decision_query
 
 log = guard.log
 
@@ -59,7 +60,7 @@ async def home() -> Redirect:
 @get("/decisions", include_in_schema=False)
 async def decisions_page(request: Request[Any, Any, Any], state: State) -> Template:
     params = {k: v for k, v in request.query_params.items() if v}
-    page = await runtime(state).review.query(params)
+    page = await runtime(state).review.query(decision_query(params))
     filters = {name: params.get(name, "") for name in FILTERS}
     more = {**params, "cursor": page["next_cursor"]} if page["next_cursor"] else None
     return Template("decisions.html", context={"page": page, "filters": filters, "more": more})
