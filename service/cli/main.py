@@ -23,6 +23,7 @@ from service.authoring.catalog import load_catalog
 from service.cli.keys import print_new_key
 from service.cli.workers import Supervisor
 from service.errors import OpsgateError, Problem, RulesetInvalid
+from service.http.envelope import envelope
 from service.runtime import Runtime
 from service.settings import Settings
 from service.usecases import replay as replay_module
@@ -196,7 +197,7 @@ def cmd_decide(settings: Settings, file: str, ruleset: str | None, explain: bool
             response = await service.decide_facts(
                 chosen, facts, f"cli:{getpass.getuser()}", started=started, explain_full=explain
             )
-            return msgspec.json.format(msgspec.json.encode(response), indent=2)
+            return msgspec.json.format(msgspec.json.encode(envelope(response)), indent=2)
         finally:
             await runtime.close()
 

@@ -11,18 +11,9 @@ from litestar.datastructures import State
 from service.errors import OpsgateError
 from service.http.bodies import batch_facts
 from service.http.common import caller, json_response, runtime
-from service.http.errors import item_error
+from service.http.envelope import batch_envelope, envelope
 from service.http.guard import roles
 from service.http.queries import explain_full
-from service.usecases.decide import DecisionResponse
-
-
-def batch_envelope(results: list[DecisionResponse | OpsgateError]) -> dict[str, Any]:
-    """A batch's answer: the counts, then each item's decision or error body in the items' order."""
-    decided = sum(not isinstance(r, OpsgateError) for r in results)
-    items = [item_error(r) if isinstance(r, OpsgateError) else r for r in results]
-    return {"status": "success", "count": len(results), "decided": decided, "errors": len(results) - decided,
-            "results": items}  # fmt: skip
 
 
 async def _decide(request: Request[Any, Any, Any], state: State, ruleset_name: str) -> Response[bytes]:
@@ -36,7 +27,7 @@ async def _decide(request: Request[Any, Any, Any], state: State, ruleset_name: s
         response = await served.service.decide_facts(ruleset, facts, caller(request), started=started,
                                                      explain_full=full)  # fmt: skip
     current.offer_shadow([response])
-    return json_response(response)
+    return json_response(envelope(response))
 
 
 async def _decide_batch(request: Request[Any, Any, Any], state: State, ruleset_name: str) -> Response[bytes]:

@@ -11,33 +11,18 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from service.errors import OpsgateError, Problem
+from service.errors import OpsgateError
 from service.http.common import json_response as _json
+from service.http.envelope import error_body as _error_body
+from service.http.envelope import item_error
 
 log = logging.getLogger("opsgate.http")
-
-
-def _error_body(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
-    return {"status": "error", "error": {"code": code, "message": message, "details": details or []}}
-
-
-def _problem(problem: Problem) -> dict[str, Any]:
-    detail: dict[str, Any] = {"path": problem.path, "reason": problem.reason}
-    if problem.file:  # a ruleset or policy problem: where, as `opsgate check` prints it
-        detail.update(file=problem.file, line=problem.line, column=problem.column,
-                      severity=problem.severity, message=str(problem))  # fmt: skip
-    return detail
 
 
 def opsgate_error(_: Request[Any, Any, Any], error: OpsgateError) -> Response[bytes]:
     response = _json(item_error(error), error.status)
     response.headers.update(error.headers())
     return response
-
-
-def item_error(error: OpsgateError) -> dict[str, Any]:
-    """The body a single request failing with ``error`` gets; a batch item's error entry too."""
-    return _error_body(error.code, error.message, [_problem(p) for p in error.problems])
 
 
 # Litestar's own errors (routing, body size, parameter validation) under the same stable codes

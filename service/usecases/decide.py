@@ -84,9 +84,10 @@ class Result(msgspec.Struct, frozen=True):
 
 
 class DecisionResponse(msgspec.Struct, frozen=True):
+    """What one decide call returns: the ruleset's agent and the result (``service.http.envelope`` wraps it)."""
+
     agent: str
     result: Result
-    status: str = "success"
 
 
 def uuid7() -> str:
