@@ -6,7 +6,7 @@ other body (an approval, an outcome, a batch's envelope) by a Struct of this mod
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -76,12 +76,12 @@ def _items_problem(reason: str) -> Problem:
     return Problem(reason, path="items")
 
 
-def batch_facts(ruleset: Ruleset, body: bytes, limits: JsonLimits) -> list[dict[str, object] | OpsgateError]:
+def batch_facts(ruleset: Ruleset, body: bytes, limits: JsonLimits) -> list[dict[str, Any] | OpsgateError]:
     """Each item of a batch as ``ruleset``'s facts, or its error in place (a bad item spoils only itself)."""
     return [_item_facts(ruleset, raw, limits, index) for index, raw in enumerate(batch_items(body))]
 
 
-def _item_facts(ruleset: Ruleset, raw: msgspec.Raw, limits: JsonLimits, index: int) -> dict[str, object] | OpsgateError:
+def _item_facts(ruleset: Ruleset, raw: msgspec.Raw, limits: JsonLimits, index: int) -> dict[str, Any] | OpsgateError:
     try:
         limits.check(memoryview(raw), prefix=f"items[{index}]")
         return ruleset.decoder.decode_json(raw)
