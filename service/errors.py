@@ -52,6 +52,12 @@ class Unauthorized(OpsgateError):
         return {"WWW-Authenticate": 'Bearer realm="opsgate"'}
 
 
+class LoginRequired(Unauthorized):
+    """A reviewer page without a session: the pages answer it with a redirect to the login form."""
+
+    code = "login_required"
+
+
 class Forbidden(OpsgateError):
     """A known API key without any of the roles the route needs."""
 
@@ -190,16 +196,77 @@ class OpaNotFound(OpsgateError):
     code = "opa_not_found"
 
 
+class OpaStartFailed(OpsgateError):
+    """The opa child exited at start or did not become healthy in time."""
+
+    code = "opa_start_failed"
+
+
+class OpaHttpError(OpsgateError):
+    """OPA could not be reached, or answered with something other than a well-formed 200.
+
+    The guardrails client turns it into an unavailable verdict (the decision fails closed)."""
+
+    code = "opa_http_error"
+    status = 503
+
+
+class InvalidSettings(OpsgateError):
+    """A configuration opsgate cannot start with (an ``OPSGATE_*`` variable, a flag, the session secret)."""
+
+    code = "invalid_settings"
+
+
+class InvalidApiKeys(InvalidSettings):
+    """A malformed, duplicated or empty API key configuration (file, variable, or ``opsgate keys new``)."""
+
+    code = "invalid_api_keys"
+
+
+class UnsupportedDecisionLog(InvalidSettings):
+    """A decision log address that is neither a SQLite path nor a postgresql:// URL."""
+
+    code = "unsupported_decision_log"
+
+
+class UsageError(OpsgateError):
+    """Command-line options that do not go together."""
+
+    code = "usage_error"
+
+
+class NotCapturable(OpsgateError):
+    """A logged decision that cannot become a test case (no verdict, or its ruleset is gone)."""
+
+    code = "not_capturable"
+
+
+class InvalidCandidate(OpsgateError):
+    """A candidate version directory without its rules/ or rego/ directory."""
+
+    code = "invalid_candidate"
+
+
+class CandidateDoesNotLog(OpsgateError):
+    """Something tried to write to the decision log through a candidate version: a bug, never a request's fault."""
+
+    code = "candidate_does_not_log"
+
+
 class DecisionLogError(OpsgateError):
     code = "decision_log_error"
     status = 503
 
 
-class ExpressionError(Exception):
+class ExpressionError(OpsgateError):
     """A parse or evaluation error at ``offset`` within one expression's text.
 
-    The ruleset loader turns it into a located Problem (file:line:column).
+    The ruleset loader turns it into a located Problem (file:line:column); a rule's output
+    that fails for some facts becomes a RuleOutputError (the decision escalates).
     """
+
+    code = "expression_error"
+    status = 422
 
     def __init__(self, reason: str, offset: int) -> None:
         super().__init__(f"{reason} (at offset {offset})")

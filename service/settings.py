@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 
-from service.errors import OpsgateError
+from service.errors import InvalidSettings
 
 DEFAULT_MAX_BODY = 1024 * 1024
 
@@ -128,6 +128,6 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> S
             try:
                 values[field] = parse(environ[variable])
             except ValueError as error:
-                raise OpsgateError(f"{variable}={environ[variable]!r} is invalid: {error}") from None
+                raise InvalidSettings(f"{variable}={environ[variable]!r} is invalid: {error}") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]

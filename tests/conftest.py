@@ -210,7 +210,9 @@ def decide_in_process(settings: Settings, requests: Iterable[tuple[dict[str, Any
         try:
             ids = []
             for facts, caller in requests:
-                response = await runtime.service.decide("ops", json.dumps(facts).encode(), caller)
+                ruleset = runtime.service.catalog.get("ops")
+                decoded = ruleset.decoder.decode_json(json.dumps(facts).encode())
+                response = await runtime.service.decide_facts(ruleset, decoded, caller)
                 ids.append(response.result.decision_id)
             return ids
         finally:

@@ -92,6 +92,9 @@ def load(text: str, file: str) -> Source:
 
 
 class _SyntaxError(Exception):
+    """A YAML syntax problem found while loading: outside the error tree on purpose, it only carries
+    the located Problem to the loader, which gathers every problem into one RulesetInvalid."""
+
     def __init__(self, problem: Problem) -> None:
         super().__init__(str(problem))
         self.problem = problem

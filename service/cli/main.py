@@ -8,20 +8,23 @@ import getpass
 import logging
 import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from service import auth
 from service import settings as settings_module
 from service.adapters.opa.binary import find_opa
 from service.adapters.opa.tools import check_policies
 from service.adapters.store import verify_log
+from service.auth.keys import ROLES
 from service.authoring.catalog import load_catalog
+from service.cli.keys import print_new_key
 from service.cli.workers import Supervisor
 from service.errors import OpsgateError, Problem, RulesetInvalid
+from service.http.envelope import envelope
 from service.runtime import Runtime
 from service.settings import Settings
 from service.usecases import replay as replay_module
@@ -148,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     new = keys_commands.add_parser("new", help="print a new random key once, and its entry (hash only) for the config")
     new.add_argument("--name", required=True, help="who holds the key: logged as the caller of its requests")
-    new.add_argument("--roles", required=True, help=f"comma-separated, of: {', '.join(auth.ROLES)}")
+    new.add_argument("--roles", required=True, help=f"comma-separated, of: {', '.join(ROLES)}")
     return parser
 
 
@@ -188,10 +191,14 @@ def cmd_decide(settings: Settings, file: str, ruleset: str | None, explain: bool
     async def run() -> bytes:
         runtime = await Runtime.start(settings)
         try:
-            response = await runtime.service.decide(
-                ruleset or settings.default_ruleset, body, f"cli:{getpass.getuser()}", explain_full=explain
+            started = time.perf_counter()
+            service = runtime.service
+            chosen = service.catalog.get(ruleset or settings.default_ruleset)
+            facts = chosen.decoder.decode_json(body, service.json_limits)
+            response = await service.decide_facts(
+                chosen, facts, f"cli:{getpass.getuser()}", started=started, explain_full=explain
             )
-            return msgspec.json.format(msgspec.json.encode(response), indent=2)
+            return msgspec.json.format(msgspec.json.encode(envelope(response)), indent=2)
         finally:
             await runtime.close()
 
@@ -248,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replay":
             return cmd_replay(settings, args)
         if args.command == "keys":
-            return auth.print_new_key(args.name, args.roles)
+            return print_new_key(args.name, args.roles)
         return cmd_check(settings)
     except OpsgateError as error:
         for problem in error.problems:

@@ -12,7 +12,7 @@ import msgspec
 
 from service.domain import expr
 from service.domain.ruleset import CompiledAction, Rule, Ruleset
-from service.errors import ExpressionError
+from service.errors import ExpressionError, OpsgateError
 
 APPROVED = "APPROVED"
 ESCALATED = "ESCALATED"
@@ -84,8 +84,10 @@ class Outcome(msgspec.Struct, frozen=True):
     error: str | None = None
 
 
-class RuleOutputError(Exception):
-    """A rule's output expression failed for these facts."""
+class RuleOutputError(OpsgateError):
+    """A rule's output expression failed for these facts: the decision escalates, never a 500."""
+
+    code = "rule_output_error"
 
 
 def scope(ruleset: Ruleset, facts: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from service.domain.ruleset import content_hash
-from service.errors import BadRequest, Problem
 
 GENESIS = "0" * 64
 RecordKind = Literal["decision", "outcome", "approval", "expiry"]
@@ -51,15 +50,6 @@ def normalize_time(text: str) -> str:
         return moment.astimezone(UTC).isoformat(timespec="microseconds")
     except OverflowError:
         raise ValueError(f"{text!r} is out of range") from None
-
-
-def query_time(name: str, text: str) -> str:
-    """Query parameter ``name`` as the log's time; 400 naming it when it is not an RFC 3339 time."""
-    try:
-        return normalize_time(text)
-    except ValueError:
-        reason = "not an RFC 3339 time (e.g. 2026-11-21T09:30:00Z)"
-        raise BadRequest(f"invalid query parameter {name}: {reason}", [Problem(reason, path=name)]) from None
 
 
 def age_s(since: str, at: str) -> float:

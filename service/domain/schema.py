@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar, Union
 
 import msgspec
 
-from service.errors import BadRequest, InvalidBody, InvalidFacts, OpsgateError, Problem, TooDeep
+from service.domain.limits import JsonLimits
+from service.errors import BadRequest, InvalidFacts, OpsgateError, Problem, TooDeep
 
 T = TypeVar("T")
 
@@ -98,14 +99,18 @@ def _camel(*parts: str) -> str:
 
 
 class FactDecoder:
-    """Decodes a request body into plain facts, or raises a 400/422 with the field path."""
+    """Decodes JSON facts (a request body, a file, a batch item) into plain facts, or raises a 400/422
+    with the field path."""
 
     def __init__(self, ruleset_name: str, fields: dict[str, FieldSpec]) -> None:
         self.type = struct_type(_camel(ruleset_name, "Facts"), fields)
         self._decoder = msgspec.json.Decoder(self.type)
 
-    def decode_json(self, body: bytes) -> dict[str, Any]:
-        return msgspec.to_builtins(_decoded(self._decoder.decode, body, _invalid))  # type: ignore[no-any-return]
+    def decode_json(self, body: bytes, limits: JsonLimits | None = None, prefix: str = "") -> dict[str, Any]:
+        """``body``'s facts; with ``limits``, a body too deep or too long is refused first (paths under ``prefix``)."""
+        if limits is not None:
+            limits.check(body, prefix=prefix)
+        return msgspec.to_builtins(decoded(self._decoder.decode, body, _invalid))  # type: ignore[no-any-return]
 
     def convert(self, data: Any) -> dict[str, Any]:
         try:
@@ -124,9 +129,7 @@ def _invalid(error: msgspec.ValidationError) -> InvalidFacts:
     return InvalidFacts(f"invalid facts: {problem.path or '$'}: {problem.reason}", [problem])
 
 
-def _decoded(
-    decode: Callable[[bytes], T], body: bytes, invalid: Callable[[msgspec.ValidationError], OpsgateError]
-) -> T:
+def decoded(decode: Callable[[bytes], T], body: bytes, invalid: Callable[[msgspec.ValidationError], OpsgateError]) -> T:
     """``decode(body)``, its failures as errors: ``invalid`` ones (422), malformed JSON (400), too deep (422)."""
     try:
         return decode(body)
@@ -136,29 +139,6 @@ def _decoded(
         raise BadRequest(f"malformed JSON: {error}") from None
     except RecursionError:  # deeper than the decoder goes: far over any configured limit
         raise TooDeep("JSON too deep", [Problem("nested too deeply to read", path="$")]) from None
-
-
-def decode_body(body: bytes, kind: type[T], what: str) -> T:
-    """A request body other than facts (a batch, an outcome, an approval): 422 ``invalid_request`` naming the field."""
-
-    def invalid(error: msgspec.ValidationError) -> InvalidBody:
-        problem = facts_problem(str(error))
-        return InvalidBody(f"invalid {what}: {problem.path}: {problem.reason}", [problem])
-
-    def decode(raw: bytes) -> T:
-        return msgspec.json.decode(raw, type=kind)
-
-    return _decoded(decode, body, invalid)
-
-
-def decode_query(params: Mapping[str, str], kind: type[T]) -> T:
-    """A query string as ``kind`` (values converted from text): 400 naming the parameter when one is wrong."""
-    try:
-        query: T = msgspec.convert(dict(params), kind, strict=False)
-    except msgspec.ValidationError as error:
-        problem = facts_problem(str(error))
-        raise BadRequest(f"invalid query parameter {problem.path}: {problem.reason}", [problem]) from None
-    return query
 
 
 def facts_problem(message: str) -> Problem:

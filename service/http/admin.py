@@ -5,9 +5,9 @@ from __future__ import annotations
 from litestar import Response, get, post
 from litestar.datastructures import State
 
-from service.auth import roles
 from service.errors import NotSupportedWithWorkers, ShadowNotConfigured
 from service.http.common import json_response, runtime
+from service.http.guard import roles
 from service.runtime import Runtime
 
 

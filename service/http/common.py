@@ -9,7 +9,7 @@ from litestar import MediaType, Response
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 
-from service.auth import auth_of, authenticated
+from service.http.guard import auth_of, authenticated
 from service.runtime import Runtime
 
 _JSON = msgspec.json.Encoder()

@@ -14,10 +14,10 @@ from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.auth import auth_of, authenticated
 from service.domain.limits import RateLimiter
 from service.errors import RateLimited, RequestTimeout
 from service.http.common import caller, client_host
+from service.http.guard import auth_of, authenticated
 
 UNLIMITED_PREFIXES = ("/health", "/ready", "/schema")
 

@@ -6,8 +6,8 @@ from litestar import Response, get
 from litestar.datastructures import State
 
 from service.adapters.metrics import CONTENT_TYPE
-from service.auth import roles
 from service.http.common import runtime
+from service.http.guard import roles
 
 
 @get(

@@ -24,11 +24,10 @@ from litestar.openapi.spec.response import OpenAPIResponse
 
 from service.domain.record import DecisionQuery
 from service.errors import Problem
+from service.http.bodies import MAX_BATCH, ApprovalRequest, OutcomeRequest
+from service.http.envelope import DecisionEnvelope
 from service.http.limits import UNLIMITED_PREFIXES
-from service.usecases.approvals import ApprovalRequest, PendingQuery
-from service.usecases.dashboard import DashboardQuery
-from service.usecases.decide import MAX_BATCH, DecisionResponse
-from service.usecases.review import OutcomeRequest
+from service.http.queries import DashboardQuery, PendingQuery
 
 
 class ErrorInfo(msgspec.Struct, frozen=True):
@@ -47,7 +46,7 @@ class BatchResponse(msgspec.Struct, frozen=True):
     count: int
     decided: int
     errors: int
-    results: list[Any]  # each a DecisionResponse or an ErrorResponse, in the order of the items (below)
+    results: list[Any]  # each a DecisionEnvelope or an ErrorResponse, in the order of the items (below)
 
 
 def json_schema(kind: Any) -> dict[str, Any]:
@@ -72,7 +71,7 @@ def json_schema(kind: Any) -> dict[str, Any]:
 
 # A Problem's file/line/column/severity/message appear only for ruleset and policy problems.
 _ERROR = json_schema(ErrorResponse)
-_DECISION = json_schema(DecisionResponse)
+_DECISION = {**json_schema(DecisionEnvelope), "title": "DecisionResponse"}  # the published name
 _BATCH_RESULTS = json_schema(BatchResponse)
 _BATCH_RESULTS["properties"]["results"]["items"] = {"anyOf": [_DECISION, _ERROR]}
 _FACTS = {"type": "object", "description": "The facts, as the ruleset's fact schema declares them."}

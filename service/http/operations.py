@@ -7,8 +7,11 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
 
-from service.auth import roles
+from service.domain.record import now
+from service.http.bodies import approval_request
 from service.http.common import caller, json_response, runtime
+from service.http.guard import roles
+from service.http.queries import dashboard_window, pending_limit
 from service.usecases.dashboard import dashboard
 
 
@@ -18,7 +21,8 @@ from service.usecases.dashboard import dashboard
     opt=roles("approve"),
 )
 async def pending_decisions(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
-    return json_response(await runtime(state).approvals.pending(request.query_params))
+    limit = pending_limit(request.query_params)
+    return json_response(await runtime(state).approvals.pending(limit))
 
 
 @post(
@@ -27,8 +31,8 @@ async def pending_decisions(request: Request[Any, Any, Any], state: State) -> Re
     opt=roles("approve"),
 )
 async def execute_decision(request: Request[Any, Any, Any], state: State, decision_id: str) -> Response[bytes]:
-    body = await request.body()
-    return json_response(await runtime(state).approvals.execute(decision_id, body, caller(request)))
+    request_body = approval_request(await request.body())
+    return json_response(await runtime(state).approvals.execute(decision_id, request_body.reason, caller(request)))
 
 
 @post(
@@ -37,8 +41,8 @@ async def execute_decision(request: Request[Any, Any, Any], state: State, decisi
     opt=roles("approve"),
 )
 async def reject_decision(request: Request[Any, Any, Any], state: State, decision_id: str) -> Response[bytes]:
-    body = await request.body()
-    return json_response(await runtime(state).approvals.reject(decision_id, body, caller(request)))
+    request_body = approval_request(await request.body())
+    return json_response(await runtime(state).approvals.reject(decision_id, request_body.reason, caller(request)))
 
 
 @get(
@@ -47,9 +51,11 @@ async def reject_decision(request: Request[Any, Any, Any], state: State, decisio
     opt=roles("approve", "audit"),
 )
 async def show_dashboard(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
+    at = now()
+    since, until = dashboard_window(request.query_params, at)
     current = runtime(state)
     log, breaker = current.log, current.guardrails.breaker.state
-    return json_response(await dashboard(log.statistics, log.approvals, breaker, request.query_params))
+    return json_response(await dashboard(log.statistics, log.approvals, breaker, since, until, at))
 
 
 ROUTES = [pending_decisions, execute_decision, reject_decision, show_dashboard]

@@ -7,13 +7,16 @@ from typing import Any
 from litestar import MediaType, Request, Response, get, post
 from litestar.datastructures import State
 
-from service.auth import roles
+from service.http.bodies import outcome_request
 from service.http.common import caller, json_response, runtime
+from service.http.guard import roles
+from service.http.queries import decision_query
 
 
 @get("/decisions", summary="Logged decisions, newest first, filtered and paged with a cursor", opt=roles("audit"))
 async def list_decisions(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
-    return json_response(await runtime(state).review.query(request.query_params))
+    query = decision_query(request.query_params)
+    return json_response(await runtime(state).review.query(query))
 
 
 @get("/decisions/{decision_id:str}", summary="One decision's full record, with its outcomes", opt=roles("audit"))
@@ -45,8 +48,9 @@ async def replay_decision(state: State, decision_id: str) -> Response[bytes]:
     opt=roles("decide"),
 )
 async def record_outcome(request: Request[Any, Any, Any], state: State, decision_id: str) -> Response[bytes]:
-    body = await request.body()
-    return json_response(await runtime(state).review.record_outcome(decision_id, body, caller(request)), 201)
+    outcome = outcome_request(await request.body())
+    review = runtime(state).review
+    return json_response(await review.record_outcome(decision_id, outcome.status, outcome.detail, caller(request)), 201)
 
 
 @get("/log/head", summary="The latest hash of each chain, to anchor elsewhere", opt=roles("audit"))

@@ -16,24 +16,26 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
-from service import auth
-from service.auth import LOGIN_COOKIE, SESSION_COOKIE, LoginRequired, roles
-from service.errors import DecisionLogError, OpsgateError, Problem
+from service.auth.sessions import LOGIN_COOKIE, SESSION_COOKIE
+from service.errors import DecisionLogError, LoginRequired, OpsgateError, Problem
+from service.http import guard
 from service.http.common import runtime
+from service.http.guard import roles
+from service.http.queries import decision_query
 
-log = auth.log
+log = guard.log
 
 
 def _csrf_token(context: Mapping[str, Any]) -> str:
     """The hidden field every form posts: the session's CSRF token (empty in open mode)."""
     request = context["request"]
-    session = auth.session_of(request)
-    keys = auth.auth_of(request)
+    session = guard.session_of(request)
+    keys = guard.auth_of(request)
     return keys.csrf_token(session) if keys is not None and session is not None else ""
 
 
 def _signed_in(context: Mapping[str, Any]) -> str:
-    session = auth.session_of(context["request"])
+    session = guard.session_of(context["request"])
     return session.key.name if session is not None else ""
 
 
@@ -58,7 +60,7 @@ async def home() -> Redirect:
 @get("/decisions", include_in_schema=False)
 async def decisions_page(request: Request[Any, Any, Any], state: State) -> Template:
     params = {k: v for k, v in request.query_params.items() if v}
-    page = await runtime(state).review.query(params)
+    page = await runtime(state).review.query(decision_query(params))
     filters = {name: params.get(name, "") for name in FILTERS}
     more = {**params, "cursor": page["next_cursor"]} if page["next_cursor"] else None
     return Template("decisions.html", context={"page": page, "filters": filters, "more": more})
@@ -129,7 +131,7 @@ def _back_to(target: object) -> str:
 
 def _login_page(request: Request[Any, Any, Any], back: str, error: str = "", status: int = 200) -> Template:
     """The login form, with a fresh nonce cookie whose signature the form carries (login CSRF)."""
-    keys = auth.auth_of(request)
+    keys = guard.auth_of(request)
     nonce = secrets.token_urlsafe(16)
     context = {"open": keys is None or keys.open, "next": back, "error": error,
                "token": keys.login_token(nonce) if keys else ""}  # fmt: skip
@@ -145,7 +147,7 @@ async def login_form(request: Request[Any, Any, Any], next: str = "") -> Templat
 
 @post("/login", include_in_schema=False, opt={"roles": ()}, status_code=303)
 async def login(request: Request[Any, Any, Any]) -> Response[Any]:
-    keys = auth.auth_of(request)
+    keys = guard.auth_of(request)
     form = await request.form()
     back = _back_to(form.get("next"))
     if keys is None or keys.open:
@@ -170,7 +172,7 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
 
 @post("/logout", include_in_schema=False, opt={"roles": ()}, status_code=303)
 async def logout(request: Request[Any, Any, Any]) -> Redirect:
-    keys = auth.auth_of(request)
+    keys = guard.auth_of(request)
     session = keys.session(request.cookies.get(SESSION_COOKIE)) if keys else None
     if keys is None or keys.open:
         return Redirect("/ui/decisions", status_code=303)

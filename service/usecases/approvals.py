@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any
-
-import msgspec
+from typing import TYPE_CHECKING, Any
 
 from service.background import beside
 from service.domain import explain
 from service.domain.decision import PENDING_APPROVAL
 from service.domain.record import PendingItem, Resolution, ResolvedStatus, StoredRecord, age_s, now
-from service.domain.schema import decode_body, decode_query
-from service.errors import Conflict, InvalidBody, NotPending, Problem, SeparationOfDuties
+from service.errors import Conflict, NotPending, SeparationOfDuties
 from service.ports.log import ApprovalStore
 from service.usecases.review import ReviewService, present
 
@@ -34,24 +31,6 @@ log = logging.getLogger("opsgate.approvals")
 
 EXPIRER = "opsgate"  # the caller of the expiry records the sweeper chains
 SWEEP_BATCH = 100
-MAX_PENDING_PAGE = 500
-
-
-class ApprovalRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-
-
-class PendingQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_PENDING_PAGE)] = 100
-
-
-def parse_request(body: bytes) -> ApprovalRequest:
-    """``{"reason": "..."}``: 422 naming the field when it is missing, empty or of the wrong type."""
-    request = decode_body(body, ApprovalRequest, "approval")
-    if not request.reason.strip():
-        reason = "blank: say why"
-        raise InvalidBody(f"invalid approval: reason: {reason}", [Problem(reason, path="reason")])
-    return request
 
 
 class Approvals:
@@ -61,11 +40,10 @@ class Approvals:
         self.log = log_store
         self.review = review
 
-    async def pending(self, params: Mapping[str, str]) -> dict[str, Any]:
-        """The items waiting now, oldest first, each with its decision and explanation."""
-        query = decode_query(params, PendingQuery)
+    async def pending(self, limit: int) -> dict[str, Any]:
+        """The (at most ``limit``) items waiting now, oldest first, each with its decision and explanation."""
         at = now()
-        items = await self.log.pending(at, query.limit)
+        items = await self.log.pending(at, limit)
         return {"at": at, "count": len(items), "items": [await self._item(item, at) for item in items]}
 
     async def _item(self, item: PendingItem, at: str) -> dict[str, Any]:
@@ -92,17 +70,15 @@ class Approvals:
             "log_id": item.decision.id,
         }
 
-    async def execute(self, decision_id: str, body: bytes, approver: str) -> dict[str, Any]:
-        """Approve a pending decision: it is EXECUTED."""
-        return await self._answer(decision_id, parse_request(body), approver, "EXECUTED")
+    async def execute(self, decision_id: str, reason: str, approver: str) -> dict[str, Any]:
+        """Approve a pending decision, saying why: it is EXECUTED."""
+        return await self._answer(decision_id, reason, approver, "EXECUTED")
 
-    async def reject(self, decision_id: str, body: bytes, approver: str) -> dict[str, Any]:
-        """Refuse a pending decision: it is REJECTED."""
-        return await self._answer(decision_id, parse_request(body), approver, "REJECTED")
+    async def reject(self, decision_id: str, reason: str, approver: str) -> dict[str, Any]:
+        """Refuse a pending decision, saying why: it is REJECTED."""
+        return await self._answer(decision_id, reason, approver, "REJECTED")
 
-    async def _answer(
-        self, decision_id: str, request: ApprovalRequest, approver: str, status: ResolvedStatus
-    ) -> dict[str, Any]:
+    async def _answer(self, decision_id: str, reason: str, approver: str, status: ResolvedStatus) -> dict[str, Any]:
         decided = await self._decision(decision_id)
         if approver == decided.caller:
             raise SeparationOfDuties(
@@ -117,7 +93,7 @@ class Approvals:
             "caller": approver,
             "approval": {
                 "status": status,
-                "reason": request.reason,
+                "reason": reason,
                 "requested_by": decided.caller,
                 "expires_at": terms.get("expires_at"),
             },

@@ -14,7 +14,7 @@ from service.adapters.opa.guardrails import Guardrails
 from service.adapters.opa.tools import require_valid_policies
 from service.authoring.catalog import Catalog, load_catalog
 from service.domain.decision import Outcome
-from service.errors import InvalidFacts, OpsgateError, UnknownRuleset
+from service.errors import CandidateDoesNotLog, InvalidCandidate, InvalidFacts, UnknownRuleset
 from service.ports.log import RecordStore
 from service.usecases.versions import RunningVersion
 
@@ -23,7 +23,10 @@ CANDIDATE_OPA_TIMEOUT_S = 2.0
 
 
 class NotComparable(Exception):
-    """A decision the candidate cannot re-decide; ``reason`` says why."""
+    """A decision the candidate cannot re-decide; ``reason`` says why.
+
+    Outside the error tree on purpose: not a failure of opsgate, but the signal replay and
+    shadow count as a skipped decision."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -35,7 +38,7 @@ def candidate_dirs(root: Path) -> tuple[Path, Path]:
     rules, rego = root / "rules", root / "rego"
     for path in (rules, rego):
         if not path.is_dir():
-            raise OpsgateError(f"candidate {root} has no {path.name}/ directory (it must hold rules/ and rego/)")
+            raise InvalidCandidate(f"candidate {root} has no {path.name}/ directory (it must hold rules/ and rego/)")
     return rules, rego
 
 
@@ -53,7 +56,7 @@ class _NoLog:
     writer = "candidate"
 
     def __getattr__(self, name: str) -> Any:
-        raise OpsgateError(f"a candidate version does not write to the decision log ({name})")
+        raise CandidateDoesNotLog(f"a candidate version does not write to the decision log ({name})")
 
 
 class Candidate(RunningVersion):

@@ -16,7 +16,7 @@ import yaml
 from service.adapters.store import open_log
 from service.authoring.catalog import load_catalog
 from service.domain.record import StoredRecord
-from service.errors import Conflict, NotFound, OpsgateError
+from service.errors import Conflict, NotCapturable, NotFound
 from service.settings import Settings
 from service.usecases.answers import of_record
 
@@ -62,14 +62,14 @@ def write_case(settings: Settings, decision_id: str, name: str | None, out: Path
     """Write the case file for ``decision_id``; refuses to overwrite. Returns the path written."""
     record = read_decision(settings.db, decision_id)
     if of_record(record).no_verdict:  # its expectations would hold only while OPA is down
-        raise OpsgateError(
+        raise NotCapturable(
             f"decision {decision_id} has no guardrail verdict (it failed closed: "
             f"{record['guardrails']['error'] or 'OPA gave no answer'}); it cannot become a test case"
         )
     ruleset_name = record["ruleset"]["name"]
     catalog = load_catalog(settings.rules_dir, settings.rego_dir)
     if ruleset_name not in catalog.rulesets:
-        raise OpsgateError(f"decision {decision_id} was made by ruleset {ruleset_name!r}, not in {settings.rules_dir}")
+        raise NotCapturable(f"decision {decision_id} was made by ruleset {ruleset_name!r}, not in {settings.rules_dir}")
     case_name = name or f"decision {decision_id}"
     target = out or settings.rules_dir / "tests" / ruleset_name / f"{_file_name(name or decision_id)}.yaml"
     text = case_text(record, case_name, catalog.rulesets[ruleset_name].hit_policy)

@@ -2,69 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
-
-from service.domain.record import age_s, now, query_time
-from service.domain.schema import decode_query
-from service.errors import BadRequest, Problem
+from service.domain.record import age_s
 from service.ports.log import ApprovalStore, StatisticsStore
-
-DEFAULT_WINDOW = "1h"
-MAX_WINDOW = timedelta(days=31)
-_WINDOW = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-class DashboardQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    window: str | None = None  # e.g. 15m, 1h, 7d: the window ending at ``until`` (default now)
-    since: str | None = None  # RFC 3339, inclusive (instead of a window)
-    until: str | None = None  # RFC 3339, exclusive
-
-
-def _bad(name: str, reason: str) -> BadRequest:
-    return BadRequest(f"invalid query parameter {name}: {reason}", [Problem(reason, path=name)])
-
-
-def _length(text: str) -> timedelta:
-    match = _WINDOW.match(text)
-    if not match:
-        raise _bad("window", "a positive whole number and a unit s, m, h or d (e.g. 15m, 1h, 7d)")
-    length = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    if length > MAX_WINDOW:
-        raise _bad("window", f"at most {MAX_WINDOW.days} days")
-    return length
-
-
-def parse_window(params: Mapping[str, str], at: str) -> tuple[str, str]:
-    """[since, until) from ``?window=`` (default 1h, ending now) or ``?since=`` and ``?until=``."""
-    query = decode_query(params, DashboardQuery)
-    if query.window is not None and query.since is not None:
-        raise _bad("window", "give either window or since, not both")
-    until = query_time("until", query.until) if query.until else at
-    if query.since is not None:
-        since = query_time("since", query.since)
-    else:
-        length = _length(query.window or DEFAULT_WINDOW)
-        try:
-            since = (datetime.fromisoformat(until) - length).isoformat(timespec="microseconds")
-        except OverflowError:
-            raise _bad("until", "too early: the window would start before year 1") from None
-    if since >= until:
-        raise _bad("since", "must be before until")
-    return since, until
 
 
 async def dashboard(
-    statistics: StatisticsStore, approvals: ApprovalStore, breaker: str, params: Mapping[str, str]
+    statistics: StatisticsStore, approvals: ApprovalStore, breaker: str, since: str, until: str, at: str
 ) -> dict[str, Any]:
-    """The dashboard for the window ``params`` asks for; ``breaker``: the OPA circuit breaker's state now."""
-    at = now()
-    since, until = parse_window(params, at)
+    """The dashboard of the window [``since``, ``until``) as seen ``at`` (now, in the log's form);
+    ``breaker``: the OPA circuit breaker's state now."""
     stats = await statistics.window_stats(since, until)
     pending, oldest = await approvals.pending_count(at)
     denials = {

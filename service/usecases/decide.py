@@ -1,7 +1,8 @@
 """One decision, end to end: facts -> rules -> proposal -> guardrails -> decision -> log.
 
 The composition of the pure pieces with the three outside things (engine,
-OPA, decision log); ``app.py`` and the CLI call ``DecisionService.decide``.
+OPA, decision log).  Callers decode first (``service.http.bodies``, the CLI): the service
+takes a ruleset and its validated facts, never a request's bytes.
 """
 
 from __future__ import annotations
@@ -22,11 +23,8 @@ from service.domain.explain import WhyNot, why_not
 from service.domain.limits import JsonLimits
 from service.domain.record import StoredRecord, later, now
 from service.domain.ruleset import Ruleset, approval_expiry_s
-from service.domain.schema import decode_body
-from service.errors import EngineError, InvalidBody, OpsgateError, PayloadTooLarge, Problem
+from service.errors import EngineError
 from service.ports.log import RecordStore
-
-MAX_BATCH = 1000  # items in one POST /decide/batch
 
 
 class GuardrailsPort(Protocol):
@@ -41,10 +39,6 @@ class DecisionObserver(Protocol):
     """Told of each answered decide call (service/adapters/metrics.py counts them)."""
 
     def decided(self, responses: Sequence[DecisionResponse], laps_ms: Mapping[str, float]) -> None: ...
-
-
-class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    items: list[msgspec.Raw]
 
 
 class _RulesPass(msgspec.Struct, frozen=True):
@@ -91,9 +85,10 @@ class Result(msgspec.Struct, frozen=True):
 
 
 class DecisionResponse(msgspec.Struct, frozen=True):
+    """What one decide call returns: the ruleset's agent and the result (``service.http.envelope`` wraps it)."""
+
     agent: str
     result: Result
-    status: str = "success"
 
 
 def uuid7() -> str:
@@ -119,23 +114,11 @@ class DecisionService:
     ) -> None:
         self.catalog = catalog
         self.observer = observer
-        self.json_limits = json_limits or JsonLimits()
+        self.json_limits = json_limits or JsonLimits()  # what callers check a body against before decoding it
         self.engine = engine
         self.guardrails = guardrails
         self.log = log
         self.loaded: dict[str, LoadedRuleset] = {name: engine.load(rs) for name, rs in catalog.rulesets.items()}
-
-    async def decide(
-        self, ruleset_name: str, body: bytes, caller: str, *, explain_full: bool = False
-    ) -> DecisionResponse:
-        """Decode ``body`` as the ruleset's facts and decide; 4xx errors raise before any work.
-
-        ``explain_full`` adds why each rule that did not fire did not (computed only then)."""
-        started = time.perf_counter()
-        ruleset = self.catalog.get(ruleset_name)
-        self.json_limits.check(body)
-        facts = ruleset.decoder.decode_json(body)
-        return await self.decide_facts(ruleset, facts, caller, started=started, explain_full=explain_full)
 
     async def decide_facts(
         self,
@@ -154,13 +137,12 @@ class DecisionService:
         self._observe([response], timer)
         return _logged(response, stored)
 
-    async def decide_batch(self, ruleset_name: str, body: bytes, caller: str) -> list[DecisionResponse | OpsgateError]:
-        """Decide each item of ``{"items": [facts, ...]}``, in order: one rules pass per item, ONE
-        guardrail query for all, the records committed together.  A bad item is its error, in place."""
-        timer = _Timer(None)
-        ruleset = self.catalog.get(ruleset_name)
-        decoded = [_decode_item(ruleset, raw, self.json_limits, i) for i, raw in enumerate(decode_batch(body))]
-        valid = [facts for facts in decoded if isinstance(facts, dict)]
+    async def decide_batch(
+        self, ruleset: Ruleset, valid: list[dict[str, Any]], caller: str, *, started: float | None = None
+    ) -> list[DecisionResponse]:
+        """Decide each of ``valid`` (already validated facts), in order: one rules pass per item, ONE
+        guardrail query for all, the records committed together.  ``started``: when decoding began."""
+        timer = _Timer(started)
         timer.lap("decode")
         passes = await self._rules_passes(ruleset, valid)
         timer.lap("rules")
@@ -170,8 +152,7 @@ class DecisionService:
         laps = dict(timer.laps)  # as the records carry them: without the log's own time
         stored = await self.log.append_many([self._record(ruleset, response, caller, laps) for response in responses])
         self._observe(responses, timer)
-        logged = iter([_logged(response, record) for response, record in zip(responses, stored, strict=True)])
-        return [next(logged) if isinstance(item, dict) else item for item in decoded]
+        return [_logged(response, record) for response, record in zip(responses, stored, strict=True)]
 
     def _observe(self, responses: list[DecisionResponse], timer: _Timer) -> None:
         """The log append's time is the "log" lap (after the record took its laps), then the observer."""
@@ -314,29 +295,6 @@ def _approval(status: str, ruleset: Ruleset, created_at: str) -> dict[str, Any]:
         return {}
     expiry = approval_expiry_s(ruleset.params)
     return {"approval": {"expiry_s": expiry, "expires_at": later(created_at, expiry)}}
-
-
-def decode_batch(body: bytes) -> list[msgspec.Raw]:
-    """``{"items": [...]}`` with 1 to MAX_BATCH items, each left undecoded for its ruleset."""
-    items = decode_body(body, BatchRequest, "batch").items
-    if not items:
-        raise InvalidBody(f"invalid batch: items: empty; send 1 to {MAX_BATCH} items", [_items_problem("empty")])
-    if len(items) > MAX_BATCH:
-        reason = f"{len(items)} items; at most {MAX_BATCH} per batch"
-        raise PayloadTooLarge(f"batch too large: {reason}", [_items_problem(reason)])
-    return items
-
-
-def _items_problem(reason: str) -> Problem:
-    return Problem(reason, path="items")
-
-
-def _decode_item(ruleset: Ruleset, raw: msgspec.Raw, limits: JsonLimits, index: int) -> dict[str, Any] | OpsgateError:
-    try:
-        limits.check(memoryview(raw), prefix=f"items[{index}]")
-        return ruleset.decoder.decode_json(raw)
-    except OpsgateError as error:
-        return error
 
 
 def _logged(response: DecisionResponse, stored: StoredRecord) -> DecisionResponse:

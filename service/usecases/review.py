@@ -7,7 +7,7 @@ Shared by the JSON API and the HTML pages; both only decode, call and encode.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -21,20 +21,13 @@ from service.domain.record import (
     StoredRecord,
     VersionInfo,
     now,
-    query_time,
 )
 from service.domain.ruleset import Ruleset
-from service.domain.schema import decode_body, decode_query
 from service.errors import BadRequest, Conflict, InvalidFacts, NotFound, RulesetInvalid, UnknownRuleset
 from service.ports.log import RecordStore, VersionStore
 from service.usecases.versions import RunningVersion
 
 _CACHE_SIZE = 32
-
-
-class OutcomeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    status: OutcomeStatus
-    detail: str = ""
 
 
 def _summary(stored: StoredRecord) -> dict[str, Any]:
@@ -82,15 +75,6 @@ def _comparable(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def parse_query(params: Mapping[str, str]) -> DecisionQuery:
-    """Query-string filters of GET /decisions; 400 naming the parameter when one is wrong."""
-    query = decode_query(params, DecisionQuery)
-    for name in ("since", "until"):
-        if value := getattr(query, name):
-            query_time(name, value)
-    return query
-
-
 class ReviewService:
     def __init__(
         self,
@@ -106,8 +90,9 @@ class ReviewService:
 
     # --- decisions ----------------------------------------------------------------
 
-    async def query(self, params: Mapping[str, str]) -> dict[str, Any]:
-        rows, cursor = await self.log.query(parse_query(params))
+    async def query(self, query: DecisionQuery) -> dict[str, Any]:
+        """A page of decision summaries matching ``query``, newest first, and the cursor of the next."""
+        rows, cursor = await self.log.query(query)
         return {"items": [_summary(row) for row in rows], "next_cursor": cursor}
 
     async def entries(self, decision_id: str) -> tuple[StoredRecord, list[StoredRecord]]:
@@ -165,16 +150,15 @@ class ReviewService:
             "differences": differences,
         }
 
-    async def record_outcome(self, decision_id: str, body: bytes, caller: str) -> dict[str, Any]:
+    async def record_outcome(self, decision_id: str, status: OutcomeStatus, detail: str, caller: str) -> dict[str, Any]:
         """Append an outcome (SUCCEEDED, FAILED or CANCELLED) for a logged decision."""
-        request = decode_body(body, OutcomeRequest, "outcome")
         await self.entries(decision_id)
         payload = {
             "kind": "outcome",
             "decision_id": decision_id,
             "created_at": now(),
             "caller": caller,
-            "outcome": {"status": request.status, "detail": request.detail},
+            "outcome": {"status": status, "detail": detail},
         }
         return present(await self.log.append(payload))
 

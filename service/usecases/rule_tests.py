@@ -13,7 +13,7 @@ from service.adapters.opa.binary import find_opa
 from service.adapters.opa.tools import run_policy_tests
 from service.authoring.cases import Case, Mismatch, compare, load_cases, ruleset_policies, triggered_policies
 from service.authoring.catalog import Catalog, load_catalog
-from service.errors import OpsgateError
+from service.errors import OpsgateError, UsageError
 from service.settings import Settings
 from service.usecases.answers import of_outcome
 from service.usecases.candidate import Candidate
@@ -134,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     if args.opa_url:  # the environment's OPSGATE_OPA_URL is ignored silently: it is meant for serve
-        raise OpsgateError(
+        raise UsageError(
             "opsgate test runs the cases against its own OPA started from the rego directory "
             "(the one opa test checks); drop --opa-url"
         )
@@ -142,7 +142,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         print(write_case(settings, args.from_decision, args.name, args.out))
         return 0
     if args.name or args.out:
-        raise OpsgateError("--name and --out only go with --from-decision")
+        raise UsageError("--name and --out only go with --from-decision")
     report = run(settings, list(dict.fromkeys(args.ruleset)), args.min_coverage)
     print(render_json(report) if args.format == "json" else render_text(report))
     return 0 if report.ok else 1

@@ -1,4 +1,4 @@
-"""API keys, sessions and CSRF tokens (service/auth/__init__.py), without a server."""
+"""API keys, sessions and CSRF tokens (service/auth/keys.py, service/auth/sessions.py), without a server."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from service import auth
-from service.auth import ApiKey, Auth, load_keys
+from service.auth import sessions
+from service.auth.keys import ApiKey, load_keys
+from service.auth.sessions import Auth
+from service.cli.keys import print_new_key
 from service.errors import CsrfFailed, OpsgateError
 from service.settings import Settings
 
@@ -194,22 +196,22 @@ def test_the_csrf_token_belongs_to_one_session() -> None:
 
 def test_require_auth_without_a_key_refuses_to_start() -> None:
     with pytest.raises(OpsgateError) as raised:
-        auth.from_settings(Settings(require_auth=True))
+        sessions.from_settings(Settings(require_auth=True))
     assert raised.value.message == (
         "--require-auth (OPSGATE_REQUIRE_AUTH) is on but no API key is configured: "
         "set OPSGATE_API_KEYS_FILE or OPSGATE_API_KEYS (`opsgate keys new` makes a key)"
     )
-    assert not auth.from_settings(Settings(require_auth=True, api_keys=f"a:audit:{HASH_ONE}")).open
+    assert not sessions.from_settings(Settings(require_auth=True, api_keys=f"a:audit:{HASH_ONE}")).open
 
 
 def test_a_short_session_secret_refuses_to_start() -> None:
     with pytest.raises(OpsgateError) as raised:
-        auth.from_settings(Settings(api_keys=f"a:audit:{HASH_ONE}", session_secret="short"))
+        sessions.from_settings(Settings(api_keys=f"a:audit:{HASH_ONE}", session_secret="short"))
     assert raised.value.message == "OPSGATE_SESSION_SECRET must be at least 32 characters (e.g. `openssl rand -hex 32`)"
 
 
 def test_keys_new_prints_a_key_whose_hash_is_the_printed_entry(capsys: pytest.CaptureFixture[str]) -> None:
-    assert auth.print_new_key("ci", "decide, approve") == 0
+    assert print_new_key("ci", "decide, approve") == 0
     lines = capsys.readouterr().out.splitlines()
     assert (
         lines[0]
@@ -233,7 +235,7 @@ def test_keys_new_prints_a_key_whose_hash_is_the_printed_entry(capsys: pytest.Ca
 
 def test_keys_new_refuses_an_unknown_role() -> None:
     with pytest.raises(OpsgateError) as raised:
-        auth.print_new_key("ci", "decide,root")
+        print_new_key("ci", "decide,root")
     assert raised.value.message == (
         "opsgate keys new ('ci'): unknown role(s) 'root'; the roles are decide, approve, author, audit, admin"
     )

@@ -160,7 +160,8 @@ def test_the_limits_refuse_exactly_the_documents_over_them(value: object, depth:
 def test_with_keys_an_unauthenticated_request_draws_from_its_client_address_bucket() -> None:
     from types import SimpleNamespace
 
-    from service.auth import ApiKey, Auth
+    from service.auth.keys import ApiKey
+    from service.auth.sessions import Auth
     from service.http.limits import rate_key
 
     auth = Auth((ApiKey("ci", frozenset({"decide"}), "0" * 64),), b"s" * 32, secure_cookie=False, session_ttl_s=60)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from service.domain.ruleset import Ruleset
-from service.domain.schema import FactDecoder, decode_query
+from service.domain.schema import FactDecoder
 from service.errors import BadRequest, InvalidFacts, Problem
-from service.usecases.approvals import PendingQuery
+from service.http.queries import PendingQuery, decode_query
 
 VALID_BODY = (
     b'{"org_id":0,"process":{"type":"ORDER_PROCESSING","sla":3600,"attempts":1},'

@@ -1,4 +1,4 @@
-"""Signing out revokes the session (service/auth/revocation.py, service/auth/__init__.py), over a fake store."""
+"""Signing out revokes the session (service/auth/revocation.py, service/auth/sessions.py), over a fake store."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.testing import TestClient
 
-from service import auth
-from service.auth import SESSION_COOKIE, ApiKey, Auth, LoginRequired
+from service.auth.keys import ApiKey
 from service.auth.revocation import Revocations
-from service.errors import DecisionLogError
+from service.auth.sessions import SESSION_COOKIE, Auth
+from service.errors import DecisionLogError, LoginRequired
+from service.http import guard
 
 TOKEN = "og_reader-token"
 READER = ApiKey("reader", frozenset({"audit"}), hashlib.sha256(TOKEN.encode()).hexdigest())
@@ -138,7 +139,7 @@ def to_sign_in(_: Request[Any, Any, Any], error: LoginRequired) -> Response[str]
     return Response("sign in", status_code=error.status)
 
 
-@get("/ui/page", opt={**auth.roles("audit"), "session": True})
+@get("/ui/page", opt={**guard.roles("audit"), "session": True})
 async def page() -> str:
     return "page"
 
@@ -148,7 +149,7 @@ def test_a_bearer_key_on_a_page_never_asks_the_store_and_a_revoked_cookie_is_sen
     keys = worker(store)
     cookie = keys.new_session(READER)
     app = Litestar(
-        [page], state=State({"auth": keys}), guards=[auth.guard], exception_handlers={LoginRequired: to_sign_in}
+        [page], state=State({"auth": keys}), guards=[guard.guard], exception_handlers={LoginRequired: to_sign_in}
     )
     with TestClient(app) as client:
         assert client.get("/ui/page", headers={"Authorization": f"Bearer {TOKEN}"}).text == "page"

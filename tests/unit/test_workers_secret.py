@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from service.auth import ApiKey, from_settings
+from service.auth.keys import ApiKey
+from service.auth.sessions import from_settings
 from service.cli.workers import Supervisor
 from service.settings import Settings
 

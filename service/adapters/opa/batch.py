@@ -21,7 +21,11 @@ DEFAULT_MAX_BATCH = 256
 
 
 class BatchCancelled(Exception):
-    """The query an item went in was cancelled before it answered."""
+    """The query an item went in was cancelled before it answered.
+
+    Outside the error tree on purpose: it only carries a cancellation to the waiting callers,
+    whose guardrails client turns any failure into an unavailable verdict (fail closed).
+    """
 
 
 class MicroBatcher(Generic[T, R]):

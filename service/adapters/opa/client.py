@@ -12,9 +12,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-
-class OpaHttpError(Exception):
-    """Transport or protocol failure talking to OPA."""
+from service.errors import OpaHttpError
 
 
 class _Connection:

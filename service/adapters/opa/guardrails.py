@@ -20,10 +20,11 @@ import msgspec
 from service.adapters.opa.batch import MicroBatcher
 from service.adapters.opa.binary import find_opa
 from service.adapters.opa.breaker import OPEN, CircuitBreaker
-from service.adapters.opa.client import OpaHttpClient, OpaHttpError, encode
+from service.adapters.opa.client import OpaHttpClient, encode
 from service.adapters.opa.process import HealthPolicy, OpaProcess, probe_health
 from service.authoring.policies import PolicyBundle, location_key
 from service.domain.decision import Verdict, Violation
+from service.errors import GuardrailsUnavailable, OpaHttpError
 
 __all__ = ["BATCH_PATH", "BREAKER_OPEN", "DECISION_PATH", "Guardrails", "HealthPolicy"]
 
@@ -142,7 +143,7 @@ class Guardrails:
             return [self._unavailable(BREAKER_OPEN, OPEN)] * len(items)
         try:
             raws = await self._ask(items)
-        except _Unavailable as error:
+        except GuardrailsUnavailable as error:
             self.breaker.failed(permit)
             return [self._unavailable(str(error), permit.state)] * len(items)
         except Exception as error:  # noqa: BLE001 - anything else (a bad Content-Length...): fail closed too
@@ -163,9 +164,9 @@ class Guardrails:
         try:
             verdicts = msgspec.convert(raws, list[_RawVerdict])
         except msgspec.ValidationError as error:
-            raise _Unavailable(f"unexpected verdict shape: {error}") from None
+            raise GuardrailsUnavailable(f"unexpected verdict shape: {error}") from None
         if len(verdicts) != len(items):
-            raise _Unavailable(f"OPA gave {len(verdicts)} verdicts for {len(items)} items")
+            raise GuardrailsUnavailable(f"OPA gave {len(verdicts)} verdicts for {len(items)} items")
         return verdicts
 
     def _unavailable(self, error: str, breaker: str) -> Verdict:
@@ -175,15 +176,15 @@ class Guardrails:
         try:
             body = await asyncio.wait_for(self.client.post(path, encode(payload)), timeout=timeout)
         except TimeoutError:
-            raise _Unavailable(f"OPA did not answer within {timeout * 1000:g} ms") from None
+            raise GuardrailsUnavailable(f"OPA did not answer within {timeout * 1000:g} ms") from None
         except OpaHttpError as error:
-            raise _Unavailable(str(error)) from None
+            raise GuardrailsUnavailable(str(error)) from None
         try:
             answer = _DECODE_ANSWER.decode(body)
         except msgspec.DecodeError as error:
-            raise _Unavailable(f"OPA's answer could not be read: {error}") from None
+            raise GuardrailsUnavailable(f"OPA's answer could not be read: {error}") from None
         if answer.result is None:
-            raise _Unavailable("OPA returned no result (is the guardrails entrypoint loaded?)")
+            raise GuardrailsUnavailable("OPA returned no result (is the guardrails entrypoint loaded?)")
         return answer.result
 
     def _verdict(self, raw: _RawVerdict, breaker: str) -> Verdict:
@@ -211,7 +212,3 @@ class Guardrails:
         self.client.close()
         if self.process is not None:
             await self.process.stop()
-
-
-class _Unavailable(Exception):
-    pass

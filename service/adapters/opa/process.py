@@ -19,9 +19,9 @@ from pathlib import Path
 import msgspec
 
 from service.adapters.opa.bundle import write_bundle
-from service.adapters.opa.client import OpaHttpClient, OpaHttpError
+from service.adapters.opa.client import OpaHttpClient
 from service.authoring.policies import PolicyBundle
-from service.errors import OpsgateError
+from service.errors import OpaHttpError, OpaStartFailed, OpsgateError
 
 log = logging.getLogger("opsgate.guardrails")  # the name log lines have always carried
 
@@ -117,13 +117,13 @@ class OpaProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running:
-                raise OpsgateError(
+                raise OpaStartFailed(
                     f"opa exited at start (code {self._proc and self._proc.returncode}): {self.log_tail()}"
                 )
             if await probe_health(client, timeout=1.0):
                 return
             await asyncio.sleep(0.02)
-        raise OpsgateError(f"opa did not become healthy within {timeout:g}s: {self.log_tail()}")
+        raise OpaStartFailed(f"opa did not become healthy within {timeout:g}s: {self.log_tail()}")
 
     def log_tail(self) -> str:
         try:

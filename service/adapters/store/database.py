@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from service.adapters.store.schema import POSTGRES_SCHEMA, SQLITE_SCHEMA
-from service.errors import DecisionLogError, OpsgateError
+from service.errors import DecisionLogError, OpsgateError, UnsupportedDecisionLog
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -116,7 +116,7 @@ def dialect_for(db: str) -> Dialect:
     if db.startswith(("postgresql://", "postgres://")):
         return PostgresDialect(db)
     if "://" in db:
-        raise OpsgateError(f"unsupported decision log {db!r}: use a SQLite file path or a postgresql:// URL")
+        raise UnsupportedDecisionLog(f"unsupported decision log {db!r}: use a SQLite file path or a postgresql:// URL")
     return Dialect(db.removeprefix("sqlite:"))
 
 
