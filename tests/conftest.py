@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from service import bootstrap
 from service.adapters.store.sql import SqlDecisionLog
-from service.runtime import Runtime
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,18 +202,18 @@ def tables(db: str) -> list[str]:
 
 
 def decide_in_process(settings: Settings, requests: Iterable[tuple[dict[str, Any], str]]) -> list[str]:
-    """Decide each (facts, caller) with ruleset ops through a real Runtime (engine, OPA child, log);
-    the decision ids, in order."""
+    """Decide each (facts, caller) with ruleset ops through what bootstrap.start builds (the real
+    engine, OPA child and log); the decision ids, in order."""
 
     async def run() -> list[str]:
-        runtime = await Runtime.start(settings)
+        running = await bootstrap.start(settings)
         try:
             ids = []
             for facts, caller in requests:
-                response = await runtime.service.decide("ops", json.dumps(facts).encode(), caller)
+                response = await running.runtime.service.decide("ops", json.dumps(facts).encode(), caller)
                 ids.append(response.result.decision_id)
             return ids
         finally:
-            await runtime.close()
+            await running.close()
 
     return asyncio.run(run())

@@ -14,18 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from service import auth
+from service import auth, bootstrap
 from service import settings as settings_module
-from service.adapters.opa.guardrails import check_policies, find_opa
 from service.adapters.store.sql import verify_log
 from service.authoring.catalog import load_catalog
+from service.cli import replay as replay_command
+from service.cli import test as test_command
 from service.cli.workers import Supervisor
 from service.errors import OpsgateError, Problem, RulesetInvalid
-from service.runtime import Runtime
 from service.settings import Settings
-from service.usecases import replay as replay_module
-from service.usecases import rule_tests
-from service.usecases.candidate import candidate_dirs, check_candidate
+from service.usecases.candidate import candidate_dirs
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -137,11 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify = log_commands.add_parser("verify", help="walk every hash chain; non-zero exit on the first bad record")
     _db_flag(verify)
 
-    test = commands.add_parser("test", help=rule_tests.HELP, description=rule_tests.DESCRIPTION)
+    test = commands.add_parser("test", help=test_command.HELP, description=test_command.DESCRIPTION)
     _service_flags(test)
-    rule_tests.add_arguments(test)
+    test_command.add_arguments(test)
 
-    replay_module.add_parser(commands)
+    replay_command.add_parser(commands)
 
     keys = commands.add_parser("keys", help="API keys")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -163,7 +161,7 @@ def cmd_serve(settings: Settings) -> int:
     from service.http.app import create_app
 
     if settings.shadow is not None:  # a broken candidate stops serve here, with file:line:column (exit 2)
-        check_candidate(*candidate_dirs(settings.shadow), settings.opa_bin)
+        bootstrap.candidates(settings).check(*candidate_dirs(settings.shadow))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.workers > 1:
         return Supervisor(settings, create_app, _serve_on).run()
@@ -185,14 +183,14 @@ def cmd_decide(settings: Settings, file: str, ruleset: str | None, explain: bool
     body = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
 
     async def run() -> bytes:
-        runtime = await Runtime.start(settings)
+        running = await bootstrap.start(settings)
         try:
-            response = await runtime.service.decide(
+            response = await running.runtime.service.decide(
                 ruleset or settings.default_ruleset, body, f"cli:{getpass.getuser()}", explain_full=explain
             )
             return msgspec.json.format(msgspec.json.encode(response), indent=2)
         finally:
-            await runtime.close()
+            await running.close()
 
     sys.stdout.write(asyncio.run(run()).decode() + "\n")
     return 0
@@ -207,7 +205,7 @@ def cmd_check(settings: Settings) -> int:
         problems.extend(catalog.warnings)
     except RulesetInvalid as error:
         problems.extend(error.problems)
-    problems.extend(check_policies(find_opa(settings.opa_bin), settings.rego_dir, settings.rego_dir.name))
+    problems.extend(bootstrap.policy_problems(settings))
     for problem in problems:
         print(problem, file=sys.stderr)
     errors = [p for p in problems if p.severity == "error"]
@@ -225,13 +223,6 @@ def cmd_log_verify(settings: Settings) -> int:
     return 0 if report.intact else 1
 
 
-def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    request = replay_module.request_of(args, settings.db, settings.opa_bin)
-    report = asyncio.run(replay_module.replay(request))
-    replay_module.print_report(report, args.format)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -241,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "decide":
             return cmd_decide(settings, args.file, args.ruleset, args.explain)
         if args.command == "test":
-            return rule_tests.main(settings, args)
+            return test_command.main(settings, args)
         if args.command == "log":
             return cmd_log_verify(settings)
         if args.command == "replay":
-            return cmd_replay(settings, args)
+            return replay_command.main(settings, args)
         if args.command == "keys":
             return auth.print_new_key(args.name, args.roles)
         return cmd_check(settings)

@@ -8,7 +8,7 @@ from litestar.datastructures import State
 from service.auth import roles
 from service.errors import NotSupportedWithWorkers, ShadowNotConfigured
 from service.http.common import json_response, runtime
-from service.runtime import Runtime
+from service.usecases.serving import Runtime
 
 
 def single_process(state: State, what: str) -> Runtime:

@@ -13,7 +13,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
-from service import auth
+from service import auth, bootstrap
 from service.auth import roles
 from service.domain.limits import RateLimiter
 from service.errors import BadRequest, OpsgateError, Problem
@@ -26,7 +26,6 @@ from service.http import ui as http_ui
 from service.http.common import caller, runtime
 from service.http.common import json_response as _json
 from service.http.limits import rate_guard, request_timeout
-from service.runtime import Runtime
 from service.settings import Settings
 from service.usecases.approvals import sweeping
 from service.usecases.watch import watching
@@ -173,11 +172,11 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        started = await Runtime.start(settings, with_shadow=True)
-        app.state.runtime = started
+        started = await bootstrap.start(settings, with_shadow=True)
+        app.state.runtime, app.state.metrics = started.runtime, started.metrics
         keys.revocations.attach(started.log)  # signed-out sessions: shared by the workers, kept across starts
         try:
-            async with watching(started), sweeping(started):
+            async with watching(started.runtime), sweeping(started.runtime.approvals, settings.approval_sweep_s):
                 yield
         finally:
             await started.close()

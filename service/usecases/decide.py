@@ -9,12 +9,10 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
-from service.adapters.rules_engine.engine import LoadedRuleset, RuleEngine
 from service.authoring.catalog import Catalog
 from service.domain import decision as dec
 from service.domain.decision import FiredRule, Outcome, Proposal, RuleOutputError, Verdict
@@ -24,22 +22,11 @@ from service.domain.record import DecisionLog, StoredRecord, later, now
 from service.domain.ruleset import Ruleset, approval_expiry_s
 from service.domain.schema import decode_body
 from service.errors import EngineError, InvalidBody, OpsgateError, PayloadTooLarge, Problem
+from service.ports.guardrails import GuardrailsPort
+from service.ports.metrics import Answered, DecisionObserver
+from service.ports.rules import RuleEngine
 
 MAX_BATCH = 1000  # items in one POST /decide/batch
-
-
-class GuardrailsPort(Protocol):
-    revision: str
-
-    async def check(self, item: dict[str, Any]) -> Verdict: ...
-
-    async def check_many(self, items: list[dict[str, Any]]) -> list[Verdict]: ...
-
-
-class DecisionObserver(Protocol):
-    """Told of each answered decide call (service/adapters/metrics.py counts them)."""
-
-    def decided(self, responses: Sequence[DecisionResponse], laps_ms: Mapping[str, float]) -> None: ...
 
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -110,7 +97,7 @@ class DecisionService:
     def __init__(
         self,
         catalog: Catalog,
-        engine: RuleEngine,
+        engine: RuleEngine[Any],
         guardrails: GuardrailsPort,
         log: DecisionLog,
         json_limits: JsonLimits | None = None,
@@ -122,7 +109,8 @@ class DecisionService:
         self.engine = engine
         self.guardrails = guardrails
         self.log = log
-        self.loaded: dict[str, LoadedRuleset] = {name: engine.load(rs) for name, rs in catalog.rulesets.items()}
+        # the engine's handles of the loaded rulesets, opaque here
+        self.loaded: dict[str, Any] = {name: engine.load(rs) for name, rs in catalog.rulesets.items()}
 
     async def decide(
         self, ruleset_name: str, body: bytes, caller: str, *, explain_full: bool = False
@@ -176,7 +164,7 @@ class DecisionService:
         """The log append's time is the "log" lap (after the record took its laps), then the observer."""
         timer.lap("log")
         if self.observer is not None:
-            self.observer.decided(responses, timer.laps)
+            self.observer.decided([_answered(response) for response in responses], timer.laps)
 
     async def _judge_all(
         self, ruleset: Ruleset, facts: list[dict[str, Any]], passes: list[_RulesPass]
@@ -336,6 +324,17 @@ def _decode_item(ruleset: Ruleset, raw: msgspec.Raw, limits: JsonLimits, index: 
         return ruleset.decoder.decode_json(raw)
     except OpsgateError as error:
         return error
+
+
+def _answered(response: DecisionResponse) -> Answered:
+    result = response.result
+    explanation = result.explanation
+    return Answered(
+        explanation.ruleset.name,
+        result.decision.decision_type,
+        result.execution.status,
+        explanation.guardrails.violations,
+    )
 
 
 def _logged(response: DecisionResponse, stored: StoredRecord) -> DecisionResponse:
