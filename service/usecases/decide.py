@@ -327,14 +327,9 @@ def _decode_item(ruleset: Ruleset, raw: msgspec.Raw, limits: JsonLimits, index: 
 
 
 def _answered(response: DecisionResponse) -> Answered:
-    result = response.result
-    explanation = result.explanation
-    return Answered(
-        explanation.ruleset.name,
-        result.decision.decision_type,
-        result.execution.status,
-        explanation.guardrails.violations,
-    )
+    result, explained = response.result, response.result.explanation
+    status, violations = result.execution.status, explained.guardrails.violations
+    return Answered(explained.ruleset.name, result.decision.decision_type, status, violations)
 
 
 def _logged(response: DecisionResponse, stored: StoredRecord) -> DecisionResponse:
