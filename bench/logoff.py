@@ -14,7 +14,8 @@ import sys
 from typing import Any
 
 from service.adapters.store import StoreLog, open_log
-from service.cli.main import _UVICORN, build_parser
+from service.cli.main import build_parser
+from service.cli.serve import UVICORN
 from service.domain.record import DecisionQuery, Head, StoredRecord
 from service.ports.log import RecordStore
 from service.settings import Settings, from_env
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("bench.logoff serves one worker without a shadow candidate")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings, log_factory=open_unlogged)
-    uvicorn.run(app, host=settings.host, port=settings.port, **_UVICORN)
+    uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN)
     return 0
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from service import bootstrap
 from service.adapters.store import StoreLog, open_log
-from service.runtime import Runtime
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,20 +202,20 @@ def tables(db: str) -> list[str]:
 
 
 def decide_in_process(settings: Settings, requests: Iterable[tuple[dict[str, Any], str]]) -> list[str]:
-    """Decide each (facts, caller) with ruleset ops through a real Runtime (engine, OPA child, log);
-    the decision ids, in order."""
+    """Decide each (facts, caller) with ruleset ops through what bootstrap.start builds (the real
+    engine, OPA child and log); the decision ids, in order."""
 
     async def run() -> list[str]:
-        runtime = await Runtime.start(settings)
+        running = await bootstrap.start(settings)
         try:
             ids = []
             for facts, caller in requests:
-                ruleset = runtime.service.catalog.get("ops")
+                ruleset = running.runtime.service.catalog.get("ops")
                 decoded = ruleset.decoder.decode_json(json.dumps(facts).encode())
-                response = await runtime.service.decide_facts(ruleset, decoded, caller)
+                response = await running.runtime.service.decide_facts(ruleset, decoded, caller)
                 ids.append(response.result.decision_id)
             return ids
         finally:
-            await runtime.close()
+            await running.close()
 
     return asyncio.run(run())

@@ -11,7 +11,7 @@ scrape (``on_scrape``).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,9 +19,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from service.adapters.opa.breaker import CLOSED, HALF_OPEN, OPEN
-
-if TYPE_CHECKING:
-    from service.usecases.decide import DecisionResponse
+from service.domain.decision import Violation
+from service.ports.metrics import Answered
 
 CONTENT_TYPE = "text/plain; version=0.0.4"  # the exposition generate_latest writes (the server adds the charset)
 # the pipeline's lap names -> the stage label ("decode" decodes and validates the facts)
@@ -62,14 +61,11 @@ class Metrics:
 
     # --- fed by the pipeline, the runtime and the approvals queue -------------------
 
-    def decided(self, responses: Sequence[DecisionResponse], laps_ms: Mapping[str, float]) -> None:
+    def decided(self, answers: Sequence[Answered], laps_ms: Mapping[str, float]) -> None:
         """One decide call answered: its decisions and its stage times (the pipeline's laps, in ms)."""
-        for response in responses:
-            result = response.result
-            self.decisions.labels(
-                result.explanation.ruleset.name, result.decision.decision_type, result.execution.status
-            ).inc()
-            for policy, violation_id in _denials(result.explanation.guardrails.violations):
+        for answer in answers:
+            self.decisions.labels(answer.ruleset, answer.decision_type, answer.status).inc()
+            for policy, violation_id in _denials(answer.violations):
                 self.denials.labels(policy, violation_id).inc()
         for lap, stage in STAGES.items():
             if lap in laps_ms:
@@ -98,7 +94,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def _denials(violations: Iterable[Any]) -> list[tuple[str, str]]:
+def _denials(violations: Iterable[Violation]) -> list[tuple[str, str]]:
     """Each (policy, id) once per decision, however many actions it denied."""
     return list(dict.fromkeys((v.policy, v.id) for v in violations))
 

@@ -45,7 +45,8 @@ def bind(host: str, port: int) -> socket.socket:
 def worker_settings(settings: Settings, index: int) -> Settings:
     """Worker ``index``'s settings: its own chain in the decision log.  ``workers`` stays N, so the
     worker knows it is one of several (POST /admin/reload and the like answer 409); a worker runs
-    the service directly (cli._serve_on), never cmd_serve, so it does not fork workers of its own."""
+    the service directly (service/cli/serve.py's _serve_on), never that module's main, so it does
+    not fork workers of its own."""
     return msgspec.structs.replace(settings, writer_id=f"{settings.writer_id}-w{index}")
 
 

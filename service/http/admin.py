@@ -8,7 +8,7 @@ from litestar.datastructures import State
 from service.errors import NotSupportedWithWorkers, ShadowNotConfigured
 from service.http.common import json_response, runtime
 from service.http.guard import roles
-from service.runtime import Runtime
+from service.usecases.serving import Runtime
 
 
 def single_process(state: State, what: str) -> Runtime:

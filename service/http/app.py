@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
+from service import bootstrap
 from service.auth.sessions import from_settings
 from service.domain.limits import RateLimiter
 from service.errors import OpsgateError
@@ -28,7 +29,6 @@ from service.http.common import runtime
 from service.http.errors import http_error, opsgate_error, unexpected
 from service.http.limits import rate_guard, request_timeout
 from service.ports.log import Log
-from service.runtime import Runtime
 from service.settings import Settings
 from service.usecases.approvals import sweeping
 from service.usecases.watch import watching
@@ -65,11 +65,11 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        started = await Runtime.start(settings, with_shadow=True, log_factory=log_factory)
-        app.state.runtime = started
+        started = await bootstrap.start(settings, with_shadow=True, log_factory=log_factory)
+        app.state.runtime, app.state.metrics = started.runtime, started.metrics
         keys.revocations.attach(started.log.sessions)  # signed-out sessions: shared by the workers, kept across starts
         try:
-            async with watching(started), sweeping(started):
+            async with watching(started.runtime), sweeping(started.runtime.approvals, settings.approval_sweep_s):
                 yield
         finally:
             await started.close()

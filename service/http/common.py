@@ -10,7 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 
 from service.http.guard import auth_of, authenticated
-from service.runtime import Runtime
+from service.usecases.serving import Runtime
 
 _JSON = msgspec.json.Encoder()
 CALLER_HEADER = "X-Opsgate-Caller"  # open development mode only

@@ -5,8 +5,7 @@ from __future__ import annotations
 from litestar import Response, get
 from litestar.datastructures import State
 
-from service.adapters.metrics import CONTENT_TYPE
-from service.http.common import runtime
+from service.adapters.metrics import CONTENT_TYPE, Metrics
 from service.http.guard import roles
 
 
@@ -17,7 +16,8 @@ from service.http.guard import roles
     media_type=CONTENT_TYPE,
 )
 async def metrics(state: State) -> Response[bytes]:
-    return Response(await runtime(state).metrics.render(), media_type=CONTENT_TYPE)
+    registry: Metrics = state.metrics  # set with the runtime when the app starts (service/bootstrap.py)
+    return Response(await registry.render(), media_type=CONTENT_TYPE)
 
 
 ROUTES = [metrics]

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from service.background import beside
 from service.domain import explain
@@ -23,9 +23,6 @@ from service.domain.record import PendingItem, Resolution, ResolvedStatus, Store
 from service.errors import Conflict, NotPending, SeparationOfDuties
 from service.ports.log import ApprovalStore
 from service.usecases.review import ReviewService, present
-
-if TYPE_CHECKING:
-    from service.runtime import Runtime
 
 log = logging.getLogger("opsgate.approvals")
 
@@ -163,9 +160,7 @@ async def sweep_forever(approvals: Approvals, interval_s: float) -> None:
 
 
 @asynccontextmanager
-async def sweeping(runtime: Runtime) -> AsyncIterator[None]:
-    """Expire pending approvals every ``approval_sweep_s`` beside the app; stop on the way out."""
-    async with beside(
-        sweep_forever(runtime.approvals, runtime.settings.approval_sweep_s), "opsgate-approval-sweeper", log
-    ):
+async def sweeping(approvals: Approvals, interval_s: float) -> AsyncIterator[None]:
+    """Expire pending approvals every ``interval_s`` beside the app; stop on the way out."""
+    async with beside(sweep_forever(approvals, interval_s), "opsgate-approval-sweeper", log):
         yield

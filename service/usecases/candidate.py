@@ -7,15 +7,16 @@ writes to the decision log and never registers its version there.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from service.adapters.opa.guardrails import Guardrails
-from service.adapters.opa.tools import require_valid_policies
 from service.authoring.catalog import Catalog, load_catalog
 from service.domain.decision import Outcome
 from service.errors import CandidateDoesNotLog, InvalidCandidate, InvalidFacts, UnknownRuleset
+from service.ports.guardrails import PolicyCheck, VersionGuardrails
 from service.ports.log import RecordStore
+from service.ports.rules import RuleEngine
 from service.usecases.versions import RunningVersion
 
 # off the response path a slow verdict costs nothing, and a missed one would show as a false flip
@@ -42,13 +43,6 @@ def candidate_dirs(root: Path) -> tuple[Path, Path]:
     return rules, rego
 
 
-def check_candidate(rules_dir: Path, rego_dir: Path, opa_bin: str | None) -> Catalog:
-    """Load and check a candidate like ``opsgate check``; RulesetInvalid (file:line:column) when broken."""
-    catalog = load_catalog(rules_dir, rego_dir)
-    require_valid_policies(opa_bin, rego_dir, rego_dir.name, "the candidate's")
-    return catalog
-
-
 class _NoLog:
     """A candidate decides with ``evaluate`` only (replay, shadow, ``opsgate test``): anything that
     tries to log through it is a bug."""
@@ -62,22 +56,6 @@ class _NoLog:
 class Candidate(RunningVersion):
     """A running version that is not served: it never logs, and what it cannot re-decide is NotComparable."""
 
-    @classmethod
-    async def open(
-        cls, rules_dir: Path, rego_dir: Path, opa_bin: str | None, timeout: float = CANDIDATE_OPA_TIMEOUT_S
-    ) -> Candidate:
-        """Check, compile and start the candidate (its own OPA child, loaded with its bundle)."""
-        catalog = await asyncio.to_thread(check_candidate, rules_dir, rego_dir, opa_bin)
-        return await cls.from_catalog(catalog, opa_bin, timeout)
-
-    @classmethod
-    async def from_catalog(
-        cls, catalog: Catalog, opa_bin: str | None, timeout: float = CANDIDATE_OPA_TIMEOUT_S
-    ) -> Candidate:
-        """Compile ``catalog``'s rules and start its own OPA child with its policies; no checks."""
-        no_log: RecordStore = _NoLog()
-        return await cls.start(catalog, Guardrails(opa_bin, timeout=timeout), no_log)
-
     async def redecide(self, ruleset_name: str, facts: dict[str, Any]) -> Outcome:
         """Decide ``facts`` as the candidate would (nothing logged); NotComparable when it cannot."""
         try:
@@ -89,3 +67,36 @@ class Candidate(RunningVersion):
         if outcome.proposal is not None and not outcome.verdict.available:
             raise NotComparable(f"the candidate's guardrails gave no verdict: {outcome.verdict.error}")
         return outcome
+
+
+class Candidates:
+    """Opens candidates: each checked like ``opsgate check``, compiled in ``engine``, with its own
+    guardrails client from ``guardrails(timeout)`` (service/bootstrap.py builds them all)."""
+
+    def __init__(
+        self,
+        engine: RuleEngine[Any],
+        guardrails: Callable[[float], VersionGuardrails],
+        check_policies: PolicyCheck,
+        timeout: float = CANDIDATE_OPA_TIMEOUT_S,
+    ) -> None:
+        self.engine = engine
+        self.guardrails = guardrails
+        self.check_policies = check_policies
+        self.timeout = timeout
+
+    def check(self, rules_dir: Path, rego_dir: Path) -> Catalog:
+        """Load and check a candidate like ``opsgate check``; RulesetInvalid (file:line:column) when broken."""
+        catalog = load_catalog(rules_dir, rego_dir)
+        self.check_policies(rego_dir, rego_dir.name, "the candidate's")
+        return catalog
+
+    async def open(self, rules_dir: Path, rego_dir: Path) -> Candidate:
+        """Check, compile and start the candidate (its own OPA child, loaded with its bundle)."""
+        catalog = await asyncio.to_thread(self.check, rules_dir, rego_dir)
+        return await self.from_catalog(catalog)
+
+    async def from_catalog(self, catalog: Catalog) -> Candidate:
+        """Compile ``catalog``'s rules and start its own OPA child with its policies; no checks."""
+        no_log: RecordStore = _NoLog()
+        return await Candidate.start(catalog, self.engine, self.guardrails(self.timeout), no_log)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
-from service.adapters.store import open_log
 from service.authoring.catalog import load_catalog
 from service.domain.record import StoredRecord
 from service.errors import Conflict, NotCapturable, NotFound
@@ -21,13 +20,16 @@ from service.settings import Settings
 from service.usecases.answers import of_record
 
 
-def read_decision(db: str, decision_id: str) -> dict[str, Any]:
-    """The logged record of ``decision_id`` (the one ``GET /decisions/{id}`` shows)."""
-    log = open_log(db, "opsgate-test", read_only=True)
-    try:
-        entries: list[StoredRecord] = asyncio.run(log.records.get(decision_id))
-    finally:
-        log.close()
+class LoggedDecision(Protocol):
+    """What case capture reads of the decision log: one decision's records."""
+
+    async def get(self, decision_id: str) -> list[StoredRecord]: ...
+
+
+def read_decision(log: LoggedDecision, db: str, decision_id: str) -> dict[str, Any]:
+    """The logged record of ``decision_id`` (the one ``GET /decisions/{id}`` shows) in ``log``,
+    the log of ``db``."""
+    entries: list[StoredRecord] = asyncio.run(log.get(decision_id))
     decisions = [entry for entry in entries if entry.kind == "decision"]
     if not decisions:
         raise NotFound(f"no decision {decision_id!r} in the log at {db}")
@@ -58,9 +60,9 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "case"
 
 
-def write_case(settings: Settings, decision_id: str, name: str | None, out: Path | None) -> Path:
-    """Write the case file for ``decision_id``; refuses to overwrite. Returns the path written."""
-    record = read_decision(settings.db, decision_id)
+def write_case(settings: Settings, log: LoggedDecision, decision_id: str, name: str | None, out: Path | None) -> Path:
+    """Write the case file for ``decision_id``, read from ``log``; refuses to overwrite. Returns the path written."""
+    record = read_decision(log, settings.db, decision_id)
     if of_record(record).no_verdict:  # its expectations would hold only while OPA is down
         raise NotCapturable(
             f"decision {decision_id} has no guardrail verdict (it failed closed: "

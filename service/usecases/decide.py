@@ -10,12 +10,10 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
-from service.adapters.rules_engine.engine import LoadedRuleset, RuleEngine
 from service.authoring.catalog import Catalog
 from service.domain import decision as dec
 from service.domain.decision import FiredRule, Outcome, Proposal, RuleOutputError, Verdict
@@ -24,21 +22,10 @@ from service.domain.limits import JsonLimits
 from service.domain.record import StoredRecord, later, now
 from service.domain.ruleset import Ruleset, approval_expiry_s
 from service.errors import EngineError
+from service.ports.guardrails import GuardrailsPort
 from service.ports.log import RecordStore
-
-
-class GuardrailsPort(Protocol):
-    revision: str
-
-    async def check(self, item: dict[str, Any]) -> Verdict: ...
-
-    async def check_many(self, items: list[dict[str, Any]]) -> list[Verdict]: ...
-
-
-class DecisionObserver(Protocol):
-    """Told of each answered decide call (service/adapters/metrics.py counts them)."""
-
-    def decided(self, responses: Sequence[DecisionResponse], laps_ms: Mapping[str, float]) -> None: ...
+from service.ports.metrics import Answered, DecisionObserver
+from service.ports.rules import RuleEngine
 
 
 class _RulesPass(msgspec.Struct, frozen=True):
@@ -106,7 +93,7 @@ class DecisionService:
     def __init__(
         self,
         catalog: Catalog,
-        engine: RuleEngine,
+        engine: RuleEngine[Any],
         guardrails: GuardrailsPort,
         log: RecordStore,
         json_limits: JsonLimits | None = None,
@@ -118,7 +105,8 @@ class DecisionService:
         self.engine = engine
         self.guardrails = guardrails
         self.log = log
-        self.loaded: dict[str, LoadedRuleset] = {name: engine.load(rs) for name, rs in catalog.rulesets.items()}
+        # the engine's handles of the loaded rulesets, opaque here
+        self.loaded: dict[str, Any] = {name: engine.load(rs) for name, rs in catalog.rulesets.items()}
 
     async def decide_facts(
         self,
@@ -158,7 +146,7 @@ class DecisionService:
         """The log append's time is the "log" lap (after the record took its laps), then the observer."""
         timer.lap("log")
         if self.observer is not None:
-            self.observer.decided(responses, timer.laps)
+            self.observer.decided([_answered(response) for response in responses], timer.laps)
 
     async def _judge_all(
         self, ruleset: Ruleset, facts: list[dict[str, Any]], passes: list[_RulesPass]
@@ -313,3 +301,9 @@ class _Timer:
         self.laps[stage] = round((now - self.last) * 1000, 3)
         self.last = now
         self.laps["total"] = round((now - self.start) * 1000, 3)
+
+
+def _answered(response: DecisionResponse) -> Answered:
+    result, explained = response.result, response.result.explanation
+    status, violations = result.execution.status, explained.guardrails.violations
+    return Answered(explained.ruleset.name, result.decision.decision_type, status, violations)

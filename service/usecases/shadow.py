@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 import msgspec
 
 from service.domain.record import now
-from service.settings import Settings
 from service.usecases.answers import of_outcome, of_response
-from service.usecases.candidate import Candidate, NotComparable, candidate_dirs
+from service.usecases.candidate import Candidate, Candidates, NotComparable, candidate_dirs
 from service.usecases.decide import DecisionResponse
 from service.usecases.flips import NO_LIVE_VERDICT, Flip, FlipMatrix, Side, Skipped
 
@@ -52,13 +52,10 @@ class Shadow:
         self._worker = asyncio.create_task(self._run(), name="opsgate-shadow")
 
     @classmethod
-    async def start(cls, settings: Settings) -> Shadow | None:
-        """The shadow of ``settings.shadow`` (a directory holding rules/ and rego/), or None without one."""
-        if settings.shadow is None:
-            return None
-        rules, rego = candidate_dirs(settings.shadow)
-        candidate = await Candidate.open(rules, rego, settings.opa_bin)
-        log.info("shadow: candidate version %s from %s", candidate.version[:12], settings.shadow)
+    async def start(cls, root: Path, candidates: Candidates) -> Shadow:
+        """The shadow of the candidate in ``root`` (a directory holding rules/ and rego/)."""
+        candidate = await candidates.open(*candidate_dirs(root))
+        log.info("shadow: candidate version %s from %s", candidate.version[:12], root)
         return cls(candidate)
 
     def offer(self, response: DecisionResponse) -> None:

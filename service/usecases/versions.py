@@ -1,7 +1,8 @@
 """One version of rules/ and rego/, running: its catalog, its compiled rules in the engine, its own
 OPA child loaded with its bundle, and the decision service over them.
 
-The served version (service/runtime.py) and a candidate (service/usecases/candidate.py) are both one.
+The served version (service/usecases/serving.py) and a candidate (service/usecases/candidate.py) are both
+one; service/bootstrap.py builds the engine and the guardrails client they run on.
 """
 
 from __future__ import annotations
@@ -9,19 +10,20 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Self
 
-from service.adapters.opa.guardrails import Guardrails
-from service.adapters.rules_engine.engine import shared_engine
 from service.authoring.catalog import Catalog
 from service.domain.decision import Outcome
 from service.domain.limits import JsonLimits
+from service.ports.guardrails import VersionGuardrails
 from service.ports.log import RecordStore
-from service.usecases.decide import DecisionObserver, DecisionService
+from service.ports.metrics import DecisionObserver
+from service.ports.rules import RuleEngine
+from service.usecases.decide import DecisionService
 
 DRAIN_TIMEOUT_S = 30.0
 
 
 class RunningVersion:
-    def __init__(self, catalog: Catalog, guardrails: Guardrails, service: DecisionService) -> None:
+    def __init__(self, catalog: Catalog, guardrails: VersionGuardrails, service: DecisionService) -> None:
         self.catalog = catalog
         self.guardrails = guardrails
         self.service = service
@@ -35,17 +37,18 @@ class RunningVersion:
     async def start(
         cls,
         catalog: Catalog,
-        guardrails: Guardrails,
+        engine: RuleEngine[Any],
+        guardrails: VersionGuardrails,
         log: RecordStore,
         limits: JsonLimits | None = None,
         observer: DecisionObserver | None = None,
     ) -> Self:
-        """Compile ``catalog``'s rules and start ``guardrails`` with its policies; no checks.
+        """Compile ``catalog``'s rules in ``engine`` and start ``guardrails`` with its policies; no checks.
         ``guardrails`` are closed again when anything fails."""
         try:
             # compiling runs off the event loop: requests go on meanwhile
             service = await asyncio.to_thread(
-                DecisionService, catalog, shared_engine(), guardrails, log, limits, observer=observer
+                DecisionService, catalog, engine, guardrails, log, limits, observer=observer
             )
             await guardrails.start(catalog.policies, catalog.version)
         except BaseException:

@@ -2,7 +2,7 @@
 
 Polling a content hash needs no platform file-notification API and sees edits
 made through any path (editors that write a new file and rename it, copies,
-git checkouts).  A change goes through ``Runtime.reload``, the same path as
+git checkouts).  A change goes through the runtime's ``reload``, the same path as
 ``POST /admin/reload``: a broken change is logged with its file:line:column
 problems and the version being served stays.
 """
@@ -14,13 +14,31 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
+from service.authoring.catalog import Catalog
 from service.background import beside
 from service.domain.ruleset import content_hash
 from service.errors import OpsgateError
-from service.runtime import Runtime
+from service.settings import Settings
+from service.usecases.versions import RunningVersion
 
 log = logging.getLogger("opsgate.watch")
+
+
+class Reloadable(Protocol):
+    """What the watch needs of the serving process (service/usecases/serving.py's Runtime)."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def current(self) -> RunningVersion: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    async def reload(self) -> dict[str, Any]: ...
 
 
 def tree_hash(dirs: tuple[Path, ...]) -> str:
@@ -35,7 +53,7 @@ def tree_hash(dirs: tuple[Path, ...]) -> str:
     return content_hash(files)
 
 
-async def watch(runtime: Runtime, interval_s: float) -> None:
+async def watch(runtime: Reloadable, interval_s: float) -> None:
     """Reload whenever the watched files change; runs until cancelled."""
     dirs = (runtime.settings.rules_dir, runtime.settings.rego_dir)
     seen = await _poll(dirs)
@@ -58,7 +76,7 @@ async def _poll(dirs: tuple[Path, ...]) -> str | None:
         return None
 
 
-async def _reload(runtime: Runtime) -> None:
+async def _reload(runtime: Reloadable) -> None:
     try:
         result = await runtime.reload()
     except OpsgateError as error:
@@ -74,7 +92,7 @@ async def _reload(runtime: Runtime) -> None:
 
 
 @asynccontextmanager
-async def watching(runtime: Runtime) -> AsyncIterator[None]:
+async def watching(runtime: Reloadable) -> AsyncIterator[None]:
     """Run the watch beside the app when ``settings.watch`` is on; cancel it on the way out."""
     if not runtime.settings.watch:
         yield

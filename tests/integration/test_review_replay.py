@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from service import bootstrap
 from service.errors import Conflict
-from service.runtime import Runtime
 from service.settings import Settings
 from tests.conftest import EXAMPLE_FACTS, OPA_TIMEOUT_MS, copy_ops_only, decide_in_process
 
@@ -33,11 +33,11 @@ def replay_under(db: str, rules: Path, rego: Path, opa_bin: str, decision_id: st
         settings = Settings(
             db=db, writer_id="replica-2", rules_dir=rules, rego_dir=rego, opa_bin=opa_bin, opa_timeout_ms=OPA_TIMEOUT_MS
         )
-        runtime = await Runtime.start(settings)
+        running = await bootstrap.start(settings)
         try:
-            return await runtime.review.replay(decision_id)
+            return await running.runtime.review.replay(decision_id)
         finally:
-            await runtime.close()
+            await running.close()
 
     return asyncio.run(run())
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from service.runtime import Runtime
+from service import bootstrap
 from service.settings import Settings
 from tests.conftest import REGO_DIR, RULES_DIR
 
@@ -22,11 +22,11 @@ def loaded_versions(rules: Path, rego: Path, db: Path, opa_bin: str) -> list[dic
     settings = Settings(db=str(db), rules_dir=rules, rego_dir=rego, opa_bin=opa_bin)
 
     async def run() -> list[dict[str, object]]:
-        runtime = await Runtime.start(settings)
+        running = await bootstrap.start(settings)
         try:
-            return (await runtime.review.versions())["versions"]  # type: ignore[no-any-return]
+            return (await running.runtime.review.versions())["versions"]  # type: ignore[no-any-return]
         finally:
-            await runtime.close()
+            await running.close()
 
     return asyncio.run(run())
 

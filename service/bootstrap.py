@@ -1,0 +1,165 @@
+"""The composition root: the one place that builds the real adapters from Settings.
+
+Every entry point gets its adapters here: ``serve`` (service/http/app.py) and ``decide`` a
+``Running`` from ``start``; ``test``, ``replay``, shadow and case capture their candidates and
+decision log.  The rules engine is durable_rules' process-global host, so there is one per
+process; each running version (served or candidate) gets a guardrails client of its own, with
+the circuit breaker, health checks and batching the settings ask for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+from service.adapters.gitinfo import last_commit
+from service.adapters.metrics import Metrics
+from service.adapters.opa.binary import find_opa
+from service.adapters.opa.breaker import CircuitBreaker
+from service.adapters.opa.guardrails import Guardrails, HealthPolicy
+from service.adapters.opa.tools import check_policies, require_valid_policies, run_policy_tests
+from service.adapters.rules_engine.engine import RuleEngine, shared_engine
+from service.adapters.store import open_log as open_store
+from service.authoring.catalog import Catalog, load_catalog
+from service.authoring.policies import PolicyTests
+from service.domain.limits import JsonLimits
+from service.errors import Problem
+from service.ports.guardrails import PolicyCheck
+from service.ports.log import Log
+from service.settings import Settings
+from service.usecases.candidate import CANDIDATE_OPA_TIMEOUT_S, Candidates
+from service.usecases.serving import Runtime
+from service.usecases.shadow import Shadow
+from service.usecases.versions import RunningVersion
+
+
+def engine() -> RuleEngine:
+    """The process's one rules engine (durable_rules' host is process-global C state)."""
+    return shared_engine()
+
+
+def guardrails(settings: Settings, *, timeout: float | None = None, own_child: bool = False) -> Guardrails:
+    """A guardrails client as ``settings`` configure it: ``timeout`` (default: the OPA timeout)
+    per query; ``own_child``: always an OPA child, never the external ``opa_url``."""
+    return Guardrails(
+        settings.opa_bin,
+        timeout=settings.opa_timeout_ms / 1000 if timeout is None else timeout,
+        opa_url=None if own_child else settings.opa_url,
+        restart_backoff=settings.opa_restart_backoff_s,
+        batch_window=settings.opa_batch_window_ms / 1000,
+        breaker=CircuitBreaker(
+            settings.opa_breaker_failures, settings.opa_breaker_recovery_s, settings.opa_breaker_probes
+        ),
+        health=HealthPolicy(settings.opa_health_interval_s, settings.opa_unhealthy_restart_s),
+    )
+
+
+def policy_check(settings: Settings) -> PolicyCheck:
+    """``opa check --strict`` over a rego directory, as a gate, with the settings' opa binary."""
+    return functools.partial(require_valid_policies, settings.opa_bin)
+
+
+def candidates(settings: Settings, timeout: float = CANDIDATE_OPA_TIMEOUT_S) -> Candidates:
+    """Candidate versions (shadow, replay, ``opsgate test``), each with its own OPA child: never the
+    external OPA, which holds the served policies; ``timeout`` per guardrail query."""
+
+    def own_guardrails(query_timeout: float) -> Guardrails:
+        return guardrails(settings, timeout=query_timeout, own_child=True)
+
+    return Candidates(engine(), own_guardrails, policy_check(settings), timeout)
+
+
+def open_log(settings: Settings, writer: str | None = None, *, read_only: bool = False) -> Log:
+    """The decision log of ``settings.db``, written as ``writer`` (default: the settings' writer id)."""
+    return open_store(settings.db, writer or settings.writer_id, read_only=read_only)
+
+
+def opa_bin(settings: Settings) -> str:
+    """The opa binary the settings name (or the one found on PATH or in the cache); OpaNotFound if none."""
+    return find_opa(settings.opa_bin)
+
+
+def policy_problems(settings: Settings) -> list[Problem]:
+    """``opa check --strict`` over ``settings.rego_dir``: every file:line:column problem (``opsgate check``)."""
+    return check_policies(opa_bin(settings), settings.rego_dir, settings.rego_dir.name)
+
+
+def policy_tests(settings: Settings, opa: str) -> PolicyTests:
+    """``opa test`` over ``settings.rego_dir`` with the binary ``opa``."""
+    return run_policy_tests(opa, settings.rego_dir, "rego")
+
+
+async def start_version(
+    settings: Settings,
+    log_store: Log,
+    catalog: Catalog,
+    rules_dir: Path,
+    rego_dir: Path,
+    *,
+    check_rego: bool,
+    metrics: Metrics | None = None,
+) -> RunningVersion:
+    """Check, compile and start the version ``catalog`` was loaded from ``rules_dir`` and ``rego_dir``,
+    and register it in the log; raises RulesetInvalid (file:line:column) when broken.  Nothing is
+    served from it until the caller swaps it in."""
+    # the checking runs off the event loop: requests go on meanwhile
+    if check_rego and settings.opa_url is None:
+        await asyncio.to_thread(policy_check(settings), rego_dir, "rego")
+    limits = JsonLimits(settings.max_json_depth, settings.max_list_length)
+    version = await RunningVersion.start(catalog, engine(), guardrails(settings), log_store.records, limits, metrics)
+    try:
+        git = await asyncio.to_thread(last_commit, rules_dir)
+        await log_store.versions.register_version(catalog.version, list(catalog.files), catalog.ruleset_versions, git)
+    except BaseException:
+        await version.close()
+        raise
+    return version
+
+
+class Running:
+    """What one serving process runs on: the served versions, the decision log and the metrics."""
+
+    def __init__(self, runtime: Runtime, log_store: Log, metrics: Metrics) -> None:
+        self.runtime = runtime
+        self.log = log_store
+        self.metrics = metrics
+        metrics.watch_opa(lambda: runtime.guardrails.status())  # OPA's state: the version served now
+        metrics.on_scrape(self._count_pending)  # the pending approvals gauge, counted in the store
+
+    async def _count_pending(self) -> None:
+        self.metrics.set_pending(await self.runtime.approvals.pending_count())
+
+    async def close(self) -> None:
+        await self.runtime.close()
+        self.log.close()
+
+
+async def start(
+    settings: Settings, *, with_shadow: bool = False, log_factory: Callable[[Settings], Log] | None = None
+) -> Running:
+    """Open the log (``log_factory``, by default the one ``settings`` name), start the version in rules/
+    and rego/ (and the shadow candidate when asked for and configured); everything started is stopped
+    again when a later step fails."""
+    log_store = (log_factory or open_log)(settings)
+    metrics = Metrics()
+    try:
+        catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
+        served = await start_version(
+            settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False, metrics=metrics
+        )
+    except BaseException:
+        log_store.close()
+        raise
+    try:
+        shadow = await Shadow.start(settings.shadow, candidates(settings)) if with_shadow and settings.shadow else None
+    except BaseException:
+        await served.close()
+        log_store.close()
+        raise
+
+    async def reloaded(catalog: Catalog, rules_dir: Path, rego_dir: Path) -> RunningVersion:
+        return await start_version(settings, log_store, catalog, rules_dir, rego_dir, check_rego=True, metrics=metrics)
+
+    return Running(Runtime(settings, log_store, served, reloaded, shadow), log_store, metrics)

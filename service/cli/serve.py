@@ -1,0 +1,101 @@
+"""``opsgate serve``: its flags, and the HTTP API served by uvicorn in one process or several."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from service import bootstrap
+from service import settings as settings_module
+from service.cli.flags import arg, service_flags
+from service.cli.workers import Supervisor
+from service.settings import Settings
+from service.usecases.candidate import candidate_dirs
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+_batch_window = arg(settings_module.non_negative, "a number of milliseconds, 0 or more")
+_seconds = arg(settings_module.positive, "a number of seconds greater than 0")
+_count = arg(settings_module.positive_int, "a whole number, 1 or more")
+_OPA_FLAGS = (  # serve: the OPA query timeout, circuit breaker and health checks (dest, type, help)
+    ("opa_timeout_ms", arg(settings_module.positive, "a number of milliseconds greater than 0"),
+     "per-query OPA timeout; a slower answer counts as a failure (default: 100)"),
+    ("opa_breaker_failures", _count, "consecutive failed or timed-out OPA queries that open the breaker (default: 5)"),
+    ("opa_breaker_recovery_s", _seconds, "seconds the breaker stays open before it lets probes through (default: 2)"),
+    ("opa_breaker_probes", _count, "OPA queries let through at a time while the breaker is half-open (default: 1)"),
+    ("opa_health_interval_s", _seconds, "seconds between two checks of OPA's /health (default: 1)"),
+    ("opa_unhealthy_restart_s", _seconds, "seconds before an unhealthy OPA child is restarted (default: 10)"),
+)  # fmt: skip
+_rate = arg(settings_module.non_negative, "a number of requests a second, 0 or more")
+_timeout = arg(settings_module.non_negative, "a number of seconds, 0 or more")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", help="listen address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: 8080)")
+    serve.add_argument(
+        "--workers", type=_count,
+        help="serving processes sharing the port, each with its own OPA child and log chain (default: 1)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--shadow", type=Path, help="a candidate (DIR/rules, DIR/rego) decided beside each request; GET /admin/shadow"
+    )
+    serve.add_argument(
+        "--watch", action="store_true", default=None, help="reload when rules/ or rego/ change (default: off)"
+    )
+    serve.add_argument(
+        "--watch-interval", dest="watch_interval_s", type=_seconds, help="seconds between --watch polls (default: 1)"
+    )
+    serve.add_argument(
+        "--opa-batch-window-ms", dest="opa_batch_window_ms", type=_batch_window,
+        help="concurrent guardrail queries arriving within this window share one OPA query (default: 0.5; 0: off)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--rate-limit", dest="rate_limit", type=_rate,
+        help="requests a second per caller before 429 rate_limited (default: 1000; 0: off)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--request-timeout", dest="request_timeout_s", type=_timeout,
+        help="seconds before a request answers 503 request_timeout (default: 10; 0: off)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--api-keys-file", dest="api_keys_file", type=Path,
+        help="YAML file of API keys (keys: [{name, roles, sha256}]); see `opsgate keys new`",
+    )  # fmt: skip
+    serve.add_argument(
+        "--require-auth", dest="require_auth", action="store_true", default=None,
+        help="refuse to start without an API key instead of running in open development mode",
+    )  # fmt: skip
+    for dest, kind, text in _OPA_FLAGS:
+        serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
+    service_flags(serve)
+
+
+def main(settings: Settings) -> int:
+    """Serve the HTTP API (in ``settings.workers`` processes); returns when the server stops."""
+    import uvicorn
+
+    from service.http.app import create_app
+
+    if settings.shadow is not None:  # a broken candidate stops serve here, with file:line:column (exit 2)
+        bootstrap.candidates(settings).check(*candidate_dirs(settings.shadow))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.workers > 1:
+        return Supervisor(settings, create_app, _serve_on).run()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **UVICORN)
+    return 0
+
+
+UVICORN: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False, "log_level": "info"}
+
+
+def _serve_on(app: Litestar, sock: socket.socket) -> None:
+    """One worker of ``serve --workers N``: the whole service on the socket the supervisor bound."""
+    import uvicorn
+
+    uvicorn.Server(uvicorn.Config(app, **UVICORN)).run(sockets=[sock])
