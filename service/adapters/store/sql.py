@@ -28,17 +28,20 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from service.domain.chain import Index, VerifyReport, verify, verify_versions
 from service.domain.decision import PENDING_APPROVAL
 from service.domain.record import (
     GENESIS,
     PENDING,
+    ApprovalRecord,
     DecisionQuery,
+    DecisionRecord,
+    ExpiryRecord,
     Head,
-    Index,
     PendingItem,
+    Record,
     Resolution,
     StoredRecord,
-    VerifyReport,
     VersionFile,
     VersionInfo,
     WindowStats,
@@ -48,8 +51,6 @@ from service.domain.record import (
     later,
     normalize_time,
     now,
-    verify,
-    verify_versions,
 )
 from service.domain.ruleset import DEFAULT_APPROVAL_EXPIRY_S
 from service.errors import AlreadyDecided, ApprovalExpired, Conflict, DecisionLogError, NotFound, OpsgateError
@@ -58,7 +59,7 @@ T = TypeVar("T")
 MAX_GROUP = 512
 #: How long a signed-out session's row outlives its expiry: replicas' clocks may disagree this much.
 PRUNE_MARGIN_S = 300
-_Item = tuple[dict[str, Any], "Future[StoredRecord]", Resolution | None]
+_Item = tuple[Record, "Future[StoredRecord]", Resolution | None]
 
 _SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_entries (
@@ -272,11 +273,11 @@ class SqlDecisionLog:
 
     # --- writing ------------------------------------------------------------------
 
-    async def append(self, payload: dict[str, Any]) -> StoredRecord:
+    async def append(self, payload: Record) -> StoredRecord:
         """Chain and commit one record; returns it once it is durable."""
         return (await self.append_many([payload]))[0]
 
-    async def append_many(self, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
+    async def append_many(self, payloads: list[Record]) -> list[StoredRecord]:
         """Chain and commit ``payloads`` together, in one transaction; returns them once durable."""
         if self._bench_log_off:
             return [_UNLOGGED] * len(payloads)
@@ -285,7 +286,7 @@ class SqlDecisionLog:
         self._queue.put(items)  # one queue entry, so the writer cannot split it across commits
         return list(await asyncio.gather(*(asyncio.wrap_future(done) for _, done, _ in items)))
 
-    async def resolve(self, payload: dict[str, Any], resolution: Resolution) -> StoredRecord:
+    async def resolve(self, payload: ApprovalRecord | ExpiryRecord, resolution: Resolution) -> StoredRecord:
         """Append ``payload`` (an approval or expiry record) and resolve its pending approval in the
         same transaction, only if the item is still PENDING and on the right side of its expiry;
         otherwise nothing is written and NotFound, AlreadyDecided, ApprovalExpired or Conflict
@@ -355,7 +356,7 @@ class SqlDecisionLog:
         return connection
 
     def _write(
-        self, connection: Any, entries: list[tuple[dict[str, Any], Resolution | None]]
+        self, connection: Any, entries: list[tuple[Record, Resolution | None]]
     ) -> list[StoredRecord | OpsgateError]:
         sql = self.dialect.sql
         self.dialect.lock_chain(connection, self.writer)
@@ -370,7 +371,7 @@ class SqlDecisionLog:
                 stored.append(refused)
                 continue
             seq += 1
-            record = {**payload, "writer": self.writer, "seq": seq}
+            record = msgspec.structs.replace(payload, writer=self.writer, seq=seq)
             body = canonical(record)
             digest = chain_hash(prev_hash, body)
             cols = columns(record)
@@ -379,7 +380,7 @@ class SqlDecisionLog:
                       cols.org_id, body, prev_hash, digest)  # fmt: skip
             entry_id = int(connection.execute(sql(_INSERT), values).fetchone()[0])
             self._index(connection, entry_id, cols.fired, cols.denied)
-            if cols.kind == "decision" and cols.execution_status == PENDING_APPROVAL:
+            if isinstance(record, DecisionRecord) and cols.execution_status == PENDING_APPROVAL:
                 self._queue_approval(connection, entry_id, record, cols.caller)
             stored.append(StoredRecord(entry_id, self.writer, seq, body, prev_hash, digest, *values[2:12]))
             prev_hash = digest
@@ -399,17 +400,18 @@ class SqlDecisionLog:
                 [(entry_id, policy, vid) for policy, vid in denied],
             )
 
-    def _queue_approval(self, connection: Any, entry_id: int, record: dict[str, Any], requested_by: str) -> None:
+    def _queue_approval(self, connection: Any, entry_id: int, record: DecisionRecord, requested_by: str) -> None:
         """The pending row of a decision that waits for a person, written with its record."""
         # a record without approval terms (not written by the pipeline) waits the default hour
-        terms = record.get("approval") or {}
-        expires_at = terms.get("expires_at") or later(record["created_at"], DEFAULT_APPROVAL_EXPIRY_S)
+        terms = record.approval
+        default = later(record.created_at, DEFAULT_APPROVAL_EXPIRY_S)
+        expires_at = default if isinstance(terms, msgspec.UnsetType) else terms.expires_at
         connection.execute(
             self.dialect.sql(
                 "INSERT INTO pending_approvals (decision_id, entry_id, ruleset, requested_by, created_at, "
                 "expires_at, status) VALUES (?, ?, ?, ?, ?, ?, ?)"
             ),
-            (record["decision_id"], entry_id, record["ruleset"]["name"], requested_by, record["created_at"],
+            (record.decision_id, entry_id, record.ruleset.name, requested_by, record.created_at,
              normalize_time(expires_at), PENDING),
         )  # fmt: skip
 
