@@ -11,14 +11,14 @@ import pytest
 from service.adapters.store.sql import SqlDecisionLog, verify_log
 from service.errors import OpsgateError
 from service.settings import from_env
-from tests.integration.test_decision_log_store import decision
+from tests.integration.test_decision_log_store import decision_record
 
 
 def test_a_batch_larger_than_a_group_commit_lands_in_order_and_unsplit(log: SqlDecisionLog, log_db: str) -> None:
-    batch = [decision(n) for n in range(600)]  # beyond the writer's 512-record group
+    batch = [decision_record(n) for n in range(600)]  # beyond the writer's 512-record group
 
     async def run() -> tuple[list[Any], list[Any]]:
-        singles = [asyncio.ensure_future(log.append(decision(1000 + n))) for n in range(5)]
+        singles = [asyncio.ensure_future(log.append(decision_record(1000 + n))) for n in range(5)]
         stored = await log.append_many(batch)
         return stored, list(await asyncio.gather(*singles))
 
@@ -37,7 +37,7 @@ def test_the_benchmark_only_switch_writes_nothing_and_says_so(tmp_path: Path) ->
     assert settings.bench_log_off is True
     store = SqlDecisionLog(settings.db, "replica-a", bench_log_off=settings.bench_log_off)
     try:
-        stored = asyncio.run(store.append(decision(1)))
+        stored = asyncio.run(store.append(decision_record(1)))
         assert (stored.id, stored.seq) == (0, 0)
         assert store.description == f"sqlite:{db} (OFF: OPSGATE_BENCH_LOG_OFF, nothing is written)"
     finally:
