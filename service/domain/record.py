@@ -1,8 +1,8 @@
 """The decision log's records and its hash chain.  Pure: no storage here.
 
-Every record (a decision, or an outcome reported later) is one JSON object in
-canonical form: keys sorted, no whitespace, UTF-8.  That text is stored as is,
-and chained::
+Every record is one ``Record``: a decision, or an outcome, approval or expiry
+about it later, each a frozen Struct tagged by ``kind``.  It is stored as one
+JSON object in canonical form: keys sorted, no whitespace, UTF-8, and chained::
 
     hash = sha256_hex(prev_hash + body)      # both as UTF-8 text
 

@@ -90,24 +90,19 @@ def present(stored: StoredRecord) -> dict[str, Any]:
     }
 
 
-class Shown(msgspec.Struct, frozen=True, kw_only=True):
-    """A stored record read back as its type, with where it sits in its chain (the reviewer pages)."""
+class Shown(msgspec.Struct, frozen=True):
+    """A stored record (where it sits in its chain) with its record read back as its type."""
 
-    log_id: int
-    writer: str
-    seq: int
-    prev_hash: str
-    hash: str
+    stored: StoredRecord
     record: Record
 
-    @staticmethod
-    def fields(stored: StoredRecord) -> dict[str, Any]:
-        return {"log_id": stored.id, "writer": stored.writer, "seq": stored.seq, "prev_hash": stored.prev_hash,
-                "hash": stored.hash, "record": stored.record()}  # fmt: skip
+    @classmethod
+    def of(cls, stored: StoredRecord) -> Shown:
+        return cls(stored, stored.record())
 
 
-class Reviewed(Shown, frozen=True, kw_only=True):
-    """A decision with every outcome reported for it and its approval or expiry, if any."""
+class Reviewed(Shown, frozen=True):
+    """A decision with every outcome reported for it and its approval or expiry, if any (the reviewer pages)."""
 
     record: DecisionRecord
     outcomes: list[Shown]
@@ -172,9 +167,10 @@ class ReviewService:
         """What ``decision`` shows, as types (the reviewer pages read it)."""
         stored, later = await self.entries(decision_id)
         return Reviewed(
-            **{**Shown.fields(stored), "record": decision_of(stored)},
-            outcomes=[Shown(**Shown.fields(o)) for o in later if o.kind == "outcome"],
-            approvals=[Shown(**Shown.fields(o)) for o in later if o.kind in ("approval", "expiry")],
+            stored,
+            decision_of(stored),
+            outcomes=[Shown.of(o) for o in later if o.kind == "outcome"],
+            approvals=[Shown.of(o) for o in later if o.kind in ("approval", "expiry")],
         )
 
     async def explain(self, decision_id: str) -> dict[str, Any]:
