@@ -11,12 +11,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-from typing import Any
 
 from service.adapters.store import StoreLog, open_log
 from service.cli.main import build_parser
 from service.cli.serve import UVICORN
-from service.domain.record import DecisionQuery, Head, StoredRecord
+from service.domain.record import DecisionQuery, Head, Record, StoredRecord
 from service.ports.log import RecordStore
 from service.settings import Settings, from_env
 
@@ -35,10 +34,10 @@ class UnloggedRecords:
     def writer(self) -> str:
         return self.real.writer
 
-    async def append(self, payload: dict[str, Any]) -> StoredRecord:
+    async def append(self, payload: Record) -> StoredRecord:
         return UNLOGGED
 
-    async def append_many(self, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
+    async def append_many(self, payloads: list[Record]) -> list[StoredRecord]:
         return [UNLOGGED] * len(payloads)
 
     async def get(self, decision_id: str) -> list[StoredRecord]:

@@ -60,6 +60,50 @@ class Verdict(msgspec.Struct, frozen=True):
     breaker: str | None = None  # the OPA circuit breaker's state when asked (closed | open | half_open)
 
 
+class RulesetRef(msgspec.Struct, frozen=True):
+    name: str
+    version: str
+    file: str
+
+
+class GuardrailsReport(msgspec.Struct, frozen=True):
+    """The verdict as a decision's explanation and its record carry it."""
+
+    available: bool
+    allow: bool
+    violations: list[Violation]
+    requires_approval: bool
+    approvals: list[Violation]
+    revision: str
+    error: str | None = None
+    breaker: str | None = None  # the OPA circuit breaker's state when asked; None: not asked
+
+    @classmethod
+    def of(cls, verdict: Verdict) -> GuardrailsReport:
+        return cls(
+            available=verdict.available,
+            allow=verdict.available and verdict.allow,
+            violations=verdict.violations,
+            requires_approval=verdict.requires_approval,
+            approvals=verdict.approvals,
+            revision=verdict.revision,
+            error=verdict.error,
+            breaker=verdict.breaker,
+        )
+
+
+class WhyNot(msgspec.Struct, frozen=True):
+    """Why a rule did not fire: the first of its conditions that was false, with the values read."""
+
+    id: str
+    title: str
+    file: str
+    line: int
+    condition: str
+    values: dict[str, Any]
+    reason: str
+
+
 class Decision(msgspec.Struct, frozen=True):
     decision_type: str
     confidence: float
@@ -82,6 +126,62 @@ class Outcome(msgspec.Struct, frozen=True):
     verdict: Verdict
     summary: str
     error: str | None = None
+
+    def answer(self) -> Answer:
+        return answer(self.decision, self.execution, self.fired_rules, self.proposal, self.verdict)
+
+
+class Answer(msgspec.Struct, frozen=True, kw_only=True):
+    """What one decision answered, as replay, shadow and rule tests compare it."""
+
+    decision_type: str
+    confidence: float
+    fired: list[str]  # every rule that fired, in firing order
+    winners: list[str]  # the ones the hit policy picked
+    violations: list[str]  # distinct violated policy ids, sorted
+    execution_status: str
+    actions: list[dict[str, Any]]
+    # a proposal was made but OPA gave no verdict (down or timed out): the decision failed
+    # closed, so its type says nothing about the rules or policies
+    no_verdict: bool
+
+    def won(self, hit_policy: str) -> str | list[str] | None:
+        """A case's ``won``: the list of winners under ``collect``, the one winner under ``first``."""
+        if hit_policy == "collect":
+            return self.winners
+        return self.winners[0] if self.winners else None
+
+    def case_values(self, hit_policy: str) -> dict[str, Any]:
+        """Every value a rule test case can expect, under the case format's keys."""
+        return {
+            "decision_type": self.decision_type,
+            "confidence": self.confidence,
+            "fired": self.fired,
+            "won": self.won(hit_policy),
+            "violations": self.violations,
+            "execution_status": self.execution_status,
+            "actions": self.actions,
+        }
+
+
+def answer(
+    decision: Decision,
+    execution: Execution,
+    fired: list[FiredRule],
+    proposal: Proposal | None,
+    guardrails: Verdict | GuardrailsReport,
+) -> Answer:
+    """The comparable view of a decision, from the parts an outcome, a response and a record share."""
+    return Answer(
+        decision_type=decision.decision_type,
+        confidence=decision.confidence,
+        fired=[rule.id for rule in fired],
+        winners=[rule.id for rule in fired if rule.won],
+        violations=sorted({violation.id for violation in guardrails.violations}),
+        execution_status=execution.status,
+        actions=execution.actions,
+        no_verdict=proposal is not None and not guardrails.available,
+    )
 
 
 class RuleOutputError(OpsgateError):

@@ -11,7 +11,8 @@ from typing import Any
 import msgspec
 
 from service.domain import expr
-from service.domain.decision import scope
+from service.domain.decision import FiredRule, Violation, WhyNot, scope
+from service.domain.record import DecisionRecord
 from service.domain.ruleset import Rule, Ruleset
 from service.errors import ExpressionError
 
@@ -47,40 +48,39 @@ def rule_sentence(rule: Rule, values: dict[str, Any], won: bool, version: str) -
     return sentence if won else sentence + " It matched, but a rule of higher priority decided."
 
 
-def _fired_sentence(fired: dict[str, Any], version: str) -> str:
+def _fired_sentence(fired: FiredRule, version: str) -> str:
     # the ruleset of that version could not be loaded: say what the record holds
-    where = f"rule {fired['id']}, {fired['file']}:{fired['line']}, version {version[:12]}…"
-    return f"{fired['title']} ({where})." + ("" if fired["won"] else " It matched, but did not decide.")
+    where = f"rule {fired.id}, {fired.file}:{fired.line}, version {version[:12]}…"
+    return f"{fired.title} ({where})." + ("" if fired.won else " It matched, but did not decide.")
 
 
-def _violation_sentence(violation: dict[str, Any], verb: str) -> str:
-    action = violation.get("action_index")
+def _violation_sentence(violation: Violation, verb: str) -> str:
+    action = violation.action_index
     target = f" action {action}" if action is not None else ""
-    where = f" ({violation['location']})" if violation.get("location") else ""
-    return f"Guardrail {violation['id']} ({violation['title']}) {verb}{target}: {violation['message']}{where}."
+    where = f" ({violation.location})" if violation.location else ""
+    return f"Guardrail {violation.id} ({violation.title}) {verb}{target}: {violation.message}{where}."
 
 
-def sentences(record: dict[str, Any], ruleset: Ruleset | None) -> list[str]:
+def sentences(record: DecisionRecord, ruleset: Ruleset | None) -> list[str]:
     """One sentence per fired rule, rendered from its title and the actual fact values,
     then one per guardrail verdict, then the outcome."""
-    version = record["ruleset"]["version"]
+    version = record.ruleset.version
     out: list[str] = []
     rules = {rule.id: rule for rule in ruleset.rules} if ruleset else {}
-    values = scope(ruleset, record["facts"]) if ruleset else {}
-    for fired in record["fired_rules"]:
-        rule = rules.get(fired["id"])
-        out.append(rule_sentence(rule, values, fired["won"], version) if rule else _fired_sentence(fired, version))
-    if not record["fired_rules"]:
+    values = scope(ruleset, record.facts) if ruleset else {}
+    for fired in record.fired_rules:
+        rule = rules.get(fired.id)
+        out.append(rule_sentence(rule, values, fired.won, version) if rule else _fired_sentence(fired, version))
+    if not record.fired_rules:
         out.append("No rule matched these facts.")
-    guardrails = record["guardrails"]
-    out.extend(_violation_sentence(v, "denied") for v in guardrails["violations"])
-    out.extend(_violation_sentence(v, "requires approval for") for v in guardrails["approvals"])
-    if not guardrails["available"] and record["proposal"] is not None:
-        out.append(f"The guardrails could not be asked ({guardrails.get('error') or 'no verdict'}).")
-    decision, execution = record["decision"], record["execution"]
+    guardrails = record.guardrails
+    out.extend(_violation_sentence(v, "denied") for v in guardrails.violations)
+    out.extend(_violation_sentence(v, "requires approval for") for v in guardrails.approvals)
+    if not guardrails.available and record.proposal is not None:
+        out.append(f"The guardrails could not be asked ({guardrails.error or 'no verdict'}).")
+    decision, execution = record.decision, record.execution
     out.append(
-        f"Decision {decision['decision_type']} with confidence {decision['confidence']}: "
-        f"{execution['status']}. {record['summary']}"
+        f"Decision {decision.decision_type} with confidence {decision.confidence}: {execution.status}. {record.summary}"
     )
     return out
 
@@ -119,18 +119,6 @@ def rego_block(text: str, line: int) -> tuple[int, str]:
         if depth <= 0 and (opened or number == line):
             break
     return start, "\n".join(lines[start - 1 : end])
-
-
-class WhyNot(msgspec.Struct, frozen=True):
-    """Why a rule did not fire: the first of its conditions that was false, with the values read."""
-
-    id: str
-    title: str
-    file: str
-    line: int
-    condition: str
-    values: dict[str, Any]
-    reason: str
 
 
 def why_not(ruleset: Ruleset, facts: dict[str, Any], fired: set[str]) -> list[WhyNot]:

@@ -1,8 +1,8 @@
 """The decision log's records and its hash chain.  Pure: no storage here.
 
-Every record (a decision, or an outcome reported later) is one JSON object in
-canonical form: keys sorted, no whitespace, UTF-8.  That text is stored as is,
-and chained::
+Every record is one ``Record``: a decision, or an outcome, approval or expiry
+about it later, each a frozen Struct tagged by ``kind``.  It is stored as one
+JSON object in canonical form: keys sorted, no whitespace, UTF-8, and chained::
 
     hash = sha256_hex(prev_hash + body)      # both as UTF-8 text
 
@@ -10,22 +10,31 @@ where ``prev_hash`` is the previous record's ``hash`` in the same chain, or 64
 zeros for a chain's first record.  There is one chain per writer (one replica,
 named by its writer id); each record carries its ``writer`` and its ``seq``
 (1, 2, 3, ... within the chain), so a deleted or reordered record breaks the
-walk.  ``log_store`` keeps the rows; ``verify`` below checks them.
+walk.  The store keeps the rows; ``service.domain.chain`` verifies them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
-from service.domain.ruleset import content_hash
+from service.domain.decision import (
+    Answer,
+    Decision,
+    Execution,
+    FiredRule,
+    GuardrailsReport,
+    Proposal,
+    RulesetRef,
+    WhyNot,
+    answer,
+)
 
 GENESIS = "0" * 64
-RecordKind = Literal["decision", "outcome", "approval", "expiry"]
 OutcomeStatus = Literal["SUCCEEDED", "FAILED", "CANCELLED"]
 
 _CANONICAL = msgspec.json.Encoder(order="sorted")
@@ -66,6 +75,93 @@ def chain_hash(prev_hash: str, body: str) -> str:
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
+# --- the record: one JSON object per kind, tagged by "kind" -------------------------
+# Encoded with ``canonical`` (keys sorted); a field that is UNSET is left out, a None is
+# written as null, so each kind keeps the exact keys its bodies have always had.
+
+
+class _Entry(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    decision_id: str
+    created_at: str
+    caller: str
+    writer: str | UnsetType = UNSET  # the chain's writer and place in it: set by the store
+    seq: int | UnsetType = UNSET
+
+    @property
+    def kind(self) -> str:
+        return str(self.__struct_config__.tag)
+
+
+class ApprovalTerms(msgspec.Struct, frozen=True):  # when a decision that waits for a person expires
+    expiry_s: float
+    expires_at: str
+
+
+class DecisionRecord(_Entry, frozen=True, kw_only=True, tag="decision"):
+    """A decision: everything a reviewer needs to see why."""
+
+    run_id: str
+    agent: str
+    ruleset: RulesetRef
+    bundle_revision: str
+    facts: dict[str, Any]
+    fired_rules: list[FiredRule]
+    proposal: Proposal | None
+    guardrails: GuardrailsReport
+    decision: Decision
+    execution: Execution
+    summary: str
+    error: str | None
+    latency_ms: dict[str, float]
+    not_fired: list[WhyNot] | UnsetType = UNSET  # only when asked with ?explain=full
+    approval: ApprovalTerms | UnsetType = UNSET  # only while it waits for a person
+
+    def answer(self) -> Answer:
+        return answer(self.decision, self.execution, self.fired_rules, self.proposal, self.guardrails)
+
+
+class OutcomeReport(msgspec.Struct, frozen=True):
+    status: str
+    detail: str
+
+
+class OutcomeRecord(_Entry, frozen=True, kw_only=True, tag="outcome"):  # reported after the decision
+    outcome: OutcomeReport
+
+
+class ApprovalAnswer(msgspec.Struct, frozen=True):
+    status: str  # EXECUTED or REJECTED
+    reason: str
+    requested_by: str
+    expires_at: str | None
+
+
+class ApprovalRecord(_Entry, frozen=True, kw_only=True, tag="approval"):  # a person's answer
+    approval: ApprovalAnswer
+
+
+class Escalation(msgspec.Struct, frozen=True):
+    decision_type: str | None  # None: the ruleset could not be loaded at that version
+    autonomy: str
+
+
+class ExpiryTerms(msgspec.Struct, frozen=True):
+    status: str  # EXPIRED
+    reason: str
+    requested_by: str
+    expires_at: str
+    escalated: bool
+    escalation: Escalation
+
+
+class ExpiryRecord(_Entry, frozen=True, kw_only=True, tag="expiry"):  # nobody answered in time
+    approval: ExpiryTerms
+
+
+Record = DecisionRecord | OutcomeRecord | ApprovalRecord | ExpiryRecord
+_RECORD: msgspec.json.Decoder[Record] = msgspec.json.Decoder(Record)
+
+
 class Columns(msgspec.Struct, frozen=True):
     """What the store indexes a record by; always derived from the hashed body."""
 
@@ -83,23 +179,22 @@ class Columns(msgspec.Struct, frozen=True):
     denied: tuple[tuple[str, str], ...] = ()  # (policy, violation id)
 
 
-def columns(record: dict[str, Any]) -> Columns:
-    """The indexed columns of a record (a decoded body)."""
-    base = Columns(record["kind"], record["decision_id"], record["created_at"], record["caller"])
-    if record["kind"] != "decision":
+def columns(record: Record) -> Columns:
+    """The indexed columns of a record."""
+    base = Columns(record.kind, record.decision_id, record.created_at, record.caller)
+    if not isinstance(record, DecisionRecord):
         return base
-    org_id = record.get("facts", {}).get("org_id")
-    guardrails = record.get("guardrails") or {}
+    org_id = record.facts.get("org_id")
     return msgspec.structs.replace(
         base,
-        ruleset=record["ruleset"]["name"],
-        ruleset_version=record["ruleset"]["version"],
-        bundle_revision=record["bundle_revision"],
-        decision_type=record["decision"]["decision_type"],
-        execution_status=record["execution"]["status"],
+        ruleset=record.ruleset.name,
+        ruleset_version=record.ruleset.version,
+        bundle_revision=record.bundle_revision,
+        decision_type=record.decision.decision_type,
+        execution_status=record.execution.status,
         org_id=None if org_id is None else str(org_id),
-        fired=tuple((r["id"], bool(r["won"])) for r in record.get("fired_rules", [])),
-        denied=tuple((v["policy"], v["id"]) for v in guardrails.get("violations", [])),
+        fired=tuple((r.id, r.won) for r in record.fired_rules),
+        denied=tuple((v.policy, v.id) for v in record.guardrails.violations),
     )
 
 
@@ -129,9 +224,8 @@ class StoredRecord(msgspec.Struct, frozen=True):
     execution_status: str | None
     org_id: str | None
 
-    def record(self) -> dict[str, Any]:
-        decoded: dict[str, Any] = msgspec.json.decode(self.body)
-        return decoded
+    def record(self) -> Record:
+        return _RECORD.decode(self.body)
 
     def describe(self) -> str:
         return f"record #{self.id} (writer {self.writer}, seq {self.seq}, decision {self.decision_id})"
@@ -142,92 +236,6 @@ class Head(msgspec.Struct, frozen=True):
     seq: int
     hash: str
     created_at: str
-
-
-class VerifyReport(msgspec.Struct, frozen=True):
-    records: int
-    chains: int
-    ok: bool
-    error: str | None = None
-    versions: int = 0
-    version_error: str | None = None
-
-    def __str__(self) -> str:
-        if not self.ok:
-            return f"chain broken after {self.records} good records: {self.error}"
-        chains = f" ({self.chains} chains)" if self.chains > 1 else ""
-        text = f"{self.records} records verified, chain intact{chains}"
-        if self.version_error:
-            return f"{text}\nruleset versions: {self.version_error}"
-        return f"{text}\n{self.versions} ruleset version(s) verified"
-
-    @property
-    def intact(self) -> bool:
-        return self.ok and self.version_error is None
-
-
-_INDEXED = ("kind", "decision_id", "created_at", "caller", "ruleset", "ruleset_version", "bundle_revision",
-            "decision_type", "execution_status", "org_id")  # fmt: skip
-
-
-Index = tuple[tuple[tuple[str, bool], ...], tuple[tuple[str, str], ...]]  # sorted (fired, denied) rows
-
-
-def _check(row: StoredRecord, seq: int, prev_hash: str, indexes: Mapping[int, Index] | None) -> str | None:
-    if row.seq != seq:
-        return f"seq {row.seq} where {seq} was expected: a record is missing or out of order"
-    if row.prev_hash != prev_hash:
-        return f"prev_hash {row.prev_hash[:12]}… does not link to the previous record's hash {prev_hash[:12]}…"
-    computed = chain_hash(row.prev_hash, row.body)
-    if computed != row.hash:
-        return f"hash {row.hash[:12]}… does not match its content (computed {computed[:12]}…): the record was altered"
-    try:
-        record = row.record()
-        derived = columns(record)
-    except (msgspec.DecodeError, KeyError, TypeError) as error:
-        return f"the stored body is not a valid record: {error}"
-    if (record.get("writer"), record.get("seq")) != (row.writer, row.seq):
-        return f"the hashed record says writer {record.get('writer')} seq {record.get('seq')}"
-    for name in _INDEXED:
-        if getattr(derived, name) != getattr(row, name):
-            return f"column {name}={getattr(row, name)!r} differs from the hashed record ({getattr(derived, name)!r})"
-    if indexes is not None:
-        expected = (tuple(sorted(derived.fired)), tuple(sorted(derived.denied)))
-        if indexes.get(row.id, ((), ())) != expected:
-            return "its rows in log_fired/log_denied (the rule and policy filters) differ from the hashed record"
-    return None
-
-
-def verify(rows: Iterable[StoredRecord], indexes: Mapping[int, Index] | None = None) -> VerifyReport:
-    """Walk rows ordered by (writer, seq); stop at the first record whose hash or link is wrong.
-
-    ``indexes`` (entry id -> its filter rows), when given, is checked against each body too."""
-    count = chains = 0
-    writer: str | None = None
-    seq, prev_hash = 0, GENESIS
-    for row in rows:
-        if row.writer != writer:
-            writer, seq, prev_hash, chains = row.writer, 0, GENESIS, chains + 1
-        problem = _check(row, seq + 1, prev_hash, indexes)
-        if problem is not None:
-            return VerifyReport(count, chains, ok=False, error=f"{row.describe()}: {problem}")
-        seq, prev_hash, count = row.seq, row.hash, count + 1
-    return VerifyReport(count, chains, ok=True)
-
-
-def verify_versions(versions: dict[str, list[VersionFile]]) -> tuple[int, str | None]:
-    """Each stored version's id is the content hash of its files: recompute it from the stored
-    contents, so an edited rule or policy file shown to reviewers is caught."""
-    for version, files in sorted(versions.items()):
-        for file in files:
-            if hashlib.sha256(file.content).hexdigest() != file.sha256:
-                return 0, f"version {version[:12]}…: {file.path} does not match its sha256 (the file was altered)"
-        if content_hash((f.path, f.content) for f in files) != version:
-            return (
-                0,
-                f"version {version[:12]}…: its files do not hash to the version id (a file was altered or removed)",
-            )
-    return len(versions), None
 
 
 class DecisionQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

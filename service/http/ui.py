@@ -68,9 +68,9 @@ async def decisions_page(request: Request[Any, Any, Any], state: State) -> Templ
 
 async def _decision_context(state: State, decision_id: str) -> dict[str, Any]:
     review = runtime(state).review
-    shown = await review.decision(decision_id)
-    snippets = await review.snippets(shown["record"])
-    return {"shown": shown, "record": shown["record"], "snippets": snippets, "replay": None}
+    shown = await review.reviewed(decision_id)
+    snippets = await review.snippets(shown.record)
+    return {"shown": shown, "record": shown.record, "snippets": snippets, "replay": None}
 
 
 @get("/decisions/{decision_id:str}", include_in_schema=False)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from service.domain.record import (
+    ApprovalRecord,
     DecisionQuery,
+    ExpiryRecord,
     Head,
     PendingItem,
+    Record,
     Resolution,
     StoredRecord,
     VersionFile,
@@ -22,9 +25,9 @@ class RecordStore(Protocol):
     @property
     def writer(self) -> str: ...
 
-    async def append(self, payload: dict[str, Any]) -> StoredRecord: ...
+    async def append(self, payload: Record) -> StoredRecord: ...
 
-    async def append_many(self, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
+    async def append_many(self, payloads: list[Record]) -> list[StoredRecord]:
         """Several records in one transaction, in order."""
 
     async def get(self, decision_id: str) -> list[StoredRecord]: ...
@@ -37,7 +40,7 @@ class RecordStore(Protocol):
 class ApprovalStore(Protocol):
     """The decisions pending a person, and how each ends."""
 
-    async def resolve(self, payload: dict[str, Any], resolution: Resolution) -> StoredRecord:
+    async def resolve(self, payload: ApprovalRecord | ExpiryRecord, resolution: Resolution) -> StoredRecord:
         """Append ``payload`` and apply ``resolution`` in one transaction, or neither (then raise
         NotFound, AlreadyDecided, ApprovalExpired or Conflict)."""
 

@@ -16,18 +16,37 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
+
 from service.background import beside
 from service.domain import explain
 from service.domain.decision import PENDING_APPROVAL
-from service.domain.record import PendingItem, Resolution, ResolvedStatus, StoredRecord, age_s, now
+from service.domain.record import (
+    ApprovalAnswer,
+    ApprovalRecord,
+    Escalation,
+    ExpiryRecord,
+    ExpiryTerms,
+    PendingItem,
+    Resolution,
+    ResolvedStatus,
+    StoredRecord,
+    age_s,
+    now,
+)
 from service.errors import Conflict, NotPending, SeparationOfDuties
 from service.ports.log import ApprovalStore
-from service.usecases.review import ReviewService, present
+from service.usecases.review import ReviewService, decision_of, present
 
 log = logging.getLogger("opsgate.approvals")
 
 EXPIRER = "opsgate"  # the caller of the expiry records the sweeper chains
 SWEEP_BATCH = 100
+
+
+def _as_logged(part: object) -> Any:
+    """A part of a record with its keys in the order of its canonical body, as the queue shows it."""
+    return msgspec.to_builtins(part, order="sorted")
 
 
 class Approvals:
@@ -44,7 +63,7 @@ class Approvals:
         return {"at": at, "count": len(items), "items": [await self._item(item, at) for item in items]}
 
     async def _item(self, item: PendingItem, at: str) -> dict[str, Any]:
-        record = item.decision.record()
+        record = decision_of(item.decision)
         ruleset = await self.review.ruleset_at(record)
         return {
             "decision_id": item.decision_id,
@@ -53,15 +72,15 @@ class Approvals:
             "created_at": item.created_at,
             "expires_at": item.expires_at,
             "age_s": age_s(item.created_at, at),
-            "decision": record["decision"],
-            "execution": record["execution"],
-            "facts": record["facts"],
+            "decision": _as_logged(record.decision),
+            "execution": _as_logged(record.execution),
+            "facts": record.facts,
             "explanation": {
-                "ruleset": record["ruleset"],
-                "fired_rules": record["fired_rules"],
-                "proposal": record["proposal"],
-                "guardrails": record["guardrails"],
-                "summary": record["summary"],
+                "ruleset": _as_logged(record.ruleset),
+                "fired_rules": _as_logged(record.fired_rules),
+                "proposal": _as_logged(record.proposal),
+                "guardrails": _as_logged(record.guardrails),
+                "summary": record.summary,
                 "sentences": explain.sentences(record, ruleset),
             },
             "log_id": item.decision.id,
@@ -82,19 +101,14 @@ class Approvals:
                 f"{approver!r} asked for decision {decision_id!r} and cannot also approve or reject it"
             )
         at = now()
-        terms = decided.record().get("approval") or {}
-        payload = {
-            "kind": "approval",
-            "decision_id": decision_id,
-            "created_at": at,
-            "caller": approver,
-            "approval": {
-                "status": status,
-                "reason": reason,
-                "requested_by": decided.caller,
-                "expires_at": terms.get("expires_at"),
-            },
-        }
+        terms = decision_of(decided).approval
+        expires_at = None if isinstance(terms, msgspec.UnsetType) else terms.expires_at
+        payload = ApprovalRecord(
+            decision_id=decision_id,
+            created_at=at,
+            caller=approver,
+            approval=ApprovalAnswer(status, reason, decided.caller, expires_at),
+        )
         stored = await self.log.resolve(payload, Resolution(decision_id, status, at, approver))
         return {"decision_id": decision_id, "status": status, "decided_by": approver, **present(stored)}
 
@@ -120,25 +134,19 @@ class Approvals:
                 return expired
 
     async def _expire(self, item: PendingItem) -> int:
-        record = item.decision.record()
-        ruleset = await self.review.ruleset_at(record)
+        ruleset = await self.review.ruleset_at(decision_of(item.decision))
         escalation = ruleset.escalation_decision if ruleset else None
         autonomy = ruleset.escalation_autonomy if ruleset else "L0"
         at = now()
-        payload = {
-            "kind": "expiry",
-            "decision_id": item.decision_id,
-            "created_at": at,
-            "caller": EXPIRER,
-            "approval": {
-                "status": "EXPIRED",
-                "reason": f"nobody approved or rejected it by {item.expires_at}",
-                "requested_by": item.requested_by,
-                "expires_at": item.expires_at,
-                "escalated": True,
-                "escalation": {"decision_type": escalation, "autonomy": autonomy},
-            },
-        }
+        reason = f"nobody approved or rejected it by {item.expires_at}"
+        payload = ExpiryRecord(
+            decision_id=item.decision_id,
+            created_at=at,
+            caller=EXPIRER,
+            approval=ExpiryTerms(
+                "EXPIRED", reason, item.requested_by, item.expires_at, True, Escalation(escalation, autonomy)
+            ),
+        )
         try:
             await self.log.resolve(payload, Resolution(item.decision_id, "EXPIRED", at, EXPIRER))
         except Conflict:  # answered (or expired by another replica) meanwhile

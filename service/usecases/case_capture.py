@@ -14,10 +14,10 @@ from typing import Any, Protocol
 import yaml
 
 from service.authoring.catalog import load_catalog
-from service.domain.record import StoredRecord
+from service.domain.record import DecisionRecord, StoredRecord
 from service.errors import Conflict, NotCapturable, NotFound
 from service.settings import Settings
-from service.usecases.answers import of_record
+from service.usecases.review import decision_of
 
 
 class LoggedDecision(Protocol):
@@ -26,31 +26,31 @@ class LoggedDecision(Protocol):
     async def get(self, decision_id: str) -> list[StoredRecord]: ...
 
 
-def read_decision(log: LoggedDecision, db: str, decision_id: str) -> dict[str, Any]:
+def read_decision(log: LoggedDecision, db: str, decision_id: str) -> DecisionRecord:
     """The logged record of ``decision_id`` (the one ``GET /decisions/{id}`` shows) in ``log``,
     the log of ``db``."""
     entries: list[StoredRecord] = asyncio.run(log.get(decision_id))
     decisions = [entry for entry in entries if entry.kind == "decision"]
     if not decisions:
         raise NotFound(f"no decision {decision_id!r} in the log at {db}")
-    return decisions[0].record()
+    return decision_of(decisions[0])
 
 
-def expectation(record: dict[str, Any], hit_policy: str) -> dict[str, Any]:
+def expectation(record: DecisionRecord, hit_policy: str) -> dict[str, Any]:
     """The outcome the decision actually had, as a case's ``expect`` (its actions are left out:
     they repeat the facts and would make the case break on any change of action fields)."""
-    values = of_record(record).case_values(hit_policy)
+    values = record.answer().case_values(hit_policy)
     del values["actions"]
     return values
 
 
-def case_text(record: dict[str, Any], name: str, hit_policy: str) -> str:
+def case_text(record: DecisionRecord, name: str, hit_policy: str) -> str:
     """The case file: a comment naming where it came from, then one case."""
-    case = {"name": name, "facts": record["facts"], "expect": expectation(record, hit_policy)}
+    case = {"name": name, "facts": record.facts, "expect": expectation(record, hit_policy)}
     header = (
-        f"# From logged decision {record['decision_id']} ({record['created_at']}, caller {record['caller']}),\n"
-        f"# decided by ruleset {record['ruleset']['name']} version {record['ruleset']['version']},\n"
-        f"# bundle revision {record['bundle_revision']}. Written by opsgate test --from-decision:\n"
+        f"# From logged decision {record.decision_id} ({record.created_at}, caller {record.caller}),\n"
+        f"# decided by ruleset {record.ruleset.name} version {record.ruleset.version},\n"
+        f"# bundle revision {record.bundle_revision}. Written by opsgate test --from-decision:\n"
         "# the expectations are what was decided then; review them before committing.\n"
     )
     return header + yaml.safe_dump([case], sort_keys=False, default_flow_style=False, allow_unicode=True)
@@ -63,12 +63,12 @@ def _file_name(name: str) -> str:
 def write_case(settings: Settings, log: LoggedDecision, decision_id: str, name: str | None, out: Path | None) -> Path:
     """Write the case file for ``decision_id``, read from ``log``; refuses to overwrite. Returns the path written."""
     record = read_decision(log, settings.db, decision_id)
-    if of_record(record).no_verdict:  # its expectations would hold only while OPA is down
+    if record.answer().no_verdict:  # its expectations would hold only while OPA is down
         raise NotCapturable(
             f"decision {decision_id} has no guardrail verdict (it failed closed: "
-            f"{record['guardrails']['error'] or 'OPA gave no answer'}); it cannot become a test case"
+            f"{record.guardrails.error or 'OPA gave no answer'}); it cannot become a test case"
         )
-    ruleset_name = record["ruleset"]["name"]
+    ruleset_name = record.ruleset.name
     catalog = load_catalog(settings.rules_dir, settings.rego_dir)
     if ruleset_name not in catalog.rulesets:
         raise NotCapturable(f"decision {decision_id} was made by ruleset {ruleset_name!r}, not in {settings.rules_dir}")

@@ -16,10 +16,19 @@ import msgspec
 
 from service.authoring.catalog import Catalog
 from service.domain import decision as dec
-from service.domain.decision import FiredRule, Outcome, Proposal, RuleOutputError, Verdict
-from service.domain.explain import WhyNot, why_not
+from service.domain.decision import (
+    FiredRule,
+    GuardrailsReport,
+    Outcome,
+    Proposal,
+    RuleOutputError,
+    RulesetRef,
+    Verdict,
+    WhyNot,
+)
+from service.domain.explain import why_not
 from service.domain.limits import JsonLimits
-from service.domain.record import StoredRecord, later, now
+from service.domain.record import ApprovalTerms, DecisionRecord, StoredRecord, later, now
 from service.domain.ruleset import Ruleset, approval_expiry_s
 from service.errors import EngineError
 from service.ports.guardrails import GuardrailsPort
@@ -32,23 +41,6 @@ class _RulesPass(msgspec.Struct, frozen=True):
     fired: list[FiredRule]
     proposal: Proposal | None
     error: str | None
-
-
-class RulesetRef(msgspec.Struct, frozen=True):
-    name: str
-    version: str
-    file: str
-
-
-class GuardrailsReport(msgspec.Struct, frozen=True):
-    available: bool
-    allow: bool
-    violations: list[dec.Violation]
-    requires_approval: bool
-    approvals: list[dec.Violation]
-    revision: str
-    error: str | None = None
-    breaker: str | None = None  # the OPA circuit breaker's state when asked; None: not asked
 
 
 class Explanation(msgspec.Struct, frozen=True):
@@ -230,59 +222,45 @@ class DecisionService:
         }
 
     def _explanation(self, ruleset: Ruleset, outcome: Outcome) -> Explanation:
-        verdict = outcome.verdict
-        report = GuardrailsReport(
-            available=verdict.available,
-            allow=verdict.available and verdict.allow,
-            violations=verdict.violations,
-            requires_approval=verdict.requires_approval,
-            approvals=verdict.approvals,
-            revision=verdict.revision,
-            error=verdict.error,
-            breaker=verdict.breaker,
-        )
+        report = GuardrailsReport.of(outcome.verdict)
         ref = RulesetRef(ruleset.name, ruleset.version, ruleset.file)
         return Explanation(ref, outcome.fired_rules, outcome.proposal, report, outcome.summary, outcome.error)
 
     def _record(
         self, ruleset: Ruleset, response: DecisionResponse, caller: str, latency_ms: dict[str, float]
-    ) -> dict[str, Any]:
-        """The decision log's record: everything a reviewer needs, as plain JSON values."""
+    ) -> DecisionRecord:
+        """The decision log's record: everything a reviewer needs."""
         result, explanation = response.result, response.result.explanation
         created_at = now()
-        return {
-            "kind": "decision",
-            "decision_id": result.decision_id,
-            "created_at": created_at,
-            "caller": caller,
-            "run_id": result.run_id,
-            "agent": response.agent,
-            "ruleset": _BUILTINS(explanation.ruleset),
-            "bundle_revision": explanation.guardrails.revision or self.catalog.version,
-            "facts": result.context,
-            "fired_rules": _BUILTINS(explanation.fired_rules),
-            "proposal": _BUILTINS(explanation.proposal),
-            "guardrails": _BUILTINS(explanation.guardrails),
-            "decision": _BUILTINS(result.decision),
-            "execution": _BUILTINS(result.execution),
-            "summary": explanation.summary,
-            "error": explanation.error,
-            "latency_ms": latency_ms,
-            **({} if explanation.not_fired is msgspec.UNSET else {"not_fired": _BUILTINS(explanation.not_fired)}),
-            **_approval(result.execution.status, ruleset, created_at),
-        }
+        return DecisionRecord(
+            decision_id=result.decision_id,
+            created_at=created_at,
+            caller=caller,
+            run_id=result.run_id,
+            agent=response.agent,
+            ruleset=explanation.ruleset,
+            bundle_revision=explanation.guardrails.revision or self.catalog.version,
+            facts=result.context,
+            fired_rules=explanation.fired_rules,
+            proposal=explanation.proposal,
+            guardrails=explanation.guardrails,
+            decision=result.decision,
+            execution=result.execution,
+            summary=explanation.summary,
+            error=explanation.error,
+            latency_ms=latency_ms,
+            not_fired=explanation.not_fired,
+            approval=_approval(result.execution.status, ruleset, created_at),
+        )
 
 
-_BUILTINS = msgspec.to_builtins
-
-
-def _approval(status: str, ruleset: Ruleset, created_at: str) -> dict[str, Any]:
+def _approval(status: str, ruleset: Ruleset, created_at: str) -> ApprovalTerms | msgspec.UnsetType:
     """When a decision that waits for a person expires: its ruleset's ``approval_expiry_s`` after
     it was decided (the log's store queues it for approval until then)."""
     if status != dec.PENDING_APPROVAL:
-        return {}
+        return msgspec.UNSET
     expiry = approval_expiry_s(ruleset.params)
-    return {"approval": {"expiry_s": expiry, "expires_at": later(created_at, expiry)}}
+    return ApprovalTerms(expiry, later(created_at, expiry))
 
 
 def _logged(response: DecisionResponse, stored: StoredRecord) -> DecisionResponse:

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from service.usecases.answers import Answer
+from service.domain.decision import Answer
 
 MAX_REASONS = 50  # distinct "not replayable" reasons kept; the rest are counted together
 OTHER_REASONS = "(other reasons)"

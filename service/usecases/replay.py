@@ -14,9 +14,9 @@ import msgspec
 
 from service.domain.record import DecisionQuery, StoredRecord
 from service.ports.log import RecordStore
-from service.usecases.answers import of_outcome, of_record
 from service.usecases.candidate import Candidate, Candidates, NotComparable
 from service.usecases.flips import NO_LOGGED_VERDICT, Flip, FlipMatrix, FlipSummary, Side, Skipped
+from service.usecases.review import decision_of
 
 PAGE = 500  # the store's largest page
 DEFAULT_SAMPLES = 5
@@ -88,14 +88,14 @@ async def _decisions(log: RecordStore, request: ReplayRequest) -> AsyncIterator[
 
 
 async def _compare(candidate: Candidate, stored: StoredRecord, matrix: FlipMatrix) -> None:
-    record = stored.record()
-    logged = of_record(record)
+    record = decision_of(stored)
+    logged = record.answer()
     if logged.no_verdict:
         matrix.skip(stored.decision_id, NO_LOGGED_VERDICT)
         return
     try:
-        outcome = await candidate.redecide(record["ruleset"]["name"], record["facts"])
+        outcome = await candidate.redecide(record.ruleset.name, record.facts)
     except NotComparable as skipped:
         matrix.skip(stored.decision_id, skipped.reason)
         return
-    matrix.add(stored.decision_id, Side.of(logged), Side.of(of_outcome(outcome)))
+    matrix.add(stored.decision_id, Side.of(logged), Side.of(outcome.answer()))

@@ -15,24 +15,45 @@ import msgspec
 
 from service.authoring.rulesets import parse_ruleset
 from service.domain import explain
+from service.domain.decision import Decision, Execution, FiredRule, Violation
 from service.domain.record import (
     DecisionQuery,
+    DecisionRecord,
+    OutcomeRecord,
+    OutcomeReport,
     OutcomeStatus,
+    Record,
     StoredRecord,
     VersionInfo,
     now,
 )
 from service.domain.ruleset import Ruleset
-from service.errors import BadRequest, Conflict, InvalidFacts, NotFound, RulesetInvalid, UnknownRuleset
+from service.errors import (
+    BadRequest,
+    Conflict,
+    DecisionLogError,
+    InvalidFacts,
+    NotFound,
+    RulesetInvalid,
+    UnknownRuleset,
+)
 from service.ports.log import RecordStore, VersionStore
 from service.usecases.versions import RunningVersion
 
 _CACHE_SIZE = 32
 
 
-def _summary(stored: StoredRecord) -> dict[str, Any]:
+def decision_of(stored: StoredRecord) -> DecisionRecord:
+    """A stored decision's record (the store indexes it by kind, so any other kind is a broken log)."""
     record = stored.record()
-    won = [r["id"] for r in record["fired_rules"] if r["won"]]
+    if not isinstance(record, DecisionRecord):
+        raise DecisionLogError(f"{stored.describe()} is a {record.kind} record, not a decision")
+    return record
+
+
+def _summary(stored: StoredRecord) -> dict[str, Any]:
+    record = decision_of(stored)
+    won = [r.id for r in record.fired_rules if r.won]
     return {
         "decision_id": stored.decision_id,
         "created_at": stored.created_at,
@@ -40,38 +61,60 @@ def _summary(stored: StoredRecord) -> dict[str, Any]:
         "ruleset": stored.ruleset,
         "ruleset_version": stored.ruleset_version,
         "decision_type": stored.decision_type,
-        "confidence": record["decision"]["confidence"],
+        "confidence": record.decision.confidence,
         "execution_status": stored.execution_status,
         "org_id": stored.org_id,
         "won": won,
-        "denied_by": [v["id"] for v in record["guardrails"]["violations"]],
+        "denied_by": [v.id for v in record.guardrails.violations],
         "log_id": stored.id,
         "hash": stored.hash,
     }
 
 
 def present(stored: StoredRecord) -> dict[str, Any]:
-    """A stored record with where it sits in its chain."""
+    """A stored record with where it sits in its chain, as the JSON API shows it: the record
+    exactly as it was hashed (its canonical body)."""
     return {
         "log_id": stored.id,
         "writer": stored.writer,
         "seq": stored.seq,
         "prev_hash": stored.prev_hash,
         "hash": stored.hash,
-        "record": stored.record(),
+        "record": msgspec.Raw(stored.body.encode()),
     }
 
 
-def _comparable(record: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a decision a replay compares."""
+class Shown(msgspec.Struct, frozen=True):
+    """A stored record (where it sits in its chain) with its record read back as its type."""
+
+    stored: StoredRecord
+    record: Record
+
+    @classmethod
+    def of(cls, stored: StoredRecord) -> Shown:
+        return cls(stored, stored.record())
+
+
+class Reviewed(Shown, frozen=True):
+    """A decision with every outcome reported for it and its approval or expiry, if any (the reviewer pages)."""
+
+    record: DecisionRecord
+    outcomes: list[Shown]
+    approvals: list[Shown]
+
+
+def _comparable(
+    decision: Decision, execution: Execution, fired: list[FiredRule], violations: list[Violation]
+) -> dict[str, Any]:
+    """The parts of a decision a replay compares (a record's and an outcome's are of one type)."""
     return {
-        "decision.decision_type": record["decision"]["decision_type"],
-        "decision.confidence": record["decision"]["confidence"],
-        "decision.priority": record["decision"]["priority"],
-        "decision.proposed_actions": record["decision"]["proposed_actions"],
-        "fired_rules": [f"{r['id']}{' (won)' if r['won'] else ''}" for r in record["fired_rules"]],
-        "violations": sorted(v["id"] for v in record["guardrails"]["violations"]),
-        "execution.status": record["execution"]["status"],
+        "decision.decision_type": decision.decision_type,
+        "decision.confidence": decision.confidence,
+        "decision.priority": decision.priority,
+        "decision.proposed_actions": decision.proposed_actions,
+        "fired_rules": [f"{r.id}{' (won)' if r.won else ''}" for r in fired],
+        "violations": sorted(v.id for v in violations),
+        "execution.status": execution.status,
     }
 
 
@@ -112,39 +155,42 @@ class ReviewService:
             "approvals": [present(o) for o in later if o.kind in ("approval", "expiry")],
         }
 
+    async def reviewed(self, decision_id: str) -> Reviewed:
+        """What ``decision`` shows, as types (the reviewer pages read it)."""
+        stored, later = await self.entries(decision_id)
+        return Reviewed(
+            stored,
+            decision_of(stored),
+            outcomes=[Shown.of(o) for o in later if o.kind == "outcome"],
+            approvals=[Shown.of(o) for o in later if o.kind in ("approval", "expiry")],
+        )
+
     async def explain(self, decision_id: str) -> dict[str, Any]:
         stored, _ = await self.entries(decision_id)
-        record = stored.record()
+        record = decision_of(stored)
         lines = explain.sentences(record, await self.ruleset_at(record))
         return {"decision_id": decision_id, "sentences": lines, "text": " ".join(lines)}
 
     async def replay(self, decision_id: str) -> dict[str, Any]:
         """Re-decide the stored facts with the current version (nothing is logged)."""
         stored, _ = await self.entries(decision_id)
-        before = stored.record()
-        name = before["ruleset"]["name"]
+        before = decision_of(stored)
+        name = before.ruleset.name
         async with self.use() as served:
             try:
-                outcome = await served.redecide(name, before["facts"])
+                outcome = await served.redecide(name, before.facts)
             except UnknownRuleset:
                 raise Conflict(f"ruleset {name!r} is no longer served; the decision cannot be replayed") from None
             except InvalidFacts as error:
                 message = f"the stored facts do not fit the current ruleset's schema: {error.message}"
                 raise Conflict(message, error.problems) from None
             catalog = served.catalog
-        after = msgspec.to_builtins(
-            {
-                "decision": outcome.decision,
-                "execution": outcome.execution,
-                "fired_rules": outcome.fired_rules,
-                "guardrails": {"violations": outcome.verdict.violations},
-            }
-        )
-        old, new = _comparable(before), _comparable(after)
+        old = _comparable(before.decision, before.execution, before.fired_rules, before.guardrails.violations)
+        new = _comparable(outcome.decision, outcome.execution, outcome.fired_rules, outcome.verdict.violations)
         differences = [{"field": k, "before": old[k], "after": new[k]} for k in old if old[k] != new[k]]
         return {
             "decision_id": decision_id,
-            "before": {"version": before["bundle_revision"], "ruleset_version": before["ruleset"]["version"], **old},
+            "before": {"version": before.bundle_revision, "ruleset_version": before.ruleset.version, **old},
             "after": {"version": catalog.version, "ruleset_version": catalog.rulesets[name].version, **new},
             "changed": bool(differences),
             "differences": differences,
@@ -153,13 +199,12 @@ class ReviewService:
     async def record_outcome(self, decision_id: str, status: OutcomeStatus, detail: str, caller: str) -> dict[str, Any]:
         """Append an outcome (SUCCEEDED, FAILED or CANCELLED) for a logged decision."""
         await self.entries(decision_id)
-        payload = {
-            "kind": "outcome",
-            "decision_id": decision_id,
-            "created_at": now(),
-            "caller": caller,
-            "outcome": {"status": status, "detail": detail},
-        }
+        payload = OutcomeRecord(
+            decision_id=decision_id,
+            created_at=now(),
+            caller=caller,
+            outcome=OutcomeReport(status, detail),
+        )
         return present(await self.log.append(payload))
 
     async def heads(self) -> dict[str, Any]:
@@ -221,39 +266,39 @@ class ReviewService:
             out.extend(_terminated(difflib.unified_diff(before, after, source, target)))
         return "".join(out)
 
-    async def ruleset_at(self, record: dict[str, Any]) -> Ruleset | None:
+    async def ruleset_at(self, record: DecisionRecord) -> Ruleset | None:
         """The ruleset exactly as it was when ``record`` was decided; None if it cannot be loaded."""
-        name, version = record["ruleset"]["name"], record["bundle_revision"]
+        name, version = record.ruleset.name, record.bundle_revision
         key = (version, name)
         if key not in self._rulesets:
             files = await self.files(version)
             stored_as = f"rules/{name}.yaml"
             policies = [(path, content) for path, content in files.items() if path.startswith("rego/")]
             try:
-                ruleset = parse_ruleset(files[stored_as], record["ruleset"]["file"], policies, hashed_as=stored_as)
+                ruleset = parse_ruleset(files[stored_as], record.ruleset.file, policies, hashed_as=stored_as)
             except (KeyError, RulesetInvalid):
                 ruleset = None
             self._rulesets[key] = ruleset
         return self._rulesets[key]
 
-    async def snippets(self, record: dict[str, Any]) -> dict[str, Any]:
+    async def snippets(self, record: DecisionRecord) -> dict[str, Any]:
         """The YAML of each fired rule and the Rego of each guardrail verdict, at the record's version."""
-        files = await self.files(record["bundle_revision"])
+        files = await self.files(record.bundle_revision)
         ruleset = await self.ruleset_at(record)
-        stored_as = f"rules/{record['ruleset']['name']}.yaml"
+        stored_as = f"rules/{record.ruleset.name}.yaml"
         text = files.get(stored_as, b"").decode("utf-8", "replace")
         rules = {}
-        for fired in record["fired_rules"]:
-            start, snippet = explain.yaml_block(text, fired["line"])
-            rules[fired["id"]] = {"file": fired["file"], "line": start, "text": snippet}
+        for fired in record.fired_rules:
+            start, snippet = explain.yaml_block(text, fired.line)
+            rules[fired.id] = {"file": fired.file, "line": start, "text": snippet}
         policies = {}
-        guardrails = record["guardrails"]
-        for violation in [*guardrails["violations"], *guardrails["approvals"]]:
-            located = explain.split_location(violation.get("location") or "")
+        guardrails = record.guardrails
+        for violation in [*guardrails.violations, *guardrails.approvals]:
+            located = explain.split_location(violation.location or "")
             if located:
                 path, line = located
                 start, snippet = explain.rego_block(files.get(path, b"").decode("utf-8", "replace"), line)
-                policies[violation["id"]] = {"file": path, "line": start, "text": snippet}
+                policies[violation.id] = {"file": path, "line": start, "text": snippet}
         values = explain.sentences(record, ruleset)
         return {"rules": rules, "policies": policies, "sentences": values}
 

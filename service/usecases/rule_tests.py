@@ -12,7 +12,6 @@ from service.authoring.cases import Case, Mismatch, compare, load_cases, ruleset
 from service.authoring.catalog import Catalog, load_catalog
 from service.errors import OpsgateError
 from service.settings import Settings
-from service.usecases.answers import of_outcome
 from service.usecases.candidate import Candidates
 from service.usecases.decide import DecisionService
 from service.usecases.rule_report import CaseResult, RuleRef, RulesetCoverage
@@ -75,7 +74,7 @@ async def _run_case(service: DecisionService, catalog: Catalog, case: Case) -> C
         failure = Mismatch("facts", f"facts that fit the {ruleset.name} fact schema", where)
         return CaseResult(case.ruleset, case.name, case.file, case.line, False, [failure], [], [])
     outcome = await service.evaluate(ruleset, facts)
-    failures = compare(case.expect, of_outcome(outcome).case_values(ruleset.hit_policy))
+    failures = compare(case.expect, outcome.answer().case_values(ruleset.hit_policy))
     fired = [rule.id for rule in outcome.fired_rules]
     policies = sorted(triggered_policies(outcome))
     return CaseResult(case.ruleset, case.name, case.file, case.line, not failures, failures, fired, policies)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import msgspec
 
+from service.domain.decision import answer
 from service.domain.record import now
-from service.usecases.answers import of_outcome, of_response
 from service.usecases.candidate import Candidate, Candidates, NotComparable, candidate_dirs
 from service.usecases.decide import DecisionResponse
 from service.usecases.flips import NO_LIVE_VERDICT, Flip, FlipMatrix, Side, Skipped
@@ -77,7 +77,9 @@ class Shadow:
                 self._queue.task_done()
 
     async def _compare(self, response: DecisionResponse) -> None:
-        result, live = response.result, of_response(response)
+        result, explanation = response.result, response.result.explanation
+        live = answer(result.decision, result.execution, explanation.fired_rules, explanation.proposal,
+                      explanation.guardrails)  # fmt: skip
         if live.no_verdict:  # failed closed: an error, not a difference
             self.flips.skip(result.decision_id, NO_LIVE_VERDICT)
             return
@@ -86,7 +88,7 @@ class Shadow:
         except NotComparable as skipped:
             self.flips.skip(result.decision_id, skipped.reason)
             return
-        self.flips.add(result.decision_id, Side.of(live), Side.of(of_outcome(outcome)))
+        self.flips.add(result.decision_id, Side.of(live), Side.of(outcome.answer()))
 
     def summary(self, live_version: str) -> ShadowSummary:
         """What GET /admin/shadow answers."""

@@ -14,6 +14,7 @@ from service.adapters.store import StoreLog, open_log, verify_log
 from service.domain.record import Resolution, StoredRecord
 from service.errors import AlreadyDecided, ApprovalExpired, Conflict, NotFound
 from tests.conftest import sql
+from tests.records import decided, decision_fields, executed, fired, guardrails, typed, violation
 
 DECIDED = "2026-11-21T10:00:00.000000+00:00"
 BEFORE_EXPIRY = "2026-11-21T10:30:00.000000+00:00"
@@ -22,31 +23,28 @@ AFTER_EXPIRY = "2026-11-21T11:00:00.000001+00:00"
 
 
 def decision(n: int, status: str = "PENDING_APPROVAL", **changes: Any) -> dict[str, Any]:
-    """A deploy decision record as the pipeline writes it (what the store reads)."""
-    record: dict[str, Any] = {
-        "kind": "decision",
-        "decision_id": f"d-{n:04d}",
-        "created_at": f"2026-11-21T10:00:{n % 60:02d}.000000+00:00",
-        "caller": "alice",
-        "ruleset": {"name": "deploy", "version": "v1", "file": "rules/deploy.yaml"},
-        "bundle_revision": "b1",
-        "facts": {"org_id": 3, "scenario": "new_model", "traffic_pct": 50},
-        "fired_rules": [{"id": "new-model", "won": True}],
-        "guardrails": {"violations": []},
-        "decision": {"decision_type": "DEPLOY.NEW_MODEL", "confidence": 0.9},
-        "execution": {"status": status},
-        "latency_ms": {"total": 1.0},
-    }
+    """A deploy decision record as the pipeline writes it, as JSON fields (the store takes it typed)."""
+    ruleset = {"name": "deploy", "version": "v1", "file": "rules/deploy.yaml"}
+    record = decision_fields(f"d-{n:04d}", f"2026-11-21T10:00:{n % 60:02d}.000000+00:00", "alice", ruleset)
+    record.update(
+        facts={"org_id": 3, "scenario": "new_model", "traffic_pct": 50},
+        fired_rules=[fired("new-model", True)],
+        decision=decided("DEPLOY.NEW_MODEL", 0.9),
+        execution=executed(status),
+    )
     if status == "PENDING_APPROVAL":
         record["approval"] = {"expiry_s": 3600 - n, "expires_at": EXPIRES}
     record.update(changes)
     return record
 
 
-def answer(decision_id: str, by: str, status: str = "EXECUTED", at: str = BEFORE_EXPIRY) -> dict[str, Any]:
+def answer(decision_id: str, by: str, status: str = "EXECUTED", at: str = BEFORE_EXPIRY) -> Any:
     kind = "expiry" if status == "EXPIRED" else "approval"
-    approval = {"status": status, "reason": "checked the canary"}
-    return {"kind": kind, "decision_id": decision_id, "created_at": at, "caller": by, "approval": approval}
+    approval: dict[str, Any] = {"status": status, "reason": "checked the canary", "requested_by": "alice",
+                                "expires_at": EXPIRES}  # fmt: skip
+    if kind == "expiry":
+        approval.update(escalated=True, escalation={"decision_type": "DEPLOY.ESCALATE", "autonomy": "L0"})
+    return typed({"kind": kind, "decision_id": decision_id, "created_at": at, "caller": by, "approval": approval})
 
 
 def resolve(store: StoreLog, decision_id: str, by: str, status: str = "EXECUTED", at: str = BEFORE_EXPIRY) -> Any:
@@ -55,7 +53,7 @@ def resolve(store: StoreLog, decision_id: str, by: str, status: str = "EXECUTED"
 
 
 def append(store: StoreLog, records: list[dict[str, Any]]) -> list[StoredRecord]:
-    return asyncio.run(store.records.append_many(records))
+    return asyncio.run(store.records.append_many([typed(record) for record in records]))
 
 
 def test_only_decisions_pending_approval_are_queued_with_who_asked_and_when_they_expire(log: StoreLog) -> None:
@@ -87,7 +85,14 @@ def test_a_decision_whose_record_cannot_be_written_leaves_no_pending_item(log: S
 
 
 def test_the_pending_list_is_oldest_first_and_leaves_out_expired_items(log: StoreLog) -> None:
-    append(log, [decision(5), decision(2), decision(9, approval={"expires_at": "2026-11-21T10:10:00+00:00"})])
+    append(
+        log,
+        [
+            decision(5),
+            decision(2),
+            decision(9, approval={"expiry_s": 600.0, "expires_at": "2026-11-21T10:10:00+00:00"}),
+        ],
+    )
     at = "2026-11-21T10:20:00.000000+00:00"
     assert [i.decision_id for i in asyncio.run(log.approvals.pending(at, 10))] == ["d-0002", "d-0005"]
     assert [i.decision_id for i in asyncio.run(log.approvals.pending(at, 1))] == ["d-0002"]
@@ -171,10 +176,10 @@ def test_of_two_replicas_approving_the_same_items_at_once_exactly_one_wins_each(
 def test_window_stats_count_by_type_and_status_denials_by_policy_and_latency_percentiles(
     log: StoreLog,
 ) -> None:
-    denied = {"violations": [{"policy": "guardrails.deploy.bypass", "id": "DEPLOY-BYPASS"}]}
+    denied = guardrails(violation("guardrails.deploy.bypass", "DEPLOY-BYPASS"))
     records = [decision(n, "APPROVED", latency_ms={"total": float(n)}) for n in range(1, 101)]
     records[0] = decision(1, "ESCALATED", latency_ms={"total": 1.0}, guardrails=denied,
-                          decision={"decision_type": "DEPLOY.ESCALATE", "confidence": 1.0})  # fmt: skip
+                          decision=decided("DEPLOY.ESCALATE", 1.0))  # fmt: skip
     records.append(decision(200, created_at="2026-11-21T12:00:00.000000+00:00"))  # outside the window
     append(log, records)
     resolve(log, "d-0200", "bob", at="2026-11-21T10:30:00.000000+00:00")

@@ -10,33 +10,28 @@ from typing import Any
 import pytest
 
 from service.adapters.store import StoreLog, open_log, verify_log
-from service.domain.record import DecisionQuery
+from service.domain.record import DecisionQuery, OutcomeReport, Record
 from service.errors import DecisionLogError, NotFound
 from tests.conftest import sql, tables
+from tests.records import decided, decision_fields, executed, fired, guardrails, typed, violation
 
 
 def decision(n: int, **changes: Any) -> dict[str, Any]:
-    """A decision record as the pipeline writes it (only what the store reads, plus facts)."""
-    record: dict[str, Any] = {
-        "kind": "decision",
-        "decision_id": f"0000000{n:05d}",
-        "created_at": f"2026-11-21T10:00:{n % 60:02d}.000000+00:00",
-        "caller": "10.0.0.1",
-        "ruleset": {"name": "ops", "version": "v1", "file": "rules/ops.yaml"},
-        "bundle_revision": "b1",
-        "facts": {"org_id": 7, "note": "café"},
-        "fired_rules": [{"id": "dispatch", "won": True}],
-        "guardrails": {"violations": []},
-        "decision": {"decision_type": "OPS.DISPATCH", "confidence": 0.85},
-        "execution": {"status": "APPROVED"},
-    }
+    """A decision record as the pipeline writes it, as JSON fields (the store takes it typed)."""
+    ruleset = {"name": "ops", "version": "v1", "file": "rules/ops.yaml"}
+    record = decision_fields(f"0000000{n:05d}", f"2026-11-21T10:00:{n % 60:02d}.000000+00:00", "10.0.0.1", ruleset)
+    record.update(facts={"org_id": 7, "note": "café"}, fired_rules=[fired("dispatch", True)])
     record.update(changes)
     return record
 
 
+def decision_record(n: int) -> Record:
+    return typed(decision(n))
+
+
 def append_all(store: StoreLog, records: list[dict[str, Any]]) -> list[Any]:
     async def run() -> list[Any]:
-        return list(await asyncio.gather(*(store.records.append(r) for r in records)))
+        return list(await asyncio.gather(*(store.records.append(typed(r)) for r in records)))
 
     return asyncio.run(run())
 
@@ -73,7 +68,9 @@ def test_two_processes_with_one_writer_id_still_write_one_unbroken_chain(log: St
 
         async def run() -> None:
             stores = enumerate((log, other))
-            await asyncio.gather(*(s.records.append(decision(n + 100 * i)) for i, s in stores for n in range(100)))
+            await asyncio.gather(
+                *(s.records.append(decision_record(n + 100 * i)) for i, s in stores for n in range(100))
+            )
 
         asyncio.run(run())
     finally:
@@ -144,19 +141,23 @@ def test_verify_detects_two_records_swapped_in_order(log: StoreLog, log_db: str)
 
 
 def test_queries_filter_by_every_field_and_page_newest_first(log: StoreLog) -> None:
-    violation = {"policy": "guardrails.ops.retry_limit", "id": "OPS-RETRY-LIMIT"}
+    denial = violation("guardrails.ops.retry_limit", "OPS-RETRY-LIMIT")
     records = [
         decision(1, created_at="2026-11-21T10:00:01.000000+00:00"),
         decision(2, created_at="2026-11-21T11:00:00.000000+00:00", caller="10.0.0.2", facts={"org_id": 8}),
         decision(
             3,
             created_at="2026-11-21T12:00:00.000000+00:00",
-            decision={"decision_type": "OPS.ESCALATE", "confidence": 0.95},
-            execution={"status": "ESCALATED"},
-            fired_rules=[{"id": "retry-after-failure", "won": True}, {"id": "dispatch", "won": False}],
-            guardrails={"violations": [violation]},
+            decision=decided("OPS.ESCALATE", 0.95),
+            execution=executed("ESCALATED"),
+            fired_rules=[fired("retry-after-failure", True), fired("dispatch", False)],
+            guardrails=guardrails(denial),
         ),
-        decision(4, created_at="2026-11-21T13:00:00.000000+00:00", ruleset={"name": "billing", "version": "v9"}),
+        decision(
+            4,
+            created_at="2026-11-21T13:00:00.000000+00:00",
+            ruleset={"name": "billing", "version": "v9", "file": "rules/billing.yaml"},
+        ),
     ]
     for record in records:
         append_all(log, [record])
@@ -196,7 +197,7 @@ def test_an_outcome_is_chained_and_read_back_with_its_decision(log: StoreLog, lo
     append_all(log, [outcome])
     entries = asyncio.run(log.records.get("000000000001"))
     assert [(e.kind, e.seq) for e in entries] == [("decision", 1), ("outcome", 2)]
-    assert entries[1].record()["outcome"] == {"status": "FAILED", "detail": "worker crashed"}
+    assert entries[1].record().outcome == OutcomeReport(status="FAILED", detail="worker crashed")  # type: ignore[union-attr]
     assert entries[1].prev_hash == entries[0].hash
     assert asyncio.run(log.records.get("nope")) == []
     assert str(verify_log(log_db)).splitlines()[0] == "2 records verified, chain intact"

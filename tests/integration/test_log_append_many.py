@@ -9,14 +9,14 @@ from typing import Any
 from bench.logoff import open_unlogged
 from service.adapters.store import StoreLog, verify_log
 from service.settings import Settings, from_env
-from tests.integration.test_decision_log_store import decision
+from tests.integration.test_decision_log_store import decision_record
 
 
 def test_a_batch_larger_than_a_group_commit_lands_in_order_and_unsplit(log: StoreLog, log_db: str) -> None:
-    batch = [decision(n) for n in range(600)]  # beyond the writer's 512-record group
+    batch = [decision_record(n) for n in range(600)]  # beyond the writer's 512-record group
 
     async def run() -> tuple[list[Any], list[Any]]:
-        singles = [asyncio.ensure_future(log.records.append(decision(1000 + n))) for n in range(5)]
+        singles = [asyncio.ensure_future(log.records.append(decision_record(1000 + n))) for n in range(5)]
         stored = await log.records.append_many(batch)
         return stored, list(await asyncio.gather(*singles))
 
@@ -34,9 +34,10 @@ def test_the_benchmarks_log_off_entry_writes_nothing_and_says_so(tmp_path: Path)
     settings = from_env({"OPSGATE_DB": db}, writer_id="replica-a")
     store = open_unlogged(settings)
     try:
-        stored = asyncio.run(store.records.append(decision(1)))
+        stored = asyncio.run(store.records.append(decision_record(1)))
         assert (stored.id, stored.seq) == (0, 0)
-        assert [r.seq for r in asyncio.run(store.records.append_many([decision(2), decision(3)]))] == [0, 0]
+        two = asyncio.run(store.records.append_many([decision_record(2), decision_record(3)]))
+        assert [r.seq for r in two] == [0, 0]
         assert store.description == f"sqlite:{db} (OFF: python -m bench.logoff, nothing is written)"
     finally:
         store.close()

@@ -11,7 +11,7 @@ from service.adapters.store import StoreLog
 from service.domain.record import Resolution
 from service.errors import DecisionLogError, NotFound
 from tests.conftest import sql
-from tests.integration.test_decision_log_store import decision
+from tests.integration.test_decision_log_store import decision_record
 
 
 def test_sign_outs_versions_and_records_are_written_without_the_readers(
@@ -25,7 +25,7 @@ def test_sign_outs_versions_and_records_are_written_without_the_readers(
     async def writes() -> None:
         await log.sessions.revoke_session("sid-out", 2**40)
         await log.versions.register_version("v1", [("rules/ops.yaml", b"x")], {"ops": "r1"}, None)
-        await log.records.append(decision(1))
+        await log.records.append(decision_record(1))
 
     asyncio.run(writes())
     assert sql(log_db, "SELECT sid FROM revoked_sessions") == [("sid-out",)]
@@ -48,5 +48,5 @@ def test_a_refused_write_is_rolled_back_and_raised_as_it_is(log: StoreLog, log_d
 def test_a_failing_write_is_a_decision_log_error_and_the_writer_goes_on(log: StoreLog, log_db: str) -> None:
     with pytest.raises(DecisionLogError, match="^decision log write failed: "):
         asyncio.run(log.database.write(lambda c: c.execute("INSERT INTO no_such_table VALUES (1)")))
-    asyncio.run(log.records.append(decision(1)))
+    asyncio.run(log.records.append(decision_record(1)))
     assert sql(log_db, "SELECT COUNT(*) FROM log_entries") == [(1,)]

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
-from service.domain.decision import Decision, Execution, FiredRule, Outcome, Proposal, Verdict, Violation
-from service.usecases.answers import of_outcome, of_record
+from service.domain.decision import (
+    Decision,
+    Execution,
+    FiredRule,
+    GuardrailsReport,
+    Outcome,
+    Proposal,
+    RulesetRef,
+    Verdict,
+    Violation,
+)
+from service.domain.record import DecisionRecord, canonical
 
 
 def violation(policy_id: str) -> Violation:
@@ -29,19 +37,22 @@ def outcome(*, available: bool = True, with_proposal: bool = True) -> Outcome:
     )
 
 
-def record_of(decided: Outcome) -> dict[str, Any]:
-    """The parts of a log record the answer reads, as the log stores them (plain JSON values)."""
-    return msgspec.to_builtins({
-        "decision": decided.decision, "execution": decided.execution, "fired_rules": decided.fired_rules,
-        "proposal": decided.proposal, "guardrails": {"available": decided.verdict.available,
-                                                     "violations": decided.verdict.violations},
-    })  # fmt: skip
+def record_of(decided: Outcome) -> DecisionRecord:
+    """The log record of an outcome, read back from its canonical body as the log stores it."""
+    record = DecisionRecord(
+        decision_id="d1", created_at="2026-11-21T10:00:00.000000+00:00", caller="c", run_id="r", agent="a",
+        ruleset=RulesetRef("ops", "v1", "rules/ops.yaml"), bundle_revision="b1", facts={},
+        fired_rules=decided.fired_rules, proposal=decided.proposal, guardrails=GuardrailsReport.of(decided.verdict),
+        decision=decided.decision, execution=decided.execution, summary=decided.summary, error=None,
+        latency_ms={"total": 1.0},
+    )  # fmt: skip
+    return msgspec.json.decode(canonical(record), type=DecisionRecord)
 
 
 def test_an_outcome_and_its_logged_record_read_the_same() -> None:
     decided = outcome()
-    answer = of_outcome(decided)
-    assert of_record(record_of(decided)) == answer
+    answer = decided.answer()
+    assert record_of(decided).answer() == answer
     assert (answer.fired, answer.winners, answer.violations) == (
         ["retry-after-failure", "dispatch"],
         ["retry-after-failure"],
@@ -51,7 +62,7 @@ def test_an_outcome_and_its_logged_record_read_the_same() -> None:
 
 
 def test_won_is_the_list_under_collect_and_the_one_winner_under_first() -> None:
-    answer = of_outcome(outcome())
+    answer = outcome().answer()
     assert answer.won("collect") == ["retry-after-failure"]
     assert answer.won("first") == "retry-after-failure"
     assert msgspec.structs.replace(answer, winners=[]).won("first") is None
@@ -59,6 +70,6 @@ def test_won_is_the_list_under_collect_and_the_one_winner_under_first() -> None:
 
 
 def test_no_verdict_only_when_a_proposal_went_without_one() -> None:
-    assert of_outcome(outcome(available=False)).no_verdict
-    assert of_record(record_of(outcome(available=False))).no_verdict
-    assert not of_outcome(outcome(available=False, with_proposal=False)).no_verdict  # OPA was never asked
+    assert outcome(available=False).answer().no_verdict
+    assert record_of(outcome(available=False)).answer().no_verdict
+    assert not outcome(available=False, with_proposal=False).answer().no_verdict  # OPA was never asked

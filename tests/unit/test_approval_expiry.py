@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from service.authoring.rulesets import load_ruleset
 from service.domain.approval import approval_expires_at
+from service.domain.record import DecisionRecord
 from service.domain.ruleset import approval_expiry_s
 from service.errors import RulesetInvalid
+from tests.records import decision_fields, typed
 
 PARAMS = "params:\n  max_attempts: 3\n"
 
@@ -56,11 +59,19 @@ def test_an_expiry_of_ten_years_is_accepted(tmp_path: Path, ops_text: str) -> No
     assert approval_expiry_s(ruleset.params) == 315360000.0  # type: ignore[attr-defined]
 
 
+def pending(created_at: str, **changes: Any) -> DecisionRecord:
+    fields = decision_fields("000000000001", created_at, "10.0.0.1", {"name": "ops", "version": "v1", "file": "f"})
+    record = typed({**fields, **changes})
+    assert isinstance(record, DecisionRecord)
+    return record
+
+
 def test_a_pending_record_expires_when_its_approval_terms_say_in_the_logs_time_format() -> None:
-    record = {"created_at": "2026-11-21T10:00:00.000000+00:00", "approval": {"expires_at": "2026-11-21T10:10:00Z"}}
+    terms = {"expiry_s": 600.0, "expires_at": "2026-11-21T10:10:00Z"}
+    record = pending("2026-11-21T10:00:00.000000+00:00", approval=terms)
     assert approval_expires_at(record) == "2026-11-21T10:10:00.000000+00:00"
 
 
 def test_a_pending_record_without_approval_terms_expires_an_hour_after_it_was_decided() -> None:
-    record = {"created_at": "2026-11-21T10:00:07.000000+00:00", "approval": None}
+    record = pending("2026-11-21T10:00:07.000000+00:00")  # no approval terms: not written by the decision service
     assert approval_expires_at(record) == "2026-11-21T11:00:07.000000+00:00"

@@ -10,7 +10,7 @@ from typing import Any
 
 from service.adapters.store.database import Database
 from service.adapters.store.records import RECORD_COLUMNS, Chain
-from service.domain.record import PENDING, PendingItem, Resolution, StoredRecord
+from service.domain.record import PENDING, ApprovalRecord, ExpiryRecord, PendingItem, Resolution, StoredRecord
 from service.errors import AlreadyDecided, ApprovalExpired, Conflict, NotFound, OpsgateError
 
 
@@ -21,14 +21,14 @@ class Approvals:
         self.database = database
         self.chain = chain
 
-    async def resolve(self, payload: dict[str, Any], resolution: Resolution) -> StoredRecord:
+    async def resolve(self, payload: ApprovalRecord | ExpiryRecord, resolution: Resolution) -> StoredRecord:
         """Append ``payload`` (an approval or expiry record) and resolve its pending approval in the
         same transaction, only if the item is still PENDING and on the right side of its expiry;
         otherwise nothing is written and NotFound, AlreadyDecided, ApprovalExpired or Conflict
         is raised.  Two approvals of one item, from any number of processes: exactly one wins."""
         return await self.database.write(lambda c: self._resolve(c, payload, resolution))
 
-    def _resolve(self, connection: Any, payload: dict[str, Any], resolution: Resolution) -> StoredRecord:
+    def _resolve(self, connection: Any, payload: ApprovalRecord | ExpiryRecord, resolution: Resolution) -> StoredRecord:
         seq, prev_hash = self.chain.head(connection)
         refused = self._refusal(connection, resolution)
         if refused is not None:  # nothing written for it: the chain goes on without it

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from service.adapters.store.database import Database, Dialect
 from service.domain.approval import approval_expires_at
 from service.domain.decision import PENDING_APPROVAL
@@ -15,7 +17,9 @@ from service.domain.record import (
     GENESIS,
     PENDING,
     DecisionQuery,
+    DecisionRecord,
     Head,
+    Record,
     StoredRecord,
     canonical,
     chain_hash,
@@ -49,7 +53,7 @@ class Chain:
         ).fetchone()
         return (int(head[0]), str(head[1])) if head else (0, GENESIS)
 
-    def append(self, connection: Any, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
+    def append(self, connection: Any, payloads: list[Record]) -> list[StoredRecord]:
         """Chain ``payloads`` in order after the head (the writer's work for ``Records``)."""
         seq, prev_hash = self.head(connection)
         stored = []
@@ -58,9 +62,9 @@ class Chain:
             seq, prev_hash = stored[-1].seq, stored[-1].hash
         return stored
 
-    def insert(self, connection: Any, payload: dict[str, Any], seq: int, prev_hash: str) -> StoredRecord:
+    def insert(self, connection: Any, payload: Record, seq: int, prev_hash: str) -> StoredRecord:
         """Write ``payload`` as record ``seq`` of the chain, after ``prev_hash``, with its indexes."""
-        record = {**payload, "writer": self.writer, "seq": seq}
+        record = msgspec.structs.replace(payload, writer=self.writer, seq=seq)
         body = canonical(record)
         digest = chain_hash(prev_hash, body)
         cols = columns(record)
@@ -69,7 +73,7 @@ class Chain:
                   cols.org_id, body, prev_hash, digest)  # fmt: skip
         entry_id = int(connection.execute(self.dialect.sql(_INSERT), values).fetchone()[0])
         self._index(connection, entry_id, cols.fired, cols.denied)
-        if cols.kind == "decision" and cols.execution_status == PENDING_APPROVAL:
+        if isinstance(record, DecisionRecord) and cols.execution_status == PENDING_APPROVAL:
             self._queue_approval(connection, entry_id, record, cols.caller)
         return StoredRecord(entry_id, self.writer, seq, body, prev_hash, digest, *values[2:12])
 
@@ -87,14 +91,14 @@ class Chain:
                 [(entry_id, policy, vid) for policy, vid in denied],
             )
 
-    def _queue_approval(self, connection: Any, entry_id: int, record: dict[str, Any], requested_by: str) -> None:
+    def _queue_approval(self, connection: Any, entry_id: int, record: DecisionRecord, requested_by: str) -> None:
         """The pending row of a decision that waits for a person, written with its record."""
         connection.execute(
             self.dialect.sql(
                 "INSERT INTO pending_approvals (decision_id, entry_id, ruleset, requested_by, created_at, "
                 "expires_at, status) VALUES (?, ?, ?, ?, ?, ?, ?)"
             ),
-            (record["decision_id"], entry_id, record["ruleset"]["name"], requested_by, record["created_at"],
+            (record.decision_id, entry_id, record.ruleset.name, requested_by, record.created_at,
              approval_expires_at(record), PENDING),
         )  # fmt: skip
 
@@ -110,11 +114,11 @@ class Records:
     def writer(self) -> str:
         return self.chain.writer
 
-    async def append(self, payload: dict[str, Any]) -> StoredRecord:
+    async def append(self, payload: Record) -> StoredRecord:
         """Chain and commit one record; returns it once it is durable."""
         return (await self.append_many([payload]))[0]
 
-    async def append_many(self, payloads: list[dict[str, Any]]) -> list[StoredRecord]:
+    async def append_many(self, payloads: list[Record]) -> list[StoredRecord]:
         """Chain and commit ``payloads`` together, in one transaction; returns them once durable."""
         return await self.database.write_together(self.chain.append, payloads)
 

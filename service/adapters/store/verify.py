@@ -10,7 +10,8 @@ import msgspec
 
 from service.adapters.store.database import Dialect, dialect_for
 from service.adapters.store.records import RECORD_COLUMNS
-from service.domain.record import Index, StoredRecord, VerifyReport, VersionFile, verify, verify_versions
+from service.domain.chain import Index, VerifyReport, verify, verify_versions
+from service.domain.record import StoredRecord, VersionFile
 from service.errors import NotFound
 
 
@@ -34,7 +35,7 @@ def require_log(db: str) -> Dialect:
 
 
 def verify_log(db: str) -> VerifyReport:
-    """Walk every chain of the log at ``db`` (see ``service.domain.record.verify``), read-only: nothing is
+    """Walk every chain of the log at ``db`` (see ``service.domain.chain.verify``), read-only: nothing is
     created, and a database without a decision log raises NotFound."""
     dialect = require_log(db)
     connection = dialect.connect_read_only()
