@@ -56,6 +56,22 @@ async def ready(state: State) -> Response[bytes]:
     return _json(body, 200 if body["ready"] else 503)
 
 
+def _routes() -> list[ControllerRouterHandler]:
+    """Every route, in the order the app registers them, with its OpenAPI description."""
+    handlers: list[ControllerRouterHandler] = [
+        *http_decide.ROUTES,
+        health,
+        ready,
+        *http_review.ROUTES,
+        *http_operations.ROUTES,
+        *http_admin.ROUTES,
+        *http_ui.ROUTES,
+        *http_metrics.ROUTES,
+    ]
+    http_openapi.document(handlers)
+    return handlers
+
+
 def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | None = None) -> Litestar:
     """The Litestar app for ``settings``; OPA and the log start with it and stop with it.  ``log_factory``
     opens the decision log instead of the one ``settings`` name (the benchmark's log-off run)."""
@@ -74,19 +90,8 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         finally:
             await started.close()
 
-    handlers: list[ControllerRouterHandler] = [
-        *http_decide.ROUTES,
-        health,
-        ready,
-        *http_review.ROUTES,
-        *http_operations.ROUTES,
-        *http_admin.ROUTES,
-        *http_ui.ROUTES,
-        *http_metrics.ROUTES,
-    ]
-    http_openapi.document(handlers)
     return Litestar(
-        route_handlers=handlers,
+        route_handlers=_routes(),
         lifespan=[lifespan],
         exception_handlers={OpsgateError: opsgate_error, HTTPException: http_error, Exception: unexpected},
         request_max_body_size=settings.max_body_bytes,
