@@ -1,4 +1,4 @@
-"""One error tree with stable codes; ``app.py`` maps it to HTTP in one place."""
+"""One error tree with stable codes; ``http/errors.py`` answers it over HTTP in one place."""
 
 from __future__ import annotations
 
