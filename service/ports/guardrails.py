@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
+from service.authoring.policies import PolicyBundle
 from service.domain.decision import Verdict
 
 
@@ -31,8 +32,7 @@ class VersionGuardrails(GuardrailsPort, Protocol):
     @property
     def breaker(self) -> Breaker: ...
 
-    # ``bundle`` is the catalog's policy bundle, which only the OPA adapter reads
-    async def start(self, bundle: Any, revision: str) -> None: ...
+    async def start(self, bundle: PolicyBundle, revision: str) -> None: ...
 
     def status(self) -> dict[str, Any]:
         """GET /ready's ``opa`` section (also read by the metrics at each scrape)."""
