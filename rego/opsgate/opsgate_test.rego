@@ -96,20 +96,6 @@ test_success_non_ruleset_packages_allowed if {
 	opsgate.decision == _allow with input as object.union(_bad, {"ruleset": {"name": "lib"}})
 }
 
-test_success_batch_in_order if {
-	items := [_clean, _bad, object.union(_bad, {"ruleset": {"name": "billing"}}), _clean]
-	opsgate.batch == [
-		_allow,
-		{"allow": false, "violations": _bad_violations, "requires_approval": false, "approvals": []},
-		_allow,
-		_allow,
-	] with input as {"items": items}
-}
-
-test_success_empty_batch if {
-	opsgate.batch == [] with input as {"items": []}
-}
-
 test_fail_violations_collected_from_several_policies if {
 	opsgate.decision == {
 		"allow": false,
