@@ -92,8 +92,9 @@ def policy_problems(settings: Settings) -> list[Problem]:
 
 
 def policy_tests(settings: Settings, opa: str) -> PolicyTests:
-    """``opa test`` over ``settings.rego_dir`` with the binary ``opa``."""
-    return run_policy_tests(opa, settings.rego_dir, "rego")
+    """``opa test`` over ``settings.rego_dir`` and the entrypoint's contract (what a reload runs) with
+    the binary ``opa``."""
+    return run_policy_tests(opa, settings.rego_dir, "rego", contract=True)
 
 
 async def start_version(

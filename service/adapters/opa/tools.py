@@ -81,9 +81,12 @@ def _failed(tests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [t for t in tests if t.get("fail") or t.get("error")]
 
 
-def run_policy_tests(opa_bin: str, rego_dir: Path, display_root: str = "rego") -> PolicyTests:
-    """``opa test --format json`` over ``rego_dir``; a failing, erroring or uncompilable test fails."""
-    run = _opa_test(opa_bin, [rego_dir])
+def run_policy_tests(
+    opa_bin: str, rego_dir: Path, display_root: str = "rego", *, contract: bool = False
+) -> PolicyTests:
+    """``opa test --format json`` over ``rego_dir`` (and the entrypoint's contract when ``contract``);
+    a failing, erroring or uncompilable test fails."""
+    run = _opa_test(opa_bin, [rego_dir, *([ENTRYPOINT_CONTRACT] if contract else [])])
     if run.tests is None:
         return PolicyTests(display_root, False, 0, 0, [], error=run.output)
     failed = _failed(run.tests)
