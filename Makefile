@@ -36,7 +36,9 @@ rego-test: opa
 	@set -e; mkdir -p var; opa="$$($(GET_OPA))"; \
 	echo "== opa fmt --diff rego/"; "$$opa" fmt --diff --fail rego/; \
 	echo "== opa check --strict rego/"; "$$opa" check --strict rego/; \
-	echo "== opa test -v --coverage rego/"; "$$opa" test -v rego/; \
+	echo "== opa fmt --diff, opa test: the entrypoint's contract"; contract=service/adapters/opa/entrypoint_contract_test.rego; \
+	"$$opa" fmt --diff --fail "$$contract"; \
+	echo "== opa test -v --coverage rego/"; "$$opa" test -v rego/ "$$contract"; \
 	"$$opa" test --coverage --threshold 90 rego/ > var/rego-coverage.json \
 	  || { echo "rego coverage below 90%"; exit 1; }; \
 	$(BIN)/python -c 'import json; print("rego coverage: %.1f%%" % json.load(open("var/rego-coverage.json"))["coverage"])'

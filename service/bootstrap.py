@@ -19,7 +19,12 @@ from service.adapters.metrics import Metrics
 from service.adapters.opa.binary import find_opa
 from service.adapters.opa.breaker import CircuitBreaker
 from service.adapters.opa.guardrails import Guardrails, HealthPolicy
-from service.adapters.opa.tools import check_policies, require_valid_policies, run_policy_tests
+from service.adapters.opa.tools import (
+    check_policies,
+    require_passing_policy_tests,
+    require_valid_policies,
+    run_policy_tests,
+)
 from service.adapters.rules_engine.engine import RuleEngine, shared_engine
 from service.adapters.store import open_log as open_store
 from service.authoring.catalog import Catalog, load_catalog
@@ -87,8 +92,9 @@ def policy_problems(settings: Settings) -> list[Problem]:
 
 
 def policy_tests(settings: Settings, opa: str) -> PolicyTests:
-    """``opa test`` over ``settings.rego_dir`` with the binary ``opa``."""
-    return run_policy_tests(opa, settings.rego_dir, "rego")
+    """``opa test`` over ``settings.rego_dir`` and the entrypoint's contract (what a reload runs) with
+    the binary ``opa``."""
+    return run_policy_tests(opa, settings.rego_dir, "rego", contract=True)
 
 
 async def start_version(
@@ -101,12 +107,16 @@ async def start_version(
     check_rego: bool,
     metrics: Metrics | None = None,
 ) -> RunningVersion:
-    """Check, compile and start the version ``catalog`` was loaded from ``rules_dir`` and ``rego_dir``,
-    and register it in the log; raises RulesetInvalid (file:line:column) when broken.  Nothing is
+    """Check (``check_rego``: ``opa check``, then ``opa test`` with the entrypoint's contract), compile
+    and start the version ``catalog`` was loaded from ``rules_dir`` and ``rego_dir``, and register it
+    in the log; raises RulesetInvalid (file:line:column) when broken or a policy test fails.  Nothing is
     served from it until the caller swaps it in."""
-    # the checking runs off the event loop: requests go on meanwhile
+    # the checking runs off the event loop: requests go on meanwhile.  The policy tests and the
+    # entrypoint's contract (service/adapters/opa/tools.py) run too: a version whose entrypoint could
+    # let a denied or approval-bound action through is refused, whatever tests rego/ carries
     if check_rego and settings.opa_url is None:
         await asyncio.to_thread(policy_check(settings), rego_dir, "rego")
+        await asyncio.to_thread(require_passing_policy_tests, settings.opa_bin, rego_dir, "rego")
     limits = JsonLimits(settings.max_json_depth, settings.max_list_length)
     version = await RunningVersion.start(catalog, engine(), guardrails(settings), log_store.records, limits, metrics)
     try:

@@ -7,6 +7,10 @@
 #   policies of a new ruleset, need no change here. An unknown ruleset yields
 #   an allow. This package lives outside data.guardrails so that the dynamic
 #   lookup below does not depend on itself.
+#
+#   opsgate asks for `decision` only: it groups concurrent items itself, with a query
+#   of its own over `decision`, and checks every reload against the contract in
+#   service/adapters/opa/entrypoint_contract_test.rego (docs/authoring.md).
 package opsgate
 
 _violations contains v if {
@@ -39,8 +43,3 @@ decision := {
 	"requires_approval": count(approvals) > 0,
 	"approvals": approvals,
 }
-
-# METADATA
-# title: Batch decision
-# description: The verdicts for input.items, in the same order.
-batch := [d | some item in input.items; d := decision with input as item]

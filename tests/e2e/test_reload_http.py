@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import ROOT
 from tests.e2e.server import Server
 from tests.e2e.test_ops_decisions import ops_facts, result_of
 
@@ -121,3 +123,78 @@ def test_rollback_and_activate_return_to_earlier_versions(
     listing = server.client.get("/rulesets").json()
     assert listing["current"] == version_b and len(listing["versions"]) == 2
     assert server.client.post("/admin/activate/0000000000").status_code == 404
+
+
+def test_a_reload_whose_policy_tests_fail_is_refused_with_their_location_and_the_old_version_keeps_serving(
+    start_server: Callable[..., Server], copied_dirs: tuple[Path, Path]
+) -> None:
+    rules, rego = copied_dirs
+    (rego / "config" / "autonomy" / "data.json").write_text(
+        json.dumps({"default_max_level": "L3", "orgs": {"7": "L1"}})
+    )
+    server = start_server(rules, rego)
+    before = server.client.get("/ready").json()["version"]
+    held = {**ops_facts(), "org_id": 7}  # its L2 DISPATCH waits for approval
+    assert result_of(server, held)["execution"]["status"] == "PENDING_APPROVAL"
+
+    # an entrypoint that drops approvals, with the entrypoint's own tests deleted: the contract still runs
+    entrypoint = rego / "opsgate" / "opsgate.rego"
+    shipped = entrypoint.read_text()
+    entrypoint.write_text(shipped.replace('"approvals": approvals,', '"approvals": [],').replace(
+        '"requires_approval": count(approvals) > 0,', '"requires_approval": false,'))  # fmt: skip
+    (rego / "opsgate" / "opsgate_test.rego").unlink()
+    refused = server.client.post("/admin/reload")
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "ruleset_invalid"
+    contract = (ROOT / "service" / "adapters" / "opa" / "entrypoint_contract_test.rego").read_text().splitlines()
+    failed = {(d["file"], d["line"]) for d in error["details"]}
+    assert failed == {
+        ("service/adapters/opa/entrypoint_contract_test.rego", contract.index(line) + 1)
+        for line in contract
+        if line.startswith(("test_success_an_approval_", "test_fail_denies_and_approvals_of_several"))
+    }
+
+    # a policy changed without its tests: the policy's own failing test is named
+    entrypoint.write_text(shipped)
+    policy = rego / "guardrails" / "ops" / "min_confidence" / "min_confidence.rego"
+    policy.write_text(policy.read_text().replace("_min_confidence := 0.6", "_min_confidence := 0.4"))
+    refused = server.client.post("/admin/reload")
+    assert refused.status_code == 422, refused.text
+    files = {d["file"] for d in refused.json()["error"]["details"]}
+    assert "rego/guardrails/ops/min_confidence/min_confidence_test.rego" in files
+
+    assert server.client.get("/ready").json()["version"] == before
+    assert result_of(server, held)["execution"]["status"] == "PENDING_APPROVAL"
+    # the shipped entrypoint, its own tests still deleted: the contract passes, the version loads
+    policy.write_text(policy.read_text().replace("_min_confidence := 0.4", "_min_confidence := 0.6"))
+    text = (rules / "ops.yaml").read_text()
+    (rules / "ops.yaml").write_text(text.replace(RETRY_CONFIDENCE, RETRY_CONFIDENCE.replace("0.85", "0.80")))
+    loaded = server.client.post("/admin/reload")
+    assert loaded.status_code == 200 and loaded.json()["changed"] is True, loaded.text
+    assert result_of(server, held)["execution"]["status"] == "PENDING_APPROVAL"
+
+
+def test_a_rollback_to_a_version_that_fails_the_entrypoint_contract_is_refused(
+    start_server: Callable[..., Server], copied_dirs: tuple[Path, Path]
+) -> None:
+    rules, rego = copied_dirs
+    (rego / "config" / "autonomy" / "data.json").write_text(
+        json.dumps({"default_max_level": "L3", "orgs": {"7": "L1"}})
+    )
+    entrypoint = rego / "opsgate" / "opsgate.rego"
+    shipped = entrypoint.read_text()
+    entrypoint.write_text(shipped.replace('"requires_approval": count(approvals) > 0,', '"requires_approval": false,'))
+    server = start_server(rules, rego)  # served as started (the files are checked by opsgate check, not here)
+    entrypoint.write_text(shipped)
+    fixed = server.client.post("/admin/reload")
+    assert fixed.status_code == 200, fixed.text
+    held = {**ops_facts(), "org_id": 7}
+    assert result_of(server, held)["execution"]["status"] == "PENDING_APPROVAL"
+
+    refused = server.client.post("/admin/rollback")
+    assert refused.status_code == 422, refused.text
+    files = {d["file"] for d in refused.json()["error"]["details"]}
+    assert files == {"service/adapters/opa/entrypoint_contract_test.rego"}
+    assert server.client.get("/ready").json()["version"] == fixed.json()["version"]
+    assert result_of(server, held)["execution"]["status"] == "PENDING_APPROVAL"

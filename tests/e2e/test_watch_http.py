@@ -71,3 +71,24 @@ def test_without_watch_an_edit_is_not_served_until_reloaded(
     assert served(server) == (version, pytest.approx(0.85))
     assert server.client.post("/admin/reload").json()["changed"] is True
     assert served(server)[1] == pytest.approx(0.75)
+
+
+def test_watch_refuses_an_entrypoint_that_fails_its_contract_and_keeps_serving(
+    start_server: Callable[..., Server], ops_only_dirs: tuple[Path, Path]
+) -> None:
+    rules, rego = ops_only_dirs
+    server = start_server(rules, rego, OPSGATE_WATCH="1", OPSGATE_WATCH_INTERVAL_S="0.2")
+    first_version, _ = served(server)
+    entrypoint = rego / "opsgate" / "opsgate.rego"
+    shipped = entrypoint.read_text()
+    (rego / "opsgate" / "opsgate_test.rego").unlink()  # the entrypoint's own tests gone: the contract remains
+    entrypoint.write_text(shipped.replace('"requires_approval": count(approvals) > 0,', '"requires_approval": false,'))
+    wait_for(lambda: "test_success_an_approval_requires_approval_and_is_listed failed" in server.log_text())
+    assert "service/adapters/opa/entrypoint_contract_test.rego:" in server.log_text()
+    assert served(server)[0] == first_version
+
+    entrypoint.write_text(shipped)
+    text = (rules / "ops.yaml").read_text()
+    (rules / "ops.yaml").write_text(text.replace(DISPATCH_CONFIDENCE, DISPATCH_CONFIDENCE.replace("0.90", "0.80")))
+    wait_for(lambda: served(server)[0] != first_version)
+    assert served(server)[1] == pytest.approx(0.75)

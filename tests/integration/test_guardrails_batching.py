@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import json
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from service.adapters.opa.guardrails import Guardrails
@@ -143,3 +146,74 @@ def test_any_failure_of_the_opa_exchange_fails_closed_and_counts_towards_the_bre
 
     with fake_opa(_BadLength) as url:
         asyncio.run(scenario(url))
+
+
+def crafted_rego(tmp_path: Path, old: str, new: str) -> Path:
+    """A copy of rego/ whose entrypoint has ``old`` replaced by ``new``, and org 7 held to L1."""
+    rego = tmp_path / "rego"
+    shutil.copytree(REGO_DIR, rego)
+    entrypoint = rego / "opsgate" / "opsgate.rego"
+    text = entrypoint.read_text()
+    assert old in text
+    entrypoint.write_text(text.replace(old, new))
+    (rego / "config" / "autonomy" / "data.json").write_text(
+        json.dumps({"default_max_level": "L3", "orgs": {"7": "L1"}})
+    )
+    return rego
+
+
+def held(confidence: float) -> dict[str, Any]:
+    """An L2 action for org 7: the shipped autonomy_ceiling asks for approval."""
+    actions = [{"type": "TRIGGER_PROCESS", "autonomy": "L2", "resource_id": "worker-001"}]
+    return {**item(confidence, "OPS.DISPATCH"), "facts": {"org_id": 7}, "proposal": {
+        "decision_type": "OPS.DISPATCH", "confidence": confidence, "actions": actions}}  # fmt: skip
+
+
+ALL_CLEAR = '{"allow": true, "violations": [], "requires_approval": false, "approvals": []}'
+
+
+def test_concurrent_checks_get_the_single_verdict_whatever_batch_rule_the_bundle_has(
+    opa_bin: str, tmp_path: Path
+) -> None:
+    rego = crafted_rego(
+        tmp_path, "_violations contains", f"batch := [{ALL_CLEAR} | some _ in input.items]\n\n_violations contains"
+    )
+
+    async def scenario() -> None:
+        guardrails = Guardrails(opa_bin, timeout=5.0, batch_window=0.05)
+        await guardrails.start(read_policies(rego), "rev-1")
+        try:
+            alone = await guardrails.check(held(0.9))
+            assert alone.available and alone.allow and alone.requires_approval
+            items = [held(0.9), held(0.5)] * 30
+            concurrent = await asyncio.gather(*(guardrails.check(i) for i in items))
+            assert guardrails.stats["queries"] < guardrails.stats["items"]  # grouped: the bundle's batch unused
+            assert concurrent[::2] == [alone] * 30
+            assert all(v.requires_approval and not v.allow for v in concurrent[1::2])
+            assert await guardrails.check_many(items) == concurrent
+        finally:
+            await guardrails.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_item_whose_evaluation_fails_fails_alone_in_a_grouped_query(opa_bin: str, tmp_path: Path) -> None:
+    # a second definition of `decision` that conflicts with the first for one item only
+    rego = crafted_rego(
+        tmp_path, "_violations contains", 'decision := "another" if input.facts.boom\n\n_violations contains'
+    )
+
+    async def scenario() -> None:
+        guardrails = Guardrails(opa_bin, timeout=5.0)
+        await guardrails.start(read_policies(rego), "rev-1")
+        try:
+            boom = {**item(0.9), "facts": {"org_id": 0, "boom": True}}
+            singles = [await guardrails.check(i) for i in (item(0.9), boom, item(0.5))]
+            grouped = await guardrails.check_many([item(0.9), boom, item(0.5)])
+        finally:
+            await guardrails.close()
+        assert grouped == singles
+        assert [(v.available, v.allow) for v in grouped] == [(True, True), (False, False), (True, False)]
+        assert grouped[1].error is not None and "eval_conflict_error" in grouped[1].error
+
+    asyncio.run(scenario())

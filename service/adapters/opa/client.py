@@ -50,6 +50,13 @@ class OpaHttpClient:
 
     async def post(self, path: str, body: bytes) -> bytes:
         """POST ``body`` to ``path``; returns the response body of a 200, else raises."""
+        status, payload = await self.request(path, body)
+        if status != 200:
+            raise OpaHttpError(f"OPA answered {status}: {payload[:300].decode(errors='replace')}")
+        return payload
+
+    async def request(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """POST ``body`` to ``path``; the status and body of whatever OPA answered (raises when none)."""
         connection = self._idle.pop() if self._idle else await self._connect()
         try:
             status, payload = await self._exchange(connection, path, body)
@@ -60,9 +67,7 @@ class OpaHttpClient:
             self._idle.append(connection)
         else:
             connection.close()
-        if status != 200:
-            raise OpaHttpError(f"OPA answered {status}: {payload[:300].decode(errors='replace')}")
-        return payload
+        return status, payload
 
     async def get(self, path: str) -> int:
         connection = await self._connect()

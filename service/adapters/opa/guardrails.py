@@ -26,23 +26,59 @@ from service.authoring.policies import PolicyBundle, location_key
 from service.domain.decision import Verdict, Violation
 from service.errors import GuardrailsUnavailable, OpaHttpError
 
-__all__ = ["BATCH_PATH", "BREAKER_OPEN", "DECISION_PATH", "Guardrails", "HealthPolicy"]
+__all__ = ["BATCH_QUERY", "BREAKER_OPEN", "DECISION_PATH", "Guardrails", "HealthPolicy"]
 
 log = logging.getLogger("opsgate.guardrails")
 
 DECISION_PATH = "/v1/data/opsgate/decision"
-BATCH_PATH = "/v1/data/opsgate/batch"
+QUERY_PATH = "/v1/query"
+# Several items go in one ad-hoc query that the service writes, never in a rule of rego/: each item
+# gets exactly what data.opsgate.decision gives it alone (``[]`` where undefined, ``[verdict]``
+# otherwise), so a verdict never depends on how requests were grouped.  Any ``batch`` rule rego/
+# may define is never asked.
+BATCH_QUERY = (
+    "verdicts := [found | some item in input.items; found := [d | d := data.opsgate.decision with input as item]]"
+)
+NO_RESULT = "OPA returned no result (is the guardrails entrypoint loaded?)"
 
 
 class _Answer(msgspec.Struct):
     result: Any = None
 
 
-class _RawVerdict(msgspec.Struct):
+class _Bindings(msgspec.Struct):
+    verdicts: list[list[Any]]
+
+
+class _RawVerdict(msgspec.Struct, forbid_unknown_fields=True):
+    """The entrypoint's verdict for one item: every field required, typed, nothing else."""
+
     allow: bool
-    violations: list[Violation] = []
-    requires_approval: bool = False
-    approvals: list[Violation] = []
+    violations: list[Violation]
+    requires_approval: bool
+    approvals: list[Violation]
+
+
+def decode_verdict(result: Any) -> _RawVerdict | str:
+    """The verdict the entrypoint gave for one item (``None``: it gave none), or why it is not a
+    verdict that can be acted on; the decision then fails closed."""
+    if result is None:
+        return NO_RESULT
+    try:
+        raw = msgspec.convert(result, _RawVerdict)
+    except msgspec.ValidationError as error:
+        return f"malformed guardrail verdict: {error}"
+    if raw.allow == bool(raw.violations):
+        return (
+            f"inconsistent guardrail verdict: `allow` is {str(raw.allow).lower()} "
+            f"with {len(raw.violations)} item(s) in `violations`"
+        )
+    if raw.approvals and not raw.requires_approval:
+        return (
+            "inconsistent guardrail verdict: `requires_approval` is false "
+            f"with {len(raw.approvals)} item(s) in `approvals`"
+        )
+    return raw
 
 
 _DECODE_ANSWER = msgspec.json.Decoder(_Answer)
@@ -136,13 +172,14 @@ class Guardrails:
         return await self._send(items) if items else []
 
     async def _send(self, items: list[dict[str, Any]]) -> list[Verdict]:
-        """One OPA query for ``items`` through the breaker; any failure makes every verdict
-        unavailable (fail closed) and counts towards opening the breaker."""
+        """One OPA query for ``items`` through the breaker; a failed query makes every verdict
+        unavailable (fail closed) and counts towards opening the breaker.  A verdict OPA gave but
+        that is malformed fails its own item closed: OPA answered, so the breaker counts a success."""
         permit = self.breaker.admit()
         if permit is None:
             return [self._unavailable(BREAKER_OPEN, OPEN)] * len(items)
         try:
-            raws = await self._ask(items)
+            results = await self._ask(items)
         except GuardrailsUnavailable as error:
             self.breaker.failed(permit)
             return [self._unavailable(str(error), permit.state)] * len(items)
@@ -153,41 +190,43 @@ class Guardrails:
             self.breaker.released(permit)
             raise
         self.breaker.succeeded(permit)
-        return [self._verdict(raw, permit.state) for raw in raws]
+        if results is None:  # OPA refused the grouped query: each item is asked alone, as it would be
+            return [verdict for one in await asyncio.gather(*(self._send([i]) for i in items)) for verdict in one]
+        return [self._verdict(decode_verdict(result), permit.state) for result in results]
 
-    async def _ask(self, items: list[dict[str, Any]]) -> list[_RawVerdict]:
+    async def _ask(self, items: list[dict[str, Any]]) -> list[Any] | None:
+        """What the entrypoint gave for each item (``None`` where nothing); ``None`` for all when OPA
+        answered the grouped query with an error (one item's evaluation failed, or the query is not
+        allowed): one item's failure must not become its neighbours'."""
         if len(items) == 1:  # the plain entrypoint: no batch wrapping for a lone query
-            raws = [await self._query(DECISION_PATH, {"input": items[0]}, self.timeout)]
-        else:
-            timeout = self.timeout * max(1.0, len(items) / _ITEMS_PER_TIMEOUT)
-            raws = await self._query(BATCH_PATH, {"input": {"items": items}}, timeout)
+            status, body = await self._query(DECISION_PATH, {"input": items[0]}, self.timeout)
+            return [_result(status, body)]
+        timeout = self.timeout * max(1.0, len(items) / _ITEMS_PER_TIMEOUT)
+        status, body = await self._query(QUERY_PATH, {"query": BATCH_QUERY, "input": {"items": items}}, timeout)
+        if status != 200:
+            return None
         try:
-            verdicts = msgspec.convert(raws, list[_RawVerdict])
-        except msgspec.ValidationError as error:
-            raise GuardrailsUnavailable(f"unexpected verdict shape: {error}") from None
-        if len(verdicts) != len(items):
-            raise GuardrailsUnavailable(f"OPA gave {len(verdicts)} verdicts for {len(items)} items")
-        return verdicts
+            found = msgspec.convert(_result(status, body), list[_Bindings])[0].verdicts
+        except (msgspec.ValidationError, IndexError) as error:
+            raise GuardrailsUnavailable(f"unexpected answer to the grouped query: {error}") from None
+        if len(found) != len(items) or any(len(one) > 1 for one in found):
+            raise GuardrailsUnavailable(f"OPA gave {len(found)} verdicts for {len(items)} items")
+        return [one[0] if one else None for one in found]
 
     def _unavailable(self, error: str, breaker: str) -> Verdict:
         return Verdict(available=False, revision=self.revision, error=error, breaker=breaker)
 
-    async def _query(self, path: str, payload: dict[str, Any], timeout: float) -> Any:
+    async def _query(self, path: str, payload: dict[str, Any], timeout: float) -> tuple[int, bytes]:
         try:
-            body = await asyncio.wait_for(self.client.post(path, encode(payload)), timeout=timeout)
+            return await asyncio.wait_for(self.client.request(path, encode(payload)), timeout=timeout)
         except TimeoutError:
             raise GuardrailsUnavailable(f"OPA did not answer within {timeout * 1000:g} ms") from None
         except OpaHttpError as error:
             raise GuardrailsUnavailable(str(error)) from None
-        try:
-            answer = _DECODE_ANSWER.decode(body)
-        except msgspec.DecodeError as error:
-            raise GuardrailsUnavailable(f"OPA's answer could not be read: {error}") from None
-        if answer.result is None:
-            raise GuardrailsUnavailable("OPA returned no result (is the guardrails entrypoint loaded?)")
-        return answer.result
 
-    def _verdict(self, raw: _RawVerdict, breaker: str) -> Verdict:
+    def _verdict(self, raw: _RawVerdict | str, breaker: str) -> Verdict:
+        if isinstance(raw, str):
+            return self._unavailable(raw, breaker)
         locations = self.bundle.locations if self.bundle else {}
 
         def located(v: Violation) -> Violation:
@@ -196,7 +235,7 @@ class Guardrails:
 
         return Verdict(
             available=True,
-            allow=raw.allow and not raw.violations,
+            allow=raw.allow,
             violations=[located(v) for v in raw.violations],
             requires_approval=raw.requires_approval,
             approvals=[located(v) for v in raw.approvals],
@@ -212,3 +251,13 @@ class Guardrails:
         self.client.close()
         if self.process is not None:
             await self.process.stop()
+
+
+def _result(status: int, body: bytes) -> Any:
+    """The ``result`` of one OPA answer (``None`` when undefined); GuardrailsUnavailable unless a 200."""
+    if status != 200:
+        raise GuardrailsUnavailable(f"OPA answered {status}: {body[:300].decode(errors='replace')}")
+    try:
+        return _DECODE_ANSWER.decode(body).result
+    except msgspec.DecodeError as error:
+        raise GuardrailsUnavailable(f"OPA's answer could not be read: {error}") from None

@@ -4,6 +4,10 @@ import data.guardrails.ops.autonomy_ceiling
 
 _config := {"default_max_level": "L3", "orgs": {"42": "L1"}}
 
+# The tests set the configuration they need: rego/config/ is the operators' to change, and a
+# reload runs these tests, so none may depend on what it holds today.
+_default_config := {"default_max_level": "L3", "orgs": {}}
+
 _action(type, autonomy) := {"type": type, "autonomy": autonomy, "resource_id": "worker-001"}
 
 _input(org_id, actions) := {
@@ -21,13 +25,10 @@ _approval(message, action_index) := {
 	"action_index": action_index,
 }
 
-test_success_shipped_default_allows_l3 if {
+test_success_default_allows_l3 if {
 	actions := [_action("OPEN_INCIDENT", "L0"), _action("REASSIGN", "L2"), _action("TRIGGER_PROCESS", "L3")]
 	count(autonomy_ceiling.approval) == 0 with input as _input(0, actions)
-}
-
-test_success_shipped_config if {
-	data.config.autonomy == {"default_max_level": "L3", "orgs": {}}
+		with data.config.autonomy as _default_config
 }
 
 test_success_org_override_at_level if {
@@ -47,6 +48,7 @@ test_success_l0_allowed_with_broken_config if {
 
 test_fail_above_default if {
 	autonomy_ceiling.approval == {_approval("REASSIGN autonomy L4 exceeds the maximum L3 for org 0", 0)} with input as _input(0, [_action("REASSIGN", "L4")])
+		with data.config.autonomy as _default_config
 }
 
 test_fail_above_org_override if {
@@ -80,8 +82,10 @@ test_fail_unknown_action_level if {
 		"severity": "medium",
 		"action_index": 0,
 	}} with input as _input(0, [{"type": "RETRY", "resource_id": "worker-001"}])
+		with data.config.autonomy as _default_config
 }
 
 test_fail_lowercase_action_level if {
 	{a.title | some a in autonomy_ceiling.approval} == {"Autonomy level unknown"} with input as _input(0, [_action("RETRY", "l1")])
+		with data.config.autonomy as _default_config
 }
