@@ -115,4 +115,6 @@ def _serve_on(options: dict[str, Any], app: Litestar, sock: socket.socket) -> No
     the same connection limits (service/http/server.py) as one process."""
     import uvicorn
 
+    if app.logging_config is not None:  # its log writer thread stayed in the parent: start this worker's own
+        app.logging_config.configure()
     uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
