@@ -14,7 +14,6 @@ import sys
 
 from service.adapters.store import StoreLog, open_log
 from service.cli.main import build_parser
-from service.cli.serve import UVICORN
 from service.domain.record import DecisionQuery, Head, Record, StoredRecord
 from service.ports.log import RecordStore
 from service.settings import Settings, from_env
@@ -60,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from service.http.app import create_app
+    from service.http.server import uvicorn_options
 
     args = build_parser().parse_args(argv)
     if args.command != "serve":
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("bench.logoff serves one worker without a shadow candidate")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings, log_factory=open_unlogged)
-    uvicorn.run(app, host=settings.host, port=settings.port, **UVICORN)
+    uvicorn.run(app, host=settings.host, port=settings.port, **uvicorn_options(settings))
     return 0
 
 

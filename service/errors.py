@@ -172,6 +172,30 @@ class RequestTimeout(OpsgateError):
     status = 503
 
 
+class HeaderTimeout(OpsgateError):
+    """A request whose headers did not arrive within OPSGATE_HEADER_TIMEOUT_S; the connection is closed."""
+
+    code = "header_timeout"
+    status = 408
+
+
+class HeadersTooLarge(OpsgateError):
+    """A request line and headers over OPSGATE_MAX_HEADER_BYTES; the connection is closed."""
+
+    code = "headers_too_large"
+    status = 431
+
+
+class TooManyConnections(OpsgateError):
+    """A connection over OPSGATE_MAX_CONNECTIONS: answered at once and closed, so it holds no descriptor."""
+
+    code = "too_many_connections"
+    status = 503
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class RulesetInvalid(OpsgateError):
     """A ruleset or policy file is broken; ``problems`` carry file:line:column."""
 

@@ -49,6 +49,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     request_timeout_s: float = 10.0  # a request running longer answers 503 request_timeout; 0 turns it off
     max_json_depth: int = 32  # facts nested deeper answer 422 json_too_deep
     max_list_length: int = 10_000  # a longer list in facts answers 413 payload_too_large
+    header_timeout_s: float = 10.0  # serve: a request's headers must arrive within this (408, then closed)
+    keep_alive_timeout_s: float = 5.0  # serve: an idle kept-alive connection is closed after this
+    max_header_bytes: int = 32 * 1024  # serve: a larger request line and headers answer 431, then closed
+    max_connections: int = 1000  # serve: open connections per process; more are answered 503 and closed
 
 
 def _flag(text: str) -> bool:
@@ -116,6 +120,10 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_REQUEST_TIMEOUT_S": ("request_timeout_s", non_negative),
     "OPSGATE_MAX_JSON_DEPTH": ("max_json_depth", positive_int),
     "OPSGATE_MAX_LIST_LENGTH": ("max_list_length", positive_int),
+    "OPSGATE_HEADER_TIMEOUT_S": ("header_timeout_s", positive),
+    "OPSGATE_KEEP_ALIVE_TIMEOUT_S": ("keep_alive_timeout_s", positive),
+    "OPSGATE_MAX_HEADER_BYTES": ("max_header_bytes", positive_int),
+    "OPSGATE_MAX_CONNECTIONS": ("max_connections", positive_int),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import socket
 from pathlib import Path
@@ -29,6 +30,16 @@ _OPA_FLAGS = (  # serve: the OPA query timeout, circuit breaker and health check
     ("opa_breaker_probes", _count, "OPA queries let through at a time while the breaker is half-open (default: 1)"),
     ("opa_health_interval_s", _seconds, "seconds between two checks of OPA's /health (default: 1)"),
     ("opa_unhealthy_restart_s", _seconds, "seconds before an unhealthy OPA child is restarted (default: 10)"),
+)  # fmt: skip
+_CONNECTION_FLAGS = (  # serve: the limits on HTTP connections (service/http/server.py)
+    ("header_timeout", "header_timeout_s", _seconds,
+     "seconds a request's headers may take to arrive; then 408 and the connection is closed (default: 10)"),
+    ("keep_alive_timeout", "keep_alive_timeout_s", _seconds,
+     "seconds an idle kept-alive connection stays open (default: 5)"),
+    ("max_header_bytes", "max_header_bytes", _count,
+     "largest request line and headers, in bytes; larger answers 431 (default: 32768)"),
+    ("max_connections", "max_connections", _count,
+     "open connections per process; more are answered 503 and closed (default: 1000)"),
 )  # fmt: skip
 _rate = arg(settings_module.non_negative, "a number of requests a second, 0 or more")
 _timeout = arg(settings_module.non_negative, "a number of seconds, 0 or more")
@@ -71,9 +82,15 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--require-auth", dest="require_auth", action="store_true", default=None,
         help="refuse to start without an API key instead of running in open development mode",
     )  # fmt: skip
+    _table_flags(serve)
+    service_flags(serve)
+
+
+def _table_flags(serve: argparse.ArgumentParser) -> None:
     for dest, kind, text in _OPA_FLAGS:
         serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
-    service_flags(serve)
+    for name, dest, kind, text in _CONNECTION_FLAGS:
+        serve.add_argument("--" + name.replace("_", "-"), dest=dest, type=kind, help=text)
 
 
 def main(settings: Settings) -> int:
@@ -81,21 +98,23 @@ def main(settings: Settings) -> int:
     import uvicorn
 
     from service.http.app import create_app
+    from service.http.server import uvicorn_options
 
     if settings.shadow is not None:  # a broken candidate stops serve here, with file:line:column (exit 2)
         bootstrap.candidates(settings).check(*candidate_dirs(settings.shadow))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = uvicorn_options(settings)
     if settings.workers > 1:
-        return Supervisor(settings, create_app, _serve_on).run()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **UVICORN)
+        return Supervisor(settings, create_app, functools.partial(_serve_on, options)).run()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **options)
     return 0
 
 
-UVICORN: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False, "log_level": "info"}
-
-
-def _serve_on(app: Litestar, sock: socket.socket) -> None:
-    """One worker of ``serve --workers N``: the whole service on the socket the supervisor bound."""
+def _serve_on(options: dict[str, Any], app: Litestar, sock: socket.socket) -> None:
+    """One worker of ``serve --workers N``: the whole service on the socket the supervisor bound, with
+    the same connection limits (service/http/server.py) as one process."""
     import uvicorn
 
-    uvicorn.Server(uvicorn.Config(app, **UVICORN)).run(sockets=[sock])
+    if app.logging_config is not None:  # its log writer thread stayed in the parent: start this worker's own
+        app.logging_config.configure()
+    uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
