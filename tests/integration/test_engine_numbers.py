@@ -1,7 +1,8 @@
 """Every finite number decides as the expression language does, through the real durable_rules engine.
 
-durable_rules' C parser refuses ``1e-06`` (an exponent without a fraction, as JSON writes 1e-6, 1e16 or
-5e-324): the adapter hands it ``1.0e-06``.
+durable_rules' C parser refuses ``1e-06`` (an exponent without a fraction), reads integers as 64 bits,
+compares an integer with a double as a double and divides integers as integers: the adapter keeps each
+of those from changing which rules fire.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from service.adapters.rules_engine.engine import LoadedRuleset, shared_engine
 from service.authoring.rulesets import load_ruleset, parse_ruleset
@@ -112,6 +115,29 @@ def numbers() -> tuple[Ruleset, LoadedRuleset, LoadedRuleset]:
     filtered = engine.load(ruleset, prefilter=True)
     assert filtered.prefilter is not None  # more rules than one chunk holds
     return ruleset, engine.load(ruleset, prefilter=False), filtered
+
+
+NUMBERS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),  # subnormals and large exponents included
+    st.integers(-(2**70), 2**70),
+    st.integers(-10, 10),
+    st.integers(2**53 - 2, 2**53 + 2).map(lambda i: i * (1 if i % 2 else -1)),
+    st.sampled_from([*AWKWARD, 0.0, -0.0, 0.5, 9007199254740992.0, 9007199254740994.0, 2**63 - 1, -(2**63)]),
+)
+
+
+@settings(
+    max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(x=NUMBERS, y=NUMBERS)
+def test_the_engine_fires_what_direct_evaluation_fires(
+    numbers: tuple[Ruleset, LoadedRuleset, LoadedRuleset], x: int | float, y: int | float
+) -> None:
+    ruleset, plain, filtered = numbers
+    facts = {"x": x, "y": y}
+    expected = direct(ruleset, facts)
+    assert sorted(shared_engine().match(plain, facts)) == expected
+    assert sorted(shared_engine().match(filtered, facts)) == expected
 
 
 def test_a_rule_constant_written_with_an_exponent_loads_and_compares(

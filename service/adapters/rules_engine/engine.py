@@ -26,6 +26,10 @@ dedicated thread.  The traps it handles on purpose (see DESIGN.md):
   the ``e`` and the fact (or a rule's constant) is refused with error 204, as JSON
   writes 1e-6, 1e16 or 5e-324.  ``_MsgspecJson`` writes those as ``1.0e-06``; every
   finite float then reads back as the same double (glibc's ``atof`` rounds exactly).
+- It reads integers as 64 bits (saturating beyond) and compares one with a double
+  after converting it to a double: a fact holding an integer beyond 2**53 is not
+  asserted, its rules' conditions are evaluated in Python (``_evaluate``).  The
+  rules' own constants and arithmetic are kept exact by ``compile.py``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from service.adapters.rules_engine.compile import (
     SEQ_KEY,
     Compiled,
     compile_condition,
+    exact,
 )
 from service.adapters.rules_engine.prefilter import ChunkFilter
 from service.domain import expr
@@ -192,6 +197,8 @@ class RuleEngine:
         }
 
     def _match(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
+        if not exact(facts):
+            return self._evaluate(loaded, facts)
         fact = self.fact(loaded, facts)
         fired: list[str] = []
         if loaded.prefilter is None:
@@ -217,6 +224,15 @@ class RuleEngine:
         scope = {**facts, "params": loaded.ruleset.params}
         try:
             return {key: bool(expr.evaluate(node, scope)) for key, node in loaded.derived}
+        except Exception as error:
+            raise EngineError(f"evaluating a condition failed: {error}") from error
+
+    @staticmethod
+    def _evaluate(loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
+        """The rules whose conditions hold, evaluated in Python (for facts the engine cannot compare exactly)."""
+        scope = {**facts, "params": loaded.ruleset.params}
+        try:
+            return [rule.id for rule in loaded.ruleset.rules if expr.evaluate(rule.when, scope)]
         except Exception as error:
             raise EngineError(f"evaluating a condition failed: {error}") from error
 
