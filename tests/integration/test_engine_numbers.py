@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.adapters.rules_engine.engine import LoadedRuleset, shared_engine
+from service.adapters.rules_engine.engine import LoadedRuleset, _MsgspecJson, shared_engine
 from service.authoring.rulesets import load_ruleset, parse_ruleset
 from service.domain import decision as dec
 from service.domain import expr
@@ -149,3 +150,18 @@ def test_a_rule_constant_written_with_an_exponent_loads_and_compares(
     assert {"x > 1e-6", "x != 1e-7", "x < 1e16", "x > 5e-324"} <= fired
     assert "x < 1e-6" not in fired
     assert sorted(shared_engine().match(plain, facts)) == direct(ruleset, facts)
+
+
+def test_only_numbers_get_a_fraction_and_every_value_reads_back() -> None:
+    value = {
+        "e": [1e-6, -1e-7, 1e16, 5e-324, -1e308, 1.5e300, 1e-5, 0.0, -0.0, 12, 2**64],
+        "strings": ["x:1e5", "[2e3", ',3e4"\\', "e2e", 'q"1e9'],
+        "1e5": 1e21,
+    }
+    text = _MsgspecJson.dumps(value)
+    assert text == (
+        '{"e":[1.0e-6,-1.0e-7,1.0e16,5.0e-324,-1.0e308,1.5e300,0.00001,0.0,-0.0,12,18446744073709551616],'
+        '"strings":["x:1e5","[2e3",",3e4\\"\\\\","e2e","q\\"1e9"],"1e5":1.0e21}'
+    )
+    assert msgspec.json.decode(text) == value
+    assert _MsgspecJson.dumps(1e-7) == "1.0e-7"

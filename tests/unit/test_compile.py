@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service.adapters.rules_engine.compile import Compiled, compile_condition
+from service.adapters.rules_engine.compile import Compiled, compile_condition, exact
 from service.domain import expr
 
 PARAMS = {"max_attempts": 3, "max_failures": 3}
@@ -113,3 +113,19 @@ def test_a_negated_derived_condition_keeps_the_negation_in_python() -> None:
     assert key == "r0_0"
     assert expr.evaluate(node, {"candidates": []}) is True
     assert expr.evaluate(node, {"candidates": [{"id": "w-1"}]}) is False
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"a": 1e-6, "b": [5e-324, 1e308], "c": "x", "d": None, "e": True}, True),
+        ({"a": {"b": [2**53, -(2**53)]}}, True),
+        ({"a": {"b": [2**53 + 1]}}, False),
+        ({"a": -(2**53) - 1}, False),
+        ({"a": (1, 2**64)}, False),
+        ([float("inf")], False),
+        (float("nan"), False),
+    ],
+)
+def test_exact_finds_any_number_durable_rules_cannot_compare_exactly(value: Any, expected: bool) -> None:
+    assert exact(value) is expected

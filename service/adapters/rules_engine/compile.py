@@ -145,14 +145,25 @@ def _operand(node: Node) -> Any:
 
 def exact(value: Any) -> bool:
     """Whether durable_rules reads every number in ``value`` back as itself and compares it as Python does."""
+    kind = type(value)  # once per decision: the exact types of decoded JSON first, as they are the fastest test
+    if kind is str:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is int:
+        return bool(-EXACT_INT <= value <= EXACT_INT)
+    if kind is dict:
+        return all(map(exact, value.values()))
+    if kind is list:
+        return all(map(exact, value))
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, int):  # bool too
         return -EXACT_INT <= value <= EXACT_INT
-    if isinstance(value, dict):
-        return all(exact(item) for item in value.values())
-    if isinstance(value, list):
-        return all(exact(item) for item in value)
+    if isinstance(value, Mapping):
+        return all(map(exact, value.values()))
+    if isinstance(value, (list, tuple)):
+        return all(map(exact, value))
     return True
 
 

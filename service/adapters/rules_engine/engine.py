@@ -69,10 +69,10 @@ _CATCH_ALL = "$opsgate-seen"
 _SESSION = "0"
 
 
-# A number whose exponent follows its integer digits (msgspec writes no spaces, so a number
-# starts the text or follows ":", "," or "["); inside a string it only costs the exact pass below.
-_BARE_EXPONENT = re.compile(rb"(?<![^:,\[])-?[0-9]+e")
-# Strings are matched whole, so that the other matches are numbers.
+# Any exponent (a quick scan, from its literal "e"; a string such as "e2e" only costs the exact pass).
+_EXPONENT = re.compile(rb"e(?=[-+]?[0-9])")
+# The exact pass: strings are matched whole, so that the other matches are numbers whose exponent
+# follows their integer digits (msgspec writes no spaces: a number starts the text or follows ":", "," or "[").
 _STRING_OR_BARE_MANTISSA = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|(?<![^:,\[])-?[0-9]+(?=e)')
 
 
@@ -89,7 +89,7 @@ class _MsgspecJson:
     @classmethod
     def dumps(cls, value: Any, ensure_ascii: bool = True) -> str:  # noqa: ARG003 - always UTF-8, as the host asks
         text = cls._encoder.encode(value)
-        if _BARE_EXPONENT.search(text):  # durable_rules would refuse it: give each such mantissa a fraction
+        if _EXPONENT.search(text):  # durable_rules refuses 1e-6: give each such mantissa a fraction
             text = _STRING_OR_BARE_MANTISSA.sub(_with_fraction, text)
         return text.decode()
 
