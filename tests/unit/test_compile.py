@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service.adapters.rules_engine.compile import Compiled, compile_condition
+from service.adapters.rules_engine.compile import Compiled, compile_condition, exact
 from service.domain import expr
 
 PARAMS = {"max_attempts": 3, "max_failures": 3}
@@ -39,15 +39,14 @@ def as_json(value: Any) -> str:
         ('x in ["a", "b"]', {"$or": [{"f.x": "a"}, {"f.x": "b"}]}),
         ('x not in ["a", "b"]', {"$and": [{"$neq": {"f.x": "a"}}, {"$neq": {"f.x": "b"}}]}),
         ('not (x in ["a", "b"])', {"$and": [{"$neq": {"f.x": "a"}}, {"$neq": {"f.x": "b"}}]}),
-        (
-            "history.latency > process.sla * 1000",
-            {"$gt": {"f.history.latency": {"$mul": {"$l": {"$m": "f.process.sla"}, "$r": 1000}}}},
-        ),
         ("a.b == c.d", {"f.a.b": {"$m": "f.c.d"}}),
-        ("x + 1 > y", {"$lt": {"f.y": {"$add": {"$l": {"$m": "f.x"}, "$r": 1}}}}),
+        ("x < y", {"$lt": {"f.x": {"$m": "f.y"}}}),
         ("x > params.max_attempts * 2", {"$gt": {"f.x": 6}}),
         ("x == -1", {"f.x": -1}),
         ("x <= 2.5", {"$lte": {"f.x": 2.5}}),
+        ("x <= 1e-6", {"$lte": {"f.x": 1e-6}}),
+        ("x >= 9007199254740992", {"$gte": {"f.x": 2**53}}),
+        ("x >= -9007199254740992", {"$gte": {"f.x": -(2**53)}}),
         ("resource.ready", {"f.resource.ready": True}),
         ("not resource.ready", {"f.resource.ready": False}),
         (
@@ -88,6 +87,17 @@ def test_derived_keys_are_numbered_in_order_under_the_rule_prefix() -> None:
         ("x in [a, b]", "x in [a, b]"),
         ("x ** 2 > 4", "x ** 2 > 4"),
         ("x + 1 > 3", "x + 1 > 3"),
+        # durable_rules divides integers as integers, lets products wrap at 64 bits and compares
+        # an integer with a double as a double: arithmetic is derived
+        ("history.latency > process.sla * 1000", "history.latency > process.sla * 1000"),
+        ("x + 1 > y", "x + 1 > y"),
+        ("x >= y / 2", "x >= y / 2"),
+        ("x < y - 1", "x < y - 1"),
+        # integers beyond 2**53 are not exact as doubles; JSON has no infinity
+        ("x < 9007199254740993", "x < 9007199254740993"),
+        ("x > -9007199254740993", "x > -9007199254740993"),
+        ("x in [1, 9007199254740993]", "x in [1, 9007199254740993]"),
+        ("x < 1e308 * 10", "x < inf"),
     ],
 )
 def test_what_durable_rules_cannot_match_is_derived(source: str, derived_text: str) -> None:
@@ -103,3 +113,19 @@ def test_a_negated_derived_condition_keeps_the_negation_in_python() -> None:
     assert key == "r0_0"
     assert expr.evaluate(node, {"candidates": []}) is True
     assert expr.evaluate(node, {"candidates": [{"id": "w-1"}]}) is False
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"a": 1e-6, "b": [5e-324, 1e308], "c": "x", "d": None, "e": True}, True),
+        ({"a": {"b": [2**53, -(2**53)]}}, True),
+        ({"a": {"b": [2**53 + 1]}}, False),
+        ({"a": -(2**53) - 1}, False),
+        ({"a": (1, 2**64)}, False),
+        ([float("inf")], False),
+        (float("nan"), False),
+    ],
+)
+def test_exact_finds_any_number_durable_rules_cannot_compare_exactly(value: Any, expected: bool) -> None:
+    assert exact(value) is expected

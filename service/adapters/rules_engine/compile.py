@@ -2,15 +2,23 @@
 
 The engine asserts each decision as one fact ``{"sid", "id", "n", "f": facts,
 "d": derived}``.  User facts live under ``f`` so that no fact field can clash
-with durable_rules' reserved names (``sid``, ``id``).  What durable_rules can
-match natively (a path against a constant, or against arithmetic over other
-paths of the same fact) compiles to its JSON; anything else (function calls,
-``**``, membership in a path) becomes a *derived* boolean, computed in Python
-before assertion and matched as ``d.kN == true``.
+with durable_rules' reserved names (``sid``, ``id``).  What durable_rules
+matches as the expression language does (a path against a constant or another
+path of the same fact) compiles to its JSON; anything else (function calls,
+arithmetic, membership in a path) becomes a *derived* boolean, computed in
+Python before assertion and matched as ``d.kN == true``.
+
+durable_rules compares an integer with a double after converting it to a double,
+reads integers as 64 bits (saturating beyond), divides integers as integers and
+lets their products wrap: so arithmetic is always derived, and so is a
+comparison with an integer constant beyond 2**53 (or a float constant that is
+not finite, which JSON cannot carry).  The facts' own integers beyond 2**53 are
+the engine's to handle (``engine.py``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, assert_never
 
@@ -41,7 +49,8 @@ MATCH_ALL: JSON = {"$gte": {SEQ_KEY: 0}}
 _OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
-_DURABLE_ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
+#: Integers up to this magnitude are doubles too: durable_rules compares them exactly.
+EXACT_INT = 2**53
 
 
 class Compiled(msgspec.Struct, frozen=True):
@@ -104,7 +113,7 @@ class _Compiler:
                 values = literal_values(items)
             case _:
                 return None
-        if values is None:
+        if values is None or not all(exact(value) for value in values):
             return None
         inside = (node.op == "in") != negate
         key = _fact_path(path)
@@ -122,21 +131,40 @@ _UNSUPPORTED = object()
 
 
 def _operand(node: Node) -> Any:
-    """durable_rules' right-hand side: a constant, a path, or arithmetic of those."""
+    """durable_rules' right-hand side: a constant it compares exactly, or a path."""
     match node:
-        case Literal(value=int() | float() | str() as value):  # bool is an int
+        case Literal(value=int() | float() | str() as value) if exact(value):  # bool is an int
             return value
         case Path():
             return {"$m": _fact_path(node)}
-        case Binary(op=op, left=left, right=right) if op in _DURABLE_ARITH:
-            left_value, right_value = _operand(left), _operand(right)
-            if left_value is _UNSUPPORTED or right_value is _UNSUPPORTED:
-                return _UNSUPPORTED
-            return {_DURABLE_ARITH[op]: {"$l": left_value, "$r": right_value}}
         case Literal() | Binary() | Attr() | ListExpr() | Unary() | BoolOp() | Call():
             return _UNSUPPORTED
         case _:
             assert_never(node)
+
+
+def exact(value: Any) -> bool:
+    """Whether durable_rules reads every number in ``value`` back as itself and compares it as Python does."""
+    kind = type(value)  # once per decision: the exact types of decoded JSON first, as they are the fastest test
+    if kind is str:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is int:
+        return bool(-EXACT_INT <= value <= EXACT_INT)
+    if kind is dict:
+        return all(map(exact, value.values()))
+    if kind is list:
+        return all(map(exact, value))
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int):  # bool too
+        return -EXACT_INT <= value <= EXACT_INT
+    if isinstance(value, Mapping):
+        return all(map(exact, value.values()))
+    if isinstance(value, (list, tuple)):
+        return all(map(exact, value))
+    return True
 
 
 def _fact_path(path: Path) -> str:

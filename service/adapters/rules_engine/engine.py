@@ -22,12 +22,21 @@ dedicated thread.  The traps it handles on purpose (see DESIGN.md):
   decision's time at 1,000 rules).  ``_MsgspecJson`` stands in for that module: the
   same JSON (compact, UTF-8 rather than escaped, like ``ensure_ascii=False``) at a
   fraction of the cost.
+- Its C parser reads an exponent only after a fraction: ``1e-06`` or ``1e+16`` stops at
+  the ``e`` and the fact (or a rule's constant) is refused with error 204, as JSON
+  writes 1e-6, 1e16 or 5e-324.  ``_MsgspecJson`` writes those as ``1.0e-06``; every
+  finite float then reads back as the same double (glibc's ``atof`` rounds exactly).
+- It reads integers as 64 bits (saturating beyond) and compares one with a double
+  after converting it to a double: a fact holding an integer beyond 2**53 is not
+  asserted, its rules' conditions are evaluated in Python (``_evaluate``).  The
+  rules' own constants and arithmetic are kept exact by ``compile.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +52,7 @@ from service.adapters.rules_engine.compile import (
     SEQ_KEY,
     Compiled,
     compile_condition,
+    exact,
 )
 from service.adapters.rules_engine.prefilter import ChunkFilter
 from service.domain import expr
@@ -59,6 +69,18 @@ _CATCH_ALL = "$opsgate-seen"
 _SESSION = "0"
 
 
+# Any exponent (a quick scan, from its literal "e"; a string such as "e2e" only costs the exact pass).
+_EXPONENT = re.compile(rb"e(?=[-+]?[0-9])")
+# The exact pass: strings are matched whole, so that the other matches are numbers whose exponent
+# follows their integer digits (msgspec writes no spaces: a number starts the text or follows ":", "," or "[").
+_STRING_OR_BARE_MANTISSA = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|(?<![^:,\[])-?[0-9]+(?=e)')
+
+
+def _with_fraction(match: re.Match[bytes]) -> bytes:
+    token = match.group()
+    return token if token.startswith(b'"') else token + b".0"
+
+
 class _MsgspecJson:
     """The two calls durable_rules' host makes of ``json``, answered by msgspec."""
 
@@ -66,7 +88,10 @@ class _MsgspecJson:
 
     @classmethod
     def dumps(cls, value: Any, ensure_ascii: bool = True) -> str:  # noqa: ARG003 - always UTF-8, as the host asks
-        return cls._encoder.encode(value).decode()
+        text = cls._encoder.encode(value)
+        if _EXPONENT.search(text):  # durable_rules refuses 1e-6: give each such mantissa a fraction
+            text = _STRING_OR_BARE_MANTISSA.sub(_with_fraction, text)
+        return text.decode()
 
     loads = staticmethod(msgspec.json.decode)
 
@@ -172,6 +197,8 @@ class RuleEngine:
         }
 
     def _match(self, loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
+        if not exact(facts):
+            return self._evaluate(loaded, facts)
         fact = self.fact(loaded, facts)
         fired: list[str] = []
         if loaded.prefilter is None:
@@ -197,6 +224,15 @@ class RuleEngine:
         scope = {**facts, "params": loaded.ruleset.params}
         try:
             return {key: bool(expr.evaluate(node, scope)) for key, node in loaded.derived}
+        except Exception as error:
+            raise EngineError(f"evaluating a condition failed: {error}") from error
+
+    @staticmethod
+    def _evaluate(loaded: LoadedRuleset, facts: dict[str, Any]) -> list[str]:
+        """The rules whose conditions hold, evaluated in Python (for facts the engine cannot compare exactly)."""
+        scope = {**facts, "params": loaded.ruleset.params}
+        try:
+            return [rule.id for rule in loaded.ruleset.rules if expr.evaluate(rule.when, scope)]
         except Exception as error:
             raise EngineError(f"evaluating a condition failed: {error}") from error
 

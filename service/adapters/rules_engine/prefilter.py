@@ -29,7 +29,8 @@ import msgspec
 JSON = dict[str, Any]
 
 _SAFE_INT = 2**53
-_PLAIN_FLOAT_MIN = 1e-4  # JSON writes these floats without an exponent, which durable_rules misreads
+# JSON writes these floats without an exponent; the others reach durable_rules rewritten (engine.py): "could fire"
+_PLAIN_FLOAT_MIN = 1e-4
 _PLAIN_FLOAT_MAX = 1e16
 
 
