@@ -14,6 +14,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -62,8 +63,10 @@ class OpaProcess:
         restart_backoff: float = 0.2,
         max_backoff: float = 2.0,
         health: HealthPolicy | None = None,
+        on_up: Callable[[], None] | None = None,
     ) -> None:
         self.opa_bin = opa_bin
+        self._on_up = on_up  # called when a restarted or recovered child answers its health check again
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="opsgate-opa-"))
         os.chmod(self.runtime_dir, 0o700)
         self.socket = self.runtime_dir / "opa.sock"
@@ -161,14 +164,16 @@ class OpaProcess:
             log.error("opa restart failed: %s", error)
             return min(delay * 2, self._backoff[1])
         log.warning("opa child restarted (pid %s)", self.pid)
+        self._came_up()
         return self._backoff[0]
 
     async def _check_health(self) -> None:
         """One /health check; a child unhealthy for ``restart_after_s`` is killed (and so restarted)."""
         if await probe_health(OpaHttpClient(self.address), self.health.timeout_s):
-            if not self.healthy:
+            was_healthy, self.healthy, self._unhealthy_since = self.healthy, True, None
+            if not was_healthy:
                 log.warning("opa child healthy again (pid %s)", self.pid)
-            self.healthy, self._unhealthy_since = True, None
+                self._came_up()
             return
         now = asyncio.get_running_loop().time()
         if self._unhealthy_since is None:
@@ -182,6 +187,10 @@ class OpaProcess:
             self._proc.kill()
             self.unhealthy_kills += 1
             self._unhealthy_since = None
+
+    def _came_up(self) -> None:
+        if self._on_up is not None:
+            self._on_up()
 
     async def stop(self) -> None:
         self._stopping = True
