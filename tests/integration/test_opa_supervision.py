@@ -162,3 +162,30 @@ def test_a_restart_that_cannot_even_run_opa_is_retried_until_it_can(opa_bin: str
         assert verdict.available is True and verdict.revision == "rev-1"
 
     run(scenario, opa_bin=opa_bin, timeout=OPA_TIMEOUT_MS / 1000, batch_window=0.0, restart_backoff=0.05)
+
+
+def test_a_restarted_child_is_probed_at_once_without_waiting_out_the_breakers_recovery_time(opa_bin: str) -> None:
+    clock = Clock()  # never moved: the recovery time never passes
+
+    async def scenario(guardrails: Guardrails) -> None:
+        process = guardrails.process
+        assert process is not None and process.pid is not None
+        signal_and_wait(process.pid, signal.SIGKILL)
+        failed = await guardrails.check(item(0.9))  # well within the restart backoff
+        assert failed.available is False
+        assert guardrails.breaker.state == "open"
+        assert await eventually(lambda: process.restarts == 1 and guardrails.up, within=30)
+        assert guardrails.breaker.state == "half_open"
+        probe = await guardrails.check(item(0.9))
+        assert (probe.available, probe.allow, probe.breaker) == (True, True, "half_open")
+        assert guardrails.breaker.state == "closed"
+        assert guardrails.breaker.stats().opened == 1
+
+    run(
+        scenario,
+        opa_bin=opa_bin,
+        timeout=OPA_TIMEOUT_MS / 1000,  # the restarted child's first query, on a machine perhaps loaded
+        batch_window=0.0,
+        restart_backoff=2.0,
+        breaker=CircuitBreaker(failures=1, recovery_s=60.0, clock=clock),
+    )

@@ -112,3 +112,22 @@ def test_a_cancelled_probe_frees_its_slot() -> None:
 def test_settings_out_of_range_are_refused(failures: int, recovery_s: float, probes: int) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         CircuitBreaker(failures, recovery_s, probes)
+
+
+def test_try_now_lets_the_probes_of_an_open_breaker_through_at_once_and_changes_nothing_else() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=1, recovery_s=2.0, clock=clock)
+    breaker.try_now()
+    assert breaker.state == "closed"
+    fail(breaker, 1)
+    assert breaker.state == "open"
+    breaker.try_now()  # OPA answers again: no need to wait out the recovery time
+    assert breaker.state == "half_open"
+    probe = admitted(breaker)
+    breaker.try_now()  # already probing: the probe out keeps its slot
+    assert breaker.admit() is None
+    breaker.failed(probe)
+    assert breaker.state == "open"  # a failed probe still opens it for a whole recovery time
+    clock.now += 1.9
+    assert breaker.state == "open"
+    assert breaker.stats().opened == 2

@@ -5,6 +5,8 @@ included) open it.  open: no call goes through, the caller answers at once
 (guardrails: unavailable, so the decision fails closed).  After ``recovery_s``
 it is half_open: at most ``probes`` calls go through at a time; the first of
 them to succeed closes it, the first to fail opens it again for ``recovery_s``.
+``try_now()`` (OPA known to answer again: a restarted child passed its health
+check) turns an open breaker half_open at once instead of at the end of ``recovery_s``.
 
 A call asks ``admit()`` for a permit and hands it back to ``succeeded`` or
 ``failed``.  A permit remembers the state's generation, so a call admitted
@@ -108,6 +110,12 @@ class CircuitBreaker:
         """The call ended with no answer either way (cancelled): its probe slot is free again."""
         if permit.generation == self._generation and self._state == HALF_OPEN:
             self._probing = max(0, self._probing - 1)
+
+    def try_now(self) -> None:
+        """OPA answers its health check again: an open breaker lets its probes through now rather than
+        after the rest of ``recovery_s`` (a probe that fails opens it again for a whole ``recovery_s``)."""
+        if self.state == OPEN:
+            self._enter(HALF_OPEN)
 
     def stats(self) -> BreakerStats:
         return BreakerStats(

@@ -104,7 +104,12 @@ class Guardrails:
         self.breaker = breaker or CircuitBreaker()
         self.health = health or HealthPolicy()
         self._batcher: MicroBatcher[dict[str, Any], Verdict] = MicroBatcher(self._send, batch_window)
-        self.process = None if opa_url else OpaProcess(opa_bin or find_opa(), restart_backoff, health=self.health)
+        self.process = (
+            None
+            if opa_url
+            # a restarted child that answers its health check is probed at once, not after the breaker's recovery
+            else OpaProcess(opa_bin or find_opa(), restart_backoff, health=self.health, on_up=self.breaker.try_now)
+        )
         self.client = OpaHttpClient(opa_url or self.process.address)  # type: ignore[union-attr]
         self.revision = ""
         self.bundle: PolicyBundle | None = None
@@ -134,6 +139,8 @@ class Guardrails:
             up = await probe_health(self.client, self.health.timeout_s)
             if up != self._external_up:
                 log.warning("external OPA at %s is %s", self.client.address, "up" if up else "not answering")
+                if up:
+                    self.breaker.try_now()
             self._external_up = up
 
     @property

@@ -1,6 +1,10 @@
 """The supervised OPA child: one ``opa run --server`` on a unix socket in a private runtime
 directory, loaded with the bundle written there.  A supervisor restarts it when it dies, checks
 its ``/health`` periodically, and kills and restarts it when it stays unhealthy.
+
+The runtime directory, ``opsgate-opa-<pid>-<random>`` in the temporary directory, names the process
+that created it; a service killed outright (SIGKILL) cannot remove its own, so each new one removes
+those whose process is gone.
 """
 
 from __future__ import annotations
@@ -9,11 +13,13 @@ import asyncio
 import ctypes
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -25,6 +31,8 @@ from service.errors import OpaHttpError, OpaStartFailed, OpsgateError
 
 log = logging.getLogger("opsgate.guardrails")  # the name log lines have always carried
 
+RUNTIME_PREFIX = "opsgate-opa-"
+_RUNTIME_NAME = re.compile(re.escape(RUNTIME_PREFIX) + r"([0-9]+)-[^/]+")
 _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None, use_errno=True) if hasattr(ctypes, "CDLL") else None
 
@@ -32,6 +40,42 @@ _LIBC = ctypes.CDLL(None, use_errno=True) if hasattr(ctypes, "CDLL") else None
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def remove_stale_runtime_dirs(parent: Path | None = None) -> list[Path]:
+    """Remove the runtime directories under ``parent`` (the temporary directory) whose creating process is
+    no longer running; the ones removed.  Only this user's own directories, never a symlink, never one of
+    a live process (another service, another worker's, this process's); two services sweeping at once may
+    race for the same directory, and the one that loses finds it gone."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(parent or tempfile.gettempdir()))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _RUNTIME_NAME.fullmatch(entry.name)
+        if match is None or int(match[1]) < 1 or _alive(int(match[1])):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False) or entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if not os.path.lexists(entry.path):
+            log.info("removed the stale OPA runtime directory %s (process %s is gone)", entry.path, match[1])
+            removed.append(Path(entry.path))
+    return removed
 
 
 class HealthPolicy(msgspec.Struct, frozen=True):
@@ -62,9 +106,12 @@ class OpaProcess:
         restart_backoff: float = 0.2,
         max_backoff: float = 2.0,
         health: HealthPolicy | None = None,
+        on_up: Callable[[], None] | None = None,
     ) -> None:
         self.opa_bin = opa_bin
-        self.runtime_dir = Path(tempfile.mkdtemp(prefix="opsgate-opa-"))
+        self._on_up = on_up  # called when a restarted or recovered child answers its health check again
+        remove_stale_runtime_dirs()
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{os.getpid()}-"))
         os.chmod(self.runtime_dir, 0o700)
         self.socket = self.runtime_dir / "opa.sock"
         self.address = f"unix://{self.socket}"
@@ -161,14 +208,16 @@ class OpaProcess:
             log.error("opa restart failed: %s", error)
             return min(delay * 2, self._backoff[1])
         log.warning("opa child restarted (pid %s)", self.pid)
+        self._came_up()
         return self._backoff[0]
 
     async def _check_health(self) -> None:
         """One /health check; a child unhealthy for ``restart_after_s`` is killed (and so restarted)."""
         if await probe_health(OpaHttpClient(self.address), self.health.timeout_s):
-            if not self.healthy:
+            was_healthy, self.healthy, self._unhealthy_since = self.healthy, True, None
+            if not was_healthy:
                 log.warning("opa child healthy again (pid %s)", self.pid)
-            self.healthy, self._unhealthy_since = True, None
+                self._came_up()
             return
         now = asyncio.get_running_loop().time()
         if self._unhealthy_since is None:
@@ -182,6 +231,10 @@ class OpaProcess:
             self._proc.kill()
             self.unhealthy_kills += 1
             self._unhealthy_since = None
+
+    def _came_up(self) -> None:
+        if self._on_up is not None:
+            self._on_up()
 
     async def stop(self) -> None:
         self._stopping = True
