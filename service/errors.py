@@ -132,6 +132,13 @@ class SeparationOfDuties(OpsgateError):
     status = 403
 
 
+class UnsupportedMediaType(OpsgateError):
+    """A POST to a JSON endpoint without ``Content-Type: application/json`` (a cross-site form could send it)."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
 class ShadowNotConfigured(OpsgateError):
     """GET /admin/shadow on a server started without a shadow candidate."""
 

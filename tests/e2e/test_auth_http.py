@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REGO_DIR, RULES_DIR, opsgate
-from tests.e2e.server import Server
+from tests.e2e.server import JSON, Server
 from tests.e2e.test_ops_decisions import ops_facts
 
 # one key per role, plus "service" (decide) that makes the decisions the matrix reads and approves
@@ -150,7 +150,8 @@ def test_role_matrix(
     keyed: Server, ids: dict[str, str], method: str, path: str, body: Any, who: str | None, expected: int
 ) -> None:
     target = path.format(**ids, pending=pending_id(keyed) if "{pending}" in path else "")
-    response = keyed.client.request(method, target, json=body, headers=as_(who))
+    media = JSON if method == "POST" and not path.startswith("/ui") else {}  # the /ui pages post forms
+    response = keyed.client.request(method, target, json=body, headers={**as_(who), **media})
     assert response.status_code == expected, response.text
     if expected == 401:
         assert response.json()["error"]["code"] == "unauthorized"
@@ -222,7 +223,7 @@ def test_the_decision_record_names_the_key_that_asked(keyed: Server) -> None:
 def test_refusals_are_logged_with_the_key_name_and_never_the_key(keyed: Server) -> None:
     assert keyed.client.post("/decide", json=FACTS).status_code == 401
     assert keyed.client.post("/decide", json=FACTS, headers={"Authorization": "Bearer og_wrong"}).status_code == 401
-    assert keyed.client.post("/admin/reload", headers=as_("decide")).status_code == 403
+    assert keyed.client.post("/admin/reload", headers={**as_("decide"), **JSON}).status_code == 403
     log = keyed.log_text()
     assert "401 no key: POST /decide" in log
     assert "401 unknown key: POST /decide" in log
