@@ -96,7 +96,8 @@ CALLERS = ("decide", "approve", "author", "audit", "admin", None)
 # Written by hand from the roles table (docs/production.md "Production configuration"): the status each caller gets.
 # 403: a known key without the role.  401: no key (the /ui pages redirect to the login form instead: 303).
 # {decision} is a logged decision, {pending} a decision waiting for approval (a fresh one for each call),
-# {version} the served version.
+# {version} the served version.  An outcome is reported by the caller that asked for the decision ("service"
+# here: any other decide key gets 403 outcome_forbidden), or by an approve or admin key.
 # method, path, body,                                    decide approve author audit admin no key
 MATRIX: list[tuple[str, str, Any, int, int, int, int, int, int]] = [
     ("POST", "/decide", FACTS,                                  200, 403, 403, 403, 200, 401),
@@ -104,7 +105,7 @@ MATRIX: list[tuple[str, str, Any, int, int, int, int, int, int]] = [
     ("POST", "/decide/batch", BATCH,                            200, 403, 403, 403, 200, 401),
     ("POST", "/decide/ops/batch", BATCH,                        200, 403, 403, 403, 200, 401),
     ("POST", "/run", FACTS,                                     200, 403, 403, 403, 200, 401),
-    ("POST", "/decisions/{decision}/outcome", OUTCOME,          201, 403, 403, 403, 201, 401),
+    ("POST", "/decisions/{decision}/outcome", OUTCOME,          403, 201, 403, 403, 201, 401),
     ("GET", "/decisions", None,                                 403, 403, 403, 200, 200, 401),
     ("GET", "/decisions/{decision}", None,                      403, 403, 403, 200, 200, 401),
     ("GET", "/decisions/{decision}/explain", None,              403, 403, 403, 200, 200, 401),
@@ -157,7 +158,8 @@ def test_role_matrix(
         assert response.json()["error"]["code"] == "unauthorized"
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="opsgate"'
     if expected == 403 and not path.startswith("/ui"):
-        assert response.json()["error"]["code"] == "forbidden"
+        mine_only = path.endswith("/outcome") and who == "decide"  # the role, but not the caller
+        assert response.json()["error"]["code"] == ("outcome_forbidden" if mine_only else "forbidden")
     if expected == 303:
         assert response.headers["Location"].startswith("/ui/login")
 
