@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -49,6 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     request_timeout_s: float = 10.0  # a request running longer answers 503 request_timeout; 0 turns it off
     max_json_depth: int = 32  # facts nested deeper answer 422 json_too_deep
     max_list_length: int = 10_000  # a longer list in facts answers 413 payload_too_large
+    trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For/-Proto are believed; none by default
 
 
 def _flag(text: str) -> bool:
@@ -78,6 +80,15 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise ValueError("must be a whole number, 1 or more")
     return value
+
+
+def proxies(text: str) -> str:
+    """A comma-separated list of proxy addresses or networks (or ``*``), checked, as uvicorn takes it."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    for item in items:
+        if item != "*":
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad item
+    return ",".join(items)
 
 
 # environment variable -> (field, parser)
@@ -116,6 +127,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_REQUEST_TIMEOUT_S": ("request_timeout_s", non_negative),
     "OPSGATE_MAX_JSON_DEPTH": ("max_json_depth", positive_int),
     "OPSGATE_MAX_LIST_LENGTH": ("max_list_length", positive_int),
+    "OPSGATE_TRUSTED_PROXIES": ("trusted_proxies", proxies),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import socket
 from pathlib import Path
@@ -32,6 +33,10 @@ _OPA_FLAGS = (  # serve: the OPA query timeout, circuit breaker and health check
 )  # fmt: skip
 _rate = arg(settings_module.non_negative, "a number of requests a second, 0 or more")
 _timeout = arg(settings_module.non_negative, "a number of seconds, 0 or more")
+_ACCESS_FLAGS = (  # serve: who is believed about the client's address (dest, type, help)
+    ("trusted_proxies", arg(settings_module.proxies, "IP addresses or networks (CIDR), comma-separated, or *"),
+     "comma-separated proxy addresses or networks whose X-Forwarded-For is believed (default: none)"),
+)  # fmt: skip
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,7 +76,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--require-auth", dest="require_auth", action="store_true", default=None,
         help="refuse to start without an API key instead of running in open development mode",
     )  # fmt: skip
-    for dest, kind, text in _OPA_FLAGS:
+    for dest, kind, text in (*_ACCESS_FLAGS, *_OPA_FLAGS):
         serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
     service_flags(serve)
 
@@ -86,16 +91,25 @@ def main(settings: Settings) -> int:
         bootstrap.candidates(settings).check(*candidate_dirs(settings.shadow))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.workers > 1:
-        return Supervisor(settings, create_app, _serve_on).run()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **UVICORN)
+        return Supervisor(settings, create_app, functools.partial(_serve_on, proxies=forwarded(settings))).run()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, **UVICORN, **forwarded(settings))
     return 0
 
 
 UVICORN: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "access_log": False, "log_level": "info"}
 
 
-def _serve_on(app: Litestar, sock: socket.socket) -> None:
+def forwarded(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: X-Forwarded-For/-Proto believed only from the configured proxies.  uvicorn
+    alone would believe them from loopback (or FORWARDED_ALLOW_IPS), so any local client could claim
+    any address and escape the per-address limits."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.trusted_proxies}
+
+
+def _serve_on(app: Litestar, sock: socket.socket, *, proxies: dict[str, Any]) -> None:
     """One worker of ``serve --workers N``: the whole service on the socket the supervisor bound."""
     import uvicorn
 
-    uvicorn.Server(uvicorn.Config(app, **UVICORN)).run(sockets=[sock])
+    uvicorn.Server(uvicorn.Config(app, **UVICORN, **proxies)).run(sockets=[sock])
