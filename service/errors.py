@@ -132,6 +132,26 @@ class SeparationOfDuties(OpsgateError):
     status = 403
 
 
+class OutcomeNotAllowed(Conflict):
+    """An outcome for a decision whose actions were never approved (pending, rejected, expired, escalated)."""
+
+    code = "outcome_not_allowed"
+
+
+class OutcomeForbidden(OpsgateError):
+    """An outcome reported by a caller other than the one that asked for the decision (nor approve, nor admin)."""
+
+    code = "outcome_forbidden"
+    status = 403
+
+
+class UnsupportedMediaType(OpsgateError):
+    """A POST to a JSON endpoint without ``Content-Type: application/json`` (a cross-site form could send it)."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
 class ShadowNotConfigured(OpsgateError):
     """GET /admin/shadow on a server started without a shadow candidate."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -53,6 +54,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     keep_alive_timeout_s: float = 5.0  # serve: an idle kept-alive connection is closed after this
     max_header_bytes: int = 32 * 1024  # serve: a larger request line and headers answer 431, then closed
     max_connections: int = 1000  # serve: open connections per process; more are answered 503 and closed
+    trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For/-Proto are believed; none by default
 
 
 def _flag(text: str) -> bool:
@@ -82,6 +84,15 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise ValueError("must be a whole number, 1 or more")
     return value
+
+
+def proxies(text: str) -> str:
+    """A comma-separated list of proxy addresses or networks (or ``*``), checked, as uvicorn takes it."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    for item in items:
+        if item != "*":
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad item
+    return ",".join(items)
 
 
 # environment variable -> (field, parser)
@@ -124,6 +135,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_KEEP_ALIVE_TIMEOUT_S": ("keep_alive_timeout_s", positive),
     "OPSGATE_MAX_HEADER_BYTES": ("max_header_bytes", positive_int),
     "OPSGATE_MAX_CONNECTIONS": ("max_connections", positive_int),
+    "OPSGATE_TRUSTED_PROXIES": ("trusted_proxies", proxies),
 }
 
 

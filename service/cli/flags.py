@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def common(parser: argparse.ArgumentParser) -> None:
@@ -26,10 +29,10 @@ def service_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opa-bin", help="the opa binary (default: OPSGATE_OPA_BIN, PATH, or the cached build)")
 
 
-def arg(parse: Callable[[str], float], expected: str) -> Callable[[str], float]:
+def arg(parse: Callable[[str], T], expected: str) -> Callable[[str], T]:
     """An argparse type from a settings parser: the same rule for a flag as for its variable."""
 
-    def convert(text: str) -> float:
+    def convert(text: str) -> T:
         try:
             return parse(text)
         except ValueError:

@@ -43,6 +43,10 @@ _CONNECTION_FLAGS = (  # serve: the limits on HTTP connections (service/http/ser
 )  # fmt: skip
 _rate = arg(settings_module.non_negative, "a number of requests a second, 0 or more")
 _timeout = arg(settings_module.non_negative, "a number of seconds, 0 or more")
+_ACCESS_FLAGS = (  # serve: who is believed about the client's address (dest, type, help)
+    ("trusted_proxies", arg(settings_module.proxies, "IP addresses or networks (CIDR), comma-separated, or *"),
+     "comma-separated proxy addresses or networks whose X-Forwarded-For is believed (default: none)"),
+)  # fmt: skip
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -87,7 +91,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _table_flags(serve: argparse.ArgumentParser) -> None:
-    for dest, kind, text in _OPA_FLAGS:
+    for dest, kind, text in (*_ACCESS_FLAGS, *_OPA_FLAGS):
         serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
     for name, dest, kind, text in _CONNECTION_FLAGS:
         serve.add_argument("--" + name.replace("_", "-"), dest=dest, type=kind, help=text)
@@ -112,7 +116,7 @@ def main(settings: Settings) -> int:
 
 def _serve_on(options: dict[str, Any], app: Litestar, sock: socket.socket) -> None:
     """One worker of ``serve --workers N``: the whole service on the socket the supervisor bound, with
-    the same connection limits (service/http/server.py) as one process."""
+    the same connection limits and proxy options (service/http/server.py) as one process."""
     import uvicorn
 
     if app.logging_config is not None:  # its log writer thread stayed in the parent: start this worker's own

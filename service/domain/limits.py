@@ -1,4 +1,4 @@
-"""Limits on what one caller may ask: a per-caller rate (token buckets) and the shape of JSON facts.
+"""Limits on what one caller may ask: a per-caller rate (token buckets), its log lines, and the shape of JSON facts.
 
 Pure: no HTTP, no settings, the clock is passed in.  ``http_limits`` applies them to requests.
 """
@@ -71,6 +71,35 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+class LogThrottle:
+    """At most one log line per key per ``interval_s``, counting the lines it held back.
+
+    ``take(key)`` answers None when a line was written for ``key`` less than ``interval_s`` ago (the
+    line is suppressed and counted), else how many were suppressed since the last one written (0
+    the first time).  Keys whose interval is over are dropped when the table grows past ``max_keys``."""
+
+    def __init__(
+        self, interval_s: float, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000
+    ) -> None:
+        self.interval_s = interval_s
+        self.clock = clock
+        self.max_keys = max_keys
+        self._prune_at = max_keys
+        self._lines: dict[str, list[float]] = {}  # key -> [written at, suppressed since]
+
+    def take(self, key: str) -> int | None:
+        now = self.clock()
+        line = self._lines.get(key)
+        if line is not None and now - line[0] < self.interval_s:
+            line[1] += 1
+            return None
+        if line is None and len(self._lines) >= self._prune_at:
+            self._lines = {k: v for k, v in self._lines.items() if now - v[0] < self.interval_s}
+            self._prune_at = max(self.max_keys, 2 * len(self._lines))  # amortised O(1), as RateLimiter
+        self._lines[key] = [now, 0]
+        return 0 if line is None else int(line[1])
 
 
 class JsonLimits(msgspec.Struct, frozen=True):

@@ -27,7 +27,8 @@ from service.http import ui as http_ui
 from service.http.common import json_response as _json
 from service.http.common import runtime
 from service.http.errors import http_error, opsgate_error, unexpected
-from service.http.limits import rate_guard, request_timeout
+from service.http.limits import guards, request_timeout
+from service.http.media import json_only
 from service.ports.log import Log
 from service.settings import Settings
 from service.usecases.approvals import sweeping
@@ -95,8 +96,8 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         lifespan=[lifespan],
         exception_handlers={OpsgateError: opsgate_error, HTTPException: http_error, Exception: unexpected},
         request_max_body_size=settings.max_body_bytes,
-        state=State({"auth": keys}),
-        guards=[guard.guard, rate_guard(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None))],
+        state=State({"auth": keys, "refusals": guard.refusal_log()}),
+        guards=[*guards(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None)), json_only],
         middleware=[request_timeout(settings.request_timeout_s)],
         openapi_config=OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema"),
         template_config=http_ui.TEMPLATES,

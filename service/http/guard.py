@@ -13,6 +13,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from service.auth.keys import ROLES, ApiKey
 from service.auth.sessions import SESSION_COOKIE, Auth, Session
+from service.domain.limits import LogThrottle
 from service.errors import Forbidden, LoginRequired, OpsgateError, Unauthorized
 
 log = logging.getLogger("opsgate.auth")
@@ -48,9 +49,23 @@ def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+REFUSAL_LOG_INTERVAL_S = 60.0  # one 401 line per kind (no key, unknown key) and client address in this long
+
+
+def refusal_log() -> LogThrottle:
+    """The throttle of the 401 lines (the app's state holds one): a client sending a flood of bad or
+    missing keys must not flood the log as well.  A 403 needs a known key, limited by its own rate."""
+    return LogThrottle(REFUSAL_LOG_INTERVAL_S)
+
+
 def _refuse(connection: ASGIConnection[Any, Any, Any, Any], error: OpsgateError, who: str) -> OpsgateError:
-    method = connection.scope.get("method", "")
-    log.warning("%d %s: %s %s", error.status, who, method, connection.url.path)
+    address = connection.client.host if connection.client else "unknown"
+    throttle: LogThrottle | None = getattr(connection.app.state, "refusals", None)
+    held = throttle.take(f"{who} {address}") if throttle is not None and error.status == 401 else 0
+    if held is not None:
+        method = connection.scope.get("method", "")
+        more = f" ({held} more since the last line of these)" if held else ""
+        log.warning("%d %s from %s: %s %s%s", error.status, who, address, method, connection.url.path, more)
     return error
 
 

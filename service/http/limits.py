@@ -15,9 +15,10 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.domain.limits import RateLimiter
-from service.errors import RateLimited, RequestTimeout
+from service.errors import RateLimited, RequestTimeout, Unauthorized
 from service.http.common import caller, client_host
 from service.http.guard import auth_of, authenticated
+from service.http.guard import guard as authenticate
 
 UNLIMITED_PREFIXES = ("/health", "/ready", "/schema")
 
@@ -43,16 +44,40 @@ def rate_guard(limiter: RateLimiter) -> Any:
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if not limiter.enabled or connection.scope["path"].startswith(UNLIMITED_PREFIXES):
             return
-        who = rate_key(connection)
-        wait = limiter.take(who)
-        if wait:
-            raise RateLimited(
-                f"rate limit of {limiter.rate:g} requests a second (burst {limiter.burst:g}) exceeded by {who!r}; "
-                f"retry after {wait} s",
-                wait,
-            )
+        _check(limiter, rate_key(connection))
 
     return guard
+
+
+def _check(limiter: RateLimiter, who: str) -> None:
+    wait = limiter.take(who)
+    if wait:
+        raise RateLimited(
+            f"rate limit of {limiter.rate:g} requests a second (burst {limiter.burst:g}) exceeded by {who!r}; "
+            f"retry after {wait} s",
+            wait,
+        )
+
+
+def limited_authentication(limiter: RateLimiter) -> Any:
+    """The authentication guard, with each refused request (no key, an unknown key: 401) drawn from its
+    client address's bucket, the one the login page draws from: a client trying keys is limited as
+    any other, 429 once its address's bucket is empty."""
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        try:
+            await authenticate(connection, handler)
+        except Unauthorized:
+            if limiter.enabled:
+                _check(limiter, f"anonymous@{client_host(connection)}")
+            raise
+
+    return guard
+
+
+def guards(limiter: RateLimiter) -> list[Any]:
+    """Who may call, then how often: the authentication guard (limited) and the rate guard, on one limiter."""
+    return [limited_authentication(limiter), rate_guard(limiter)]
 
 
 def request_timeout(seconds: float) -> Any:

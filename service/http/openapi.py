@@ -27,6 +27,7 @@ from service.errors import Problem
 from service.http.bodies import MAX_BATCH, ApprovalRequest, OutcomeRequest
 from service.http.envelope import DecisionEnvelope
 from service.http.limits import UNLIMITED_PREFIXES
+from service.http.media import takes_json
 from service.http.queries import DashboardQuery, PendingQuery
 
 
@@ -91,6 +92,7 @@ REASONS = {
     404: "No such ruleset, decision or version (unknown_ruleset, not_found, ...)",
     409: "Conflicts with the current state (conflict, already_decided, not_pending, expired, ...)",
     413: "Body over the size limit, or a list over its limit (payload_too_large)",
+    415: "A POST without Content-Type: application/json (unsupported_media_type)",
     422: "Well-formed but invalid: facts, body or ruleset (invalid_facts, invalid_request, json_too_deep, ...)",
     429: "The caller's rate is used up; see Retry-After (rate_limited)",
     503: "Timed out (request_timeout) or a dependency is down (decision_log_error, ...)",
@@ -124,7 +126,7 @@ DOCS: dict[tuple[str, str], Doc] = {
     ("POST", "/decide/batch"): Doc(_BATCH, _BATCH_RESULTS, errors=(404, *_BODY_ERRORS)),
     ("POST", "/decide/{ruleset:str}/batch"): Doc(_BATCH, _BATCH_RESULTS, errors=(404, *_BODY_ERRORS)),
     ("POST", "/decisions/{decision_id:str}/outcome"): Doc(
-        json_schema(OutcomeRequest), _OBJECT, 201, errors=(404, *_BODY_ERRORS)
+        json_schema(OutcomeRequest), _OBJECT, 201, errors=(404, 409, *_BODY_ERRORS)
     ),
     ("POST", "/operations/decisions/{decision_id:str}/execute"): Doc(
         json_schema(ApprovalRequest), _OBJECT, errors=(404, 409, *_BODY_ERRORS)
@@ -146,8 +148,10 @@ def _media(schema: dict[str, Any], media_type: str = "application/json") -> dict
     return {media_type: OpenAPIMediaType(schema=cast(Any, schema))}
 
 
-def _statuses(handler: HTTPRouteHandler, path: str, doc: Doc) -> list[int]:
+def _statuses(handler: HTTPRouteHandler, method: str, path: str, doc: Doc) -> list[int]:
     codes = {400, 503, *doc.errors}
+    if takes_json(method, path):
+        codes.add(415)
     if not path.startswith(UNLIMITED_PREFIXES):
         codes.add(429)
     if handler.opt.get("roles"):
@@ -157,9 +161,9 @@ def _statuses(handler: HTTPRouteHandler, path: str, doc: Doc) -> list[int]:
     return sorted(codes)
 
 
-def _operation_class(handler: HTTPRouteHandler, path: str, doc: Doc) -> type[Operation]:
+def _operation_class(handler: HTTPRouteHandler, method: str, path: str, doc: Doc) -> type[Operation]:
     responses = {str(doc.status): OpenAPIResponse("Success", content=_media(doc.ok or _OBJECT, doc.media_type))}
-    for code in _statuses(handler, path, doc):
+    for code in _statuses(handler, method, path, doc):
         responses[str(code)] = OpenAPIResponse(REASONS[code], content=_media(_ERROR))
     body = RequestBody(content=_media(doc.body), required=True) if doc.body else None
     query = _query_parameters(doc.query) if doc.query else []
@@ -201,4 +205,4 @@ def document(handlers: Iterable[Any]) -> None:
         for path in handler.paths:
             for method in handler.http_methods:
                 doc = DOCS.get((method, path), Doc(ok=_OBJECT))
-                handler.operation_class = _operation_class(handler, _TYPED.sub(r"{\1}", path), doc)
+                handler.operation_class = _operation_class(handler, method, _TYPED.sub(r"{\1}", path), doc)

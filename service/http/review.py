@@ -9,7 +9,7 @@ from litestar.datastructures import State
 
 from service.http.bodies import outcome_request
 from service.http.common import caller, json_response, runtime
-from service.http.guard import roles
+from service.http.guard import authenticated, roles
 from service.http.queries import decision_query
 
 
@@ -44,13 +44,19 @@ async def replay_decision(state: State, decision_id: str) -> Response[bytes]:
 
 @post(
     "/decisions/{decision_id:str}/outcome",
-    summary="Record what happened: SUCCEEDED, FAILED or CANCELLED",
-    opt=roles("decide"),
+    summary="Record what happened: SUCCEEDED, FAILED or CANCELLED; by the caller that asked for the decision "
+    "(or an approve or admin key), once its actions were approved",
+    opt=roles("decide", "approve"),
 )
 async def record_outcome(request: Request[Any, Any, Any], state: State, decision_id: str) -> Response[bytes]:
     outcome = outcome_request(await request.body())
+    key = authenticated(request)
+    for_anyone = key is not None and key.may(("approve",))  # admin may call every route
     review = runtime(state).review
-    return json_response(await review.record_outcome(decision_id, outcome.status, outcome.detail, caller(request)), 201)
+    recorded = await review.record_outcome(
+        decision_id, outcome.status, outcome.detail, caller(request), for_anyone=for_anyone
+    )
+    return json_response(recorded, 201)
 
 
 @get("/log/head", summary="The latest hash of each chain, to anchor elsewhere", opt=roles("audit"))

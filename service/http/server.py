@@ -253,5 +253,14 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     )
     return {
         "loop": "uvloop", "http": protocol_class(limits), "access_log": False, "log_level": "info",
-        "timeout_keep_alive": settings.keep_alive_timeout_s,
+        "timeout_keep_alive": settings.keep_alive_timeout_s, **forwarded(settings),
     }  # fmt: skip
+
+
+def forwarded(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: X-Forwarded-For/-Proto believed only from the configured proxies.  uvicorn
+    alone would believe them from loopback (or FORWARDED_ALLOW_IPS), so any local client could claim
+    any address and escape the per-address limits."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": settings.trusted_proxies}

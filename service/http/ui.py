@@ -101,13 +101,13 @@ async def version_page(state: State, version: str) -> Template:
     return Template("version.html", context={"version": await runtime(state).review.version(version)})
 
 
-def _error_page(status: int, message: str, problems: list[Problem]) -> Template:
+def _error_page(status: int, message: str, problems: list[Problem], headers: dict[str, str] | None = None) -> Template:
     context = {"status": status, "message": message, "problems": problems}
-    return Template("error.html", context=context, status_code=status, media_type=MediaType.HTML)
+    return Template("error.html", context=context, status_code=status, media_type=MediaType.HTML, headers=headers)
 
 
 def _opsgate_error_page(_: Request[Any, Any, Any], error: OpsgateError) -> Template:
-    return _error_page(error.status, error.message, error.problems)
+    return _error_page(error.status, error.message, error.problems, error.headers())  # e.g. Retry-After
 
 
 def _http_error_page(_: Request[Any, Any, Any], error: HTTPException) -> Template:

@@ -15,8 +15,9 @@ import msgspec
 
 from service.authoring.rulesets import parse_ruleset
 from service.domain import explain
-from service.domain.decision import Decision, Execution, FiredRule, Violation
+from service.domain.decision import APPROVED, PENDING_APPROVAL, Decision, Execution, FiredRule, Violation
 from service.domain.record import (
+    ApprovalRecord,
     DecisionQuery,
     DecisionRecord,
     OutcomeRecord,
@@ -34,6 +35,8 @@ from service.errors import (
     DecisionLogError,
     InvalidFacts,
     NotFound,
+    OutcomeForbidden,
+    OutcomeNotAllowed,
     RulesetInvalid,
     UnknownRuleset,
 )
@@ -196,9 +199,24 @@ class ReviewService:
             "differences": differences,
         }
 
-    async def record_outcome(self, decision_id: str, status: OutcomeStatus, detail: str, caller: str) -> dict[str, Any]:
-        """Append an outcome (SUCCEEDED, FAILED or CANCELLED) for a logged decision."""
-        await self.entries(decision_id)
+    async def record_outcome(
+        self, decision_id: str, status: OutcomeStatus, detail: str, caller: str, *, for_anyone: bool = False
+    ) -> dict[str, Any]:
+        """Append an outcome (SUCCEEDED, FAILED or CANCELLED) for a logged decision whose actions were
+        approved: by the caller that asked for it, or by anyone when ``for_anyone`` (an approve or admin key).
+        403 outcome_forbidden for another caller, then 409 outcome_not_allowed for a decision in another state."""
+        decided, later = await self.entries(decision_id)
+        if not for_anyone and caller != decided.caller:
+            raise OutcomeForbidden(
+                f"{caller!r} did not ask for decision {decision_id!r}: only its caller "
+                f"({decided.caller!r}) or an approve or admin key reports its outcome"
+            )
+        state = _approval_state(decided, later)
+        if state not in (APPROVED, "EXECUTED"):
+            raise OutcomeNotAllowed(
+                f"decision {decision_id!r} is {state}: an outcome is reported only for a decision whose actions "
+                "were approved (APPROVED, or EXECUTED after approval)"
+            )
         payload = OutcomeRecord(
             decision_id=decision_id,
             created_at=now(),
@@ -301,6 +319,19 @@ class ReviewService:
                 policies[violation.id] = {"file": path, "line": start, "text": snippet}
         values = explain.sentences(record, ruleset)
         return {"rules": rules, "policies": policies, "sentences": values}
+
+
+def _approval_state(decided: StoredRecord, later: list[StoredRecord]) -> str:
+    """Where a decision's actions stand: its execution status, or for one that waited for approval the
+    answer it got (EXECUTED, REJECTED, EXPIRED), or PENDING_APPROVAL while it still waits."""
+    status = decided.execution_status or "unknown"
+    if status != PENDING_APPROVAL:
+        return status
+    answers = [entry for entry in later if entry.kind in ("approval", "expiry")]
+    if not answers:
+        return PENDING_APPROVAL
+    record = answers[-1].record()
+    return record.approval.status if isinstance(record, ApprovalRecord) else "EXPIRED"
 
 
 def _terminated(lines: Any) -> list[str]:

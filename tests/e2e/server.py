@@ -14,6 +14,9 @@ import httpx
 
 from tests.conftest import OPA_TIMEOUT_MS, ROOT
 
+# every JSON endpoint wants it, even a POST without a body (the /ui forms post forms)
+JSON = {"Content-Type": "application/json"}
+
 
 def free_port() -> int:
     with socket.socket() as sock:

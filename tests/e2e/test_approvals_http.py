@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import verified
-from tests.e2e.server import Server
+from tests.e2e.server import JSON, Server
 
 CALLER = "X-Opsgate-Caller"
 
@@ -167,7 +167,7 @@ def test_an_answer_without_a_reason_is_422_naming_the_field(server: Server) -> N
         assert error_of(response) == (422, "invalid_request"), body
         assert response.json()["error"]["details"] == [{"path": path, "reason": reason}], body
     malformed = server.client.post(
-        f"/operations/decisions/{decided['decision_id']}/reject", content=b"{", headers={CALLER: "bob"}
+        f"/operations/decisions/{decided['decision_id']}/reject", content=b"{", headers={CALLER: "bob", **JSON}
     )
     assert error_of(malformed) == (400, "malformed_request")
     assert decided["decision_id"] in pending_ids(server)

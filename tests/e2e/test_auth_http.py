@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REGO_DIR, RULES_DIR, opsgate
-from tests.e2e.server import Server
+from tests.e2e.server import JSON, Server
 from tests.e2e.test_ops_decisions import ops_facts
 
 # one key per role, plus "service" (decide) that makes the decisions the matrix reads and approves
@@ -96,7 +96,8 @@ CALLERS = ("decide", "approve", "author", "audit", "admin", None)
 # Written by hand from the roles table (docs/production.md "Production configuration"): the status each caller gets.
 # 403: a known key without the role.  401: no key (the /ui pages redirect to the login form instead: 303).
 # {decision} is a logged decision, {pending} a decision waiting for approval (a fresh one for each call),
-# {version} the served version.
+# {version} the served version.  An outcome is reported by the caller that asked for the decision ("service"
+# here: any other decide key gets 403 outcome_forbidden), or by an approve or admin key.
 # method, path, body,                                    decide approve author audit admin no key
 MATRIX: list[tuple[str, str, Any, int, int, int, int, int, int]] = [
     ("POST", "/decide", FACTS,                                  200, 403, 403, 403, 200, 401),
@@ -104,7 +105,7 @@ MATRIX: list[tuple[str, str, Any, int, int, int, int, int, int]] = [
     ("POST", "/decide/batch", BATCH,                            200, 403, 403, 403, 200, 401),
     ("POST", "/decide/ops/batch", BATCH,                        200, 403, 403, 403, 200, 401),
     ("POST", "/run", FACTS,                                     200, 403, 403, 403, 200, 401),
-    ("POST", "/decisions/{decision}/outcome", OUTCOME,          201, 403, 403, 403, 201, 401),
+    ("POST", "/decisions/{decision}/outcome", OUTCOME,          403, 201, 403, 403, 201, 401),
     ("GET", "/decisions", None,                                 403, 403, 403, 200, 200, 401),
     ("GET", "/decisions/{decision}", None,                      403, 403, 403, 200, 200, 401),
     ("GET", "/decisions/{decision}/explain", None,              403, 403, 403, 200, 200, 401),
@@ -150,13 +151,15 @@ def test_role_matrix(
     keyed: Server, ids: dict[str, str], method: str, path: str, body: Any, who: str | None, expected: int
 ) -> None:
     target = path.format(**ids, pending=pending_id(keyed) if "{pending}" in path else "")
-    response = keyed.client.request(method, target, json=body, headers=as_(who))
+    media = JSON if method == "POST" and not path.startswith("/ui") else {}  # the /ui pages post forms
+    response = keyed.client.request(method, target, json=body, headers={**as_(who), **media})
     assert response.status_code == expected, response.text
     if expected == 401:
         assert response.json()["error"]["code"] == "unauthorized"
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="opsgate"'
     if expected == 403 and not path.startswith("/ui"):
-        assert response.json()["error"]["code"] == "forbidden"
+        mine_only = path.endswith("/outcome") and who == "decide"  # the role, but not the caller
+        assert response.json()["error"]["code"] == ("outcome_forbidden" if mine_only else "forbidden")
     if expected == 303:
         assert response.headers["Location"].startswith("/ui/login")
 
@@ -222,11 +225,12 @@ def test_the_decision_record_names_the_key_that_asked(keyed: Server) -> None:
 def test_refusals_are_logged_with_the_key_name_and_never_the_key(keyed: Server) -> None:
     assert keyed.client.post("/decide", json=FACTS).status_code == 401
     assert keyed.client.post("/decide", json=FACTS, headers={"Authorization": "Bearer og_wrong"}).status_code == 401
-    assert keyed.client.post("/admin/reload", headers=as_("decide")).status_code == 403
+    assert keyed.client.post("/admin/reload", headers={**as_("decide"), **JSON}).status_code == 403
     log = keyed.log_text()
-    assert "401 no key: POST /decide" in log
-    assert "401 unknown key: POST /decide" in log
-    assert "403 key 'decider': POST /admin/reload" in log
+    # one 401 line per kind and address a minute: an earlier test of this module may have written it
+    assert "401 no key from 127.0.0.1: " in log
+    assert "401 unknown key from 127.0.0.1: " in log
+    assert "403 key 'decider' from 127.0.0.1: POST /admin/reload" in log
     assert "og_wrong" not in log
     assert not [who for who, token in TOKENS.items() if token in log]
 

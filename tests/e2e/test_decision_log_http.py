@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import EXAMPLE_FACTS, verified
-from tests.e2e.server import Server
+from tests.e2e.server import JSON, Server
 from tests.e2e.test_ops_decisions import ops_facts, result_of
 
 RETRY_CONFIDENCE = "confidence: 0.85 - 0.05 * process.attempts - 0.10 * history.failures"
@@ -106,7 +106,7 @@ def test_outcomes_for_unknown_decisions_or_with_bad_fields_are_refused(server: S
     assert bad.json()["error"]["details"] == [{"path": "status", "reason": "Invalid enum value 'DONE'"}]
     extra = server.client.post(f"/decisions/{decision_id}/outcome", json={"status": "FAILED", "why": "x"})
     assert extra.status_code == 422 and extra.json()["error"]["details"][0]["path"] == "why"
-    broken = server.client.post(f"/decisions/{decision_id}/outcome", content=b'{"status": ')
+    broken = server.client.post(f"/decisions/{decision_id}/outcome", content=b'{"status": ', headers=JSON)
     assert broken.status_code == 400
     assert server.client.get(f"/decisions/{decision_id}").json()["outcomes"] == []
     assert server.client.get("/decisions/no-such-id").status_code == 404
@@ -144,7 +144,7 @@ def test_a_changed_rule_makes_a_second_version_with_its_diff_and_replay_shows_th
     first = start_server(rules, rego)
     old = result_of(first, ops_facts(failures=1))
     assert old["decision"]["confidence"] == 0.7  # 0.85 - 0.05 * 1 - 0.10 * 1
-    unchanged = first.client.post(f"/decisions/{old['decision_id']}/replay").json()
+    unchanged = first.client.post(f"/decisions/{old['decision_id']}/replay", headers=JSON).json()
     assert (unchanged["changed"], unchanged["differences"]) == (False, [])
     first.stop()
 
@@ -168,7 +168,7 @@ def test_a_changed_rule_makes_a_second_version_with_its_diff_and_replay_shows_th
     files = second.client.get(f"/rulesets/{old_version}").json()["files"]
     assert RETRY_CONFIDENCE in next(f["content"] for f in files if f["path"] == "rules/ops.yaml")
 
-    replay = second.client.post(f"/decisions/{old['decision_id']}/replay").json()
+    replay = second.client.post(f"/decisions/{old['decision_id']}/replay", headers=JSON).json()
     assert replay["changed"] is True
     assert replay["differences"] == [{"field": "decision.confidence", "before": 0.7, "after": 0.65}]
     assert (replay["before"]["version"], replay["after"]["version"]) == (old_version, listing["current"])

@@ -179,8 +179,8 @@ def test_an_empty_body_is_400_malformed_request(server: Server) -> None:
     assert error["message"].startswith("malformed JSON")
 
 
-def test_a_non_json_body_is_400_malformed_request(server: Server) -> None:
-    response = server.client.post("/decide", content=b"org_id=0", headers={"Content-Type": "text/plain"})
+def test_a_non_json_body_sent_as_json_is_400_malformed_request(server: Server) -> None:
+    response = server.client.post("/decide", content=b"org_id=0", headers=JSON)
     assert_error(response, 400, "malformed_request")
 
 

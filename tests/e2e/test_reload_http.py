@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ROOT
-from tests.e2e.server import Server
+from tests.e2e.server import JSON, Server
 from tests.e2e.test_ops_decisions import ops_facts, result_of
 
 RETRY_CONFIDENCE = "confidence: 0.85 - 0.05 * process.attempts - 0.10 * history.failures"
@@ -52,7 +52,7 @@ def test_twenty_reloads_under_load_fail_no_request_and_each_answer_is_one_versio
     try:
         for n in range(20):
             (rules / "ops.yaml").write_text(text_b if n % 2 == 0 else text_a)
-            response = server.client.post("/admin/reload")
+            response = server.client.post("/admin/reload", headers=JSON)
             assert response.status_code == 200, response.text
             assert response.json()["changed"] is True
             reloaded.append(response.json()["version"])
@@ -78,7 +78,7 @@ def test_an_invalid_reload_is_refused_with_its_location_and_the_old_version_keep
     before = server.client.get("/ready").json()["version"]
     text = (rules / "ops.yaml").read_text()
     (rules / "ops.yaml").write_text(text.replace("when: history.failures > 0", "when: history.failures >> 0"))
-    response = server.client.post("/admin/reload")
+    response = server.client.post("/admin/reload", headers=JSON)
     assert response.status_code == 422
     line = text[: text.index("when: history.failures > 0")].count("\n") + 1
     detail = response.json()["error"]["details"][0]
@@ -88,7 +88,7 @@ def test_an_invalid_reload_is_refused_with_its_location_and_the_old_version_keep
     policy = rego / "guardrails" / "ops" / "retry_limit" / "retry_limit.rego"
     (rules / "ops.yaml").write_text(text)
     policy.write_text(policy.read_text().replace("attempts >= _max_attempts", "attempts >= _undefined_limit"))
-    refused = server.client.post("/admin/reload")
+    refused = server.client.post("/admin/reload", headers=JSON)
     assert refused.status_code == 422
     assert refused.json()["error"]["details"][0]["file"] == "rego/guardrails/ops/retry_limit/retry_limit.rego"
 
@@ -102,27 +102,27 @@ def test_rollback_and_activate_return_to_earlier_versions(
     rules, rego = copied_dirs
     server = start_server(rules, rego)
     version_a = server.client.get("/ready").json()["version"]
-    nothing = server.client.post("/admin/rollback")
+    nothing = server.client.post("/admin/rollback", headers=JSON)
     assert nothing.status_code == 409 and nothing.json()["error"]["message"] == "no earlier version to roll back to"
-    assert server.client.post("/admin/reload").json()["changed"] is False  # same files, same version
+    assert server.client.post("/admin/reload", headers=JSON).json()["changed"] is False  # same files, same version
 
     text = (rules / "ops.yaml").read_text()
     (rules / "ops.yaml").write_text(text.replace(RETRY_CONFIDENCE, RETRY_CONFIDENCE.replace("0.85", "0.80")))
-    version_b = server.client.post("/admin/reload").json()["version"]
+    version_b = server.client.post("/admin/reload", headers=JSON).json()["version"]
     assert result_of(server, ops_facts(failures=1))["decision"]["confidence"] == CONFIDENCE["B"]
 
-    back = server.client.post("/admin/rollback").json()
+    back = server.client.post("/admin/rollback", headers=JSON).json()
     assert (back["version"], back["previous"], back["changed"]) == (version_a, version_b, True)
     assert result_of(server, ops_facts(failures=1))["decision"]["confidence"] == CONFIDENCE["A"]
 
-    again = server.client.post(f"/admin/activate/{version_b[:10]}").json()
+    again = server.client.post(f"/admin/activate/{version_b[:10]}", headers=JSON).json()
     assert again["version"] == version_b
     decided = result_of(server, ops_facts(failures=1))
     assert decided["decision"]["confidence"] == CONFIDENCE["B"]
     assert decided["explanation"]["guardrails"]["revision"] == version_b
     listing = server.client.get("/rulesets").json()
     assert listing["current"] == version_b and len(listing["versions"]) == 2
-    assert server.client.post("/admin/activate/0000000000").status_code == 404
+    assert server.client.post("/admin/activate/0000000000", headers=JSON).status_code == 404
 
 
 def test_a_reload_whose_policy_tests_fail_is_refused_with_their_location_and_the_old_version_keeps_serving(
@@ -143,7 +143,7 @@ def test_a_reload_whose_policy_tests_fail_is_refused_with_their_location_and_the
     entrypoint.write_text(shipped.replace('"approvals": approvals,', '"approvals": [],').replace(
         '"requires_approval": count(approvals) > 0,', '"requires_approval": false,'))  # fmt: skip
     (rego / "opsgate" / "opsgate_test.rego").unlink()
-    refused = server.client.post("/admin/reload")
+    refused = server.client.post("/admin/reload", headers=JSON)
     assert refused.status_code == 422, refused.text
     error = refused.json()["error"]
     assert error["code"] == "ruleset_invalid"
@@ -159,7 +159,7 @@ def test_a_reload_whose_policy_tests_fail_is_refused_with_their_location_and_the
     entrypoint.write_text(shipped)
     policy = rego / "guardrails" / "ops" / "min_confidence" / "min_confidence.rego"
     policy.write_text(policy.read_text().replace("_min_confidence := 0.6", "_min_confidence := 0.4"))
-    refused = server.client.post("/admin/reload")
+    refused = server.client.post("/admin/reload", headers=JSON)
     assert refused.status_code == 422, refused.text
     files = {d["file"] for d in refused.json()["error"]["details"]}
     assert "rego/guardrails/ops/min_confidence/min_confidence_test.rego" in files
@@ -170,7 +170,7 @@ def test_a_reload_whose_policy_tests_fail_is_refused_with_their_location_and_the
     policy.write_text(policy.read_text().replace("_min_confidence := 0.4", "_min_confidence := 0.6"))
     text = (rules / "ops.yaml").read_text()
     (rules / "ops.yaml").write_text(text.replace(RETRY_CONFIDENCE, RETRY_CONFIDENCE.replace("0.85", "0.80")))
-    loaded = server.client.post("/admin/reload")
+    loaded = server.client.post("/admin/reload", headers=JSON)
     assert loaded.status_code == 200 and loaded.json()["changed"] is True, loaded.text
     assert result_of(server, held)["execution"]["status"] == "PENDING_APPROVAL"
 
@@ -187,12 +187,12 @@ def test_a_rollback_to_a_version_that_fails_the_entrypoint_contract_is_refused(
     entrypoint.write_text(shipped.replace('"requires_approval": count(approvals) > 0,', '"requires_approval": false,'))
     server = start_server(rules, rego)  # served as started (the files are checked by opsgate check, not here)
     entrypoint.write_text(shipped)
-    fixed = server.client.post("/admin/reload")
+    fixed = server.client.post("/admin/reload", headers=JSON)
     assert fixed.status_code == 200, fixed.text
     held = {**ops_facts(), "org_id": 7}
     assert result_of(server, held)["execution"]["status"] == "PENDING_APPROVAL"
 
-    refused = server.client.post("/admin/rollback")
+    refused = server.client.post("/admin/rollback", headers=JSON)
     assert refused.status_code == 422, refused.text
     files = {d["file"] for d in refused.json()["error"]["details"]}
     assert files == {"service/adapters/opa/entrypoint_contract_test.rego"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.server import Server
+from tests.e2e.server import JSON, Server
 from tests.e2e.test_ops_decisions import ops_facts, result_of
 
 DISPATCH_CONFIDENCE = "confidence: 0.90 - 0.05 * process.attempts"
@@ -69,7 +69,7 @@ def test_without_watch_an_edit_is_not_served_until_reloaded(
     (rules / "ops.yaml").write_text(text.replace(DISPATCH_CONFIDENCE, DISPATCH_CONFIDENCE.replace("0.90", "0.80")))
     time.sleep(1.0)
     assert served(server) == (version, pytest.approx(0.85))
-    assert server.client.post("/admin/reload").json()["changed"] is True
+    assert server.client.post("/admin/reload", headers=JSON).json()["changed"] is True
     assert served(server)[1] == pytest.approx(0.75)
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLE_FACTS, REGO_DIR, RULES_DIR, opsgate, verified
-from tests.e2e.server import Server
+from tests.e2e.server import JSON, Server
 from tests.e2e.test_ops_decisions import ops_facts
 
 
@@ -103,7 +103,7 @@ def test_with_workers_version_changes_are_409_and_watch_reloads_every_worker(
 
         for path in ["/admin/reload", "/admin/rollback", f"/admin/activate/{first}"] * 3:
             with httpx.Client(base_url=server.url, timeout=10) as fresh:  # either worker may accept it
-                answer = fresh.post(path)
+                answer = fresh.post(path, headers=JSON)
             assert answer.status_code == 409, answer.text
             error = answer.json()["error"]
             assert error["code"] == "not_supported_with_workers"

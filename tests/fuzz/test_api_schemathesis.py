@@ -93,7 +93,7 @@ def test_every_json_route_is_documented_and_the_ui_is_not() -> None:
     assert not [path for _, path in OPERATIONS if path.startswith("/ui")]
     decide = DOCUMENT["paths"]["/decide"]["post"]
     assert decide["requestBody"]["content"]["application/json"]["schema"]["type"] == "object"
-    assert sorted(decide["responses"]) == ["200", "400", "401", "403", "404", "413", "422", "429", "503"]
+    assert sorted(decide["responses"]) == ["200", "400", "401", "403", "404", "413", "415", "422", "429", "503"]
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.domain.limits import JsonLimits, RateLimiter
+from service.domain.limits import JsonLimits, LogThrottle, RateLimiter
 from service.errors import PayloadTooLarge, TooDeep
 
 
@@ -82,6 +82,29 @@ def test_active_callers_are_kept_when_the_table_is_full() -> None:
 
 def nested(depth: int) -> bytes:
     return ('{"a": ' * (depth - 1) + "[]" + "}" * (depth - 1)).encode()
+
+
+def test_one_log_line_per_key_and_interval_then_the_count_held_back() -> None:
+    clock = Clock()
+    throttle = LogThrottle(60, clock=clock)
+    assert [throttle.take("no key 10.0.0.1") for _ in range(4)] == [0, None, None, None]
+    assert throttle.take("no key 10.0.0.2") == 0  # another address has its own line
+    clock.now += 59.9
+    assert throttle.take("no key 10.0.0.1") is None
+    clock.now += 0.1
+    assert throttle.take("no key 10.0.0.1") == 4  # the line after the interval says how many were held back
+    assert throttle.take("no key 10.0.0.1") is None
+
+
+def test_lines_whose_interval_is_over_are_forgotten_when_the_table_is_full() -> None:
+    clock = Clock()
+    throttle = LogThrottle(10, clock=clock, max_keys=3)
+    for key in "abc":
+        throttle.take(key)
+    clock.now += 10
+    throttle.take("d")
+    assert throttle.take("a") == 0  # forgotten: a fresh line, nothing held back counted
+    assert throttle.take("d") is None
 
 
 def test_json_at_the_depth_limit_passes() -> None:
