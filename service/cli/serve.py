@@ -30,6 +30,14 @@ _OPA_FLAGS = (  # serve: the OPA query timeout, circuit breaker and health check
     ("opa_health_interval_s", _seconds, "seconds between two checks of OPA's /health (default: 1)"),
     ("opa_unhealthy_restart_s", _seconds, "seconds before an unhealthy OPA child is restarted (default: 10)"),
 )  # fmt: skip
+_DB_FLAGS = (  # serve: how long the decision log waits on its database (flag, dest, help)
+    ("--db-connect-timeout", "db_connect_timeout_s", "seconds to open a PostgreSQL connection (default: 5)"),
+    ("--db-statement-timeout", "db_statement_timeout_s",
+     "PostgreSQL statement_timeout in seconds; a log read running longer is dropped (default: 30)"),
+    ("--db-write-timeout", "db_write_timeout_s",
+     "seconds a log commit may take before its connection is dropped and its writes answer 503 (default: 5)"),
+    ("--db-keepalive", "db_keepalive_s", "TCP keepalive idle and interval seconds on PostgreSQL (default: 10)"),
+)  # fmt: skip
 _rate = arg(settings_module.non_negative, "a number of requests a second, 0 or more")
 _timeout = arg(settings_module.non_negative, "a number of seconds, 0 or more")
 
@@ -71,9 +79,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--require-auth", dest="require_auth", action="store_true", default=None,
         help="refuse to start without an API key instead of running in open development mode",
     )  # fmt: skip
+    _tuning_flags(serve)
+    service_flags(serve)
+
+
+def _tuning_flags(serve: argparse.ArgumentParser) -> None:
+    """The OPA client's and the decision log's timeouts."""
     for dest, kind, text in _OPA_FLAGS:
         serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
-    service_flags(serve)
+    for flag, dest, text in _DB_FLAGS:
+        serve.add_argument(flag, dest=dest, type=_seconds, help=text)
 
 
 def main(settings: Settings) -> int:
