@@ -127,6 +127,10 @@ class PostgresDialect(Dialect):
         options = str(given.get("options") or "")
         if "statement_timeout" not in options:
             options += f" -c statement_timeout={math.ceil(t.statement_s * 1000)}"
+        if "idle_in_transaction_session_timeout" not in options:
+            # the server ends a transaction whose client went silent (holding the chain's lock) after
+            # as long as a commit may take, so the writer's next connection can take the lock
+            options += f" -c idle_in_transaction_session_timeout={math.ceil(t.write_s * 1000)}"
         params["options"] = f"{options} {extra_options}".strip()
         return str(self.psycopg.conninfo.make_conninfo(self.target, **params))
 
