@@ -156,7 +156,8 @@ class Database:
         for attempt in (1, 2):
             connection = self._connected()
             if connection is None:
-                self._fail(jobs, "unreachable", f"decision log is not connected: {self._down}")
+                why = "it is closing" if self._closing else str(self._down)
+                self._fail(jobs, "unreachable", f"decision log is not connected: {why}")
                 return
             committing = self._stuck = False
             try:
