@@ -134,7 +134,11 @@ class Database:
             return
         self._ready.set_result(None)
         while True:
-            group = [self._queue.get()]
+            try:  # while the log cannot commit, it is probed every RECONNECT_EVERY_S without waiting for writes
+                group = [self._queue.get(timeout=None if self._health.state().ok else RECONNECT_EVERY_S)]
+            except queue.Empty:
+                self._probe()
+                continue
             while len(group) < MAX_GROUP and not self._queue.empty():
                 group.append(self._queue.get_nowait())
             jobs = [entry for entry in group if isinstance(entry, _Job)]
@@ -183,6 +187,20 @@ class Database:
         self._health.committed()
         for job, found in zip(jobs, results, strict=True):
             job.settle(found)
+
+    def _probe(self) -> None:
+        """Try the database while it cannot commit: /ready must come back without a decision to log
+        (a load balancer sends none to a replica that is not ready)."""
+        connection = self._connected()
+        if connection is None:
+            return
+        try:
+            with self._watchdog.watch(connection, self.dialect.timeouts.write_s, lambda: None):
+                self.dialect.probe(connection)
+        except Exception as error:  # noqa: BLE001 - still failing: stays not ready
+            self._recover(connection, error)
+            return
+        self._health.committed()
 
     def _fail(self, jobs: list[_Job], cause: str, message: str) -> None:
         self._health.failed(cause, message, len(jobs))

@@ -66,6 +66,19 @@ class Dialect:
         """Make the statement ``connection`` is running on another thread fail now."""
         connection.interrupt()
 
+    def probe(self, connection: Any) -> None:
+        """A write that changes nothing but must reach the file: it fails while the file is read-only
+        or cannot grow (a transaction that writes nothing would commit even then)."""
+        connection.execute(self.begin_write)
+        try:
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+            connection.execute(f"PRAGMA user_version = {int(version)}")
+            connection.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            raise
+
     def cause(self, error: BaseException) -> str:
         """The cause a failed write is counted and logged under."""
         name = str(getattr(error, "sqlite_errorname", ""))
@@ -161,6 +174,10 @@ class PostgresDialect(Dialect):
             return  # already closed
         with socket.socket(fileno=os.dup(fd)) as sock, contextlib.suppress(OSError):  # already shut
             sock.shutdown(socket.SHUT_RDWR)
+
+    def probe(self, connection: Any) -> None:
+        """A round trip that only a server able to write answers (a read-only one refuses an xid)."""
+        connection.execute("SELECT txid_current()").fetchone()
 
     def cause(self, error: BaseException) -> str:
         errors = self.psycopg.errors
