@@ -44,3 +44,23 @@ def test_a_read_past_its_deadline_fails_instead_of_blocking(pg_url: str) -> None
         assert asyncio.run(log.database.read(lambda connection: connection.execute("SELECT 1").fetchone())) == (1,)
     finally:
         log.close()
+
+
+def test_a_killed_backend_is_replaced_and_the_write_retried_at_once(pg_url: str) -> None:
+    import psycopg
+
+    log = open_log(pg_url, "w", timeouts=Timeouts(connect_s=2, write_s=2))
+
+    async def run() -> tuple[Any, Any]:
+        pid = await log.database.write(lambda connection: connection.execute("SELECT pg_backend_pid()").fetchone()[0])
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        after = await log.database.write(lambda connection: connection.execute("SELECT pg_backend_pid()").fetchone()[0])
+        return pid, after
+
+    try:
+        before, after = asyncio.run(run())
+        assert after != before
+        assert log.health().ok and log.health().errors == {}
+    finally:
+        log.close()

@@ -29,6 +29,7 @@ class Health:
 
     def failed(self, cause: str, error: str, writes: int) -> None:
         """``writes`` writes could not commit, for ``cause``."""
+        error = " ".join(error.split())  # one line: libpq's messages run over several
         with self._lock:
             self._errors[cause] = self._errors.get(cause, 0) + writes
             self._state = LogHealth(False, cause, error, dict(self._errors))
