@@ -26,6 +26,7 @@ from service.adapters.opa.tools import (
     run_policy_tests,
 )
 from service.adapters.rules_engine.engine import RuleEngine, shared_engine
+from service.adapters.store import Timeouts
 from service.adapters.store import open_log as open_store
 from service.authoring.catalog import Catalog, load_catalog
 from service.authoring.policies import PolicyTests
@@ -78,7 +79,13 @@ def candidates(settings: Settings, timeout: float = CANDIDATE_OPA_TIMEOUT_S) -> 
 
 def open_log(settings: Settings, writer: str | None = None, *, read_only: bool = False) -> Log:
     """The decision log of ``settings.db``, written as ``writer`` (default: the settings' writer id)."""
-    return open_store(settings.db, writer or settings.writer_id, read_only=read_only)
+    timeouts = Timeouts(
+        connect_s=settings.db_connect_timeout_s,
+        statement_s=settings.db_statement_timeout_s,
+        write_s=settings.db_write_timeout_s,
+        keepalive_s=settings.db_keepalive_s,
+    )
+    return open_store(settings.db, writer or settings.writer_id, read_only=read_only, timeouts=timeouts)
 
 
 def opa_bin(settings: Settings) -> str:
@@ -136,6 +143,7 @@ class Running:
         self.log = log_store
         self.metrics = metrics
         metrics.watch_opa(lambda: runtime.guardrails.status())  # OPA's state: the version served now
+        metrics.watch_log(log_store.health)  # the log's health and its failed writes by cause
         metrics.on_scrape(self._count_pending)  # the pending approvals gauge, counted in the store
 
     async def _count_pending(self) -> None:

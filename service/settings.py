@@ -23,6 +23,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rego_dir: Path = Path("rego")
     db: str = "var/decisions.db"  # a SQLite file, or a postgresql:// URL
     writer_id: str = msgspec.field(default_factory=socket.gethostname)  # this replica's chain in the log
+    db_connect_timeout_s: float = 5.0  # opening a PostgreSQL connection of the log
+    db_statement_timeout_s: float = 30.0  # PostgreSQL statement_timeout; a read running longer is dropped
+    db_write_timeout_s: float = 5.0  # a log commit running longer: connection dropped and replaced, 503
+    db_keepalive_s: float = 10.0  # TCP keepalive idle and interval on PostgreSQL connections
     default_ruleset: str = "ops"
     opa_bin: str | None = None
     opa_url: str | None = None
@@ -104,6 +108,10 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_REGO_DIR": ("rego_dir", Path),
     "OPSGATE_DB": ("db", str),
     "OPSGATE_WRITER_ID": ("writer_id", str),
+    "OPSGATE_DB_CONNECT_TIMEOUT_S": ("db_connect_timeout_s", positive),
+    "OPSGATE_DB_STATEMENT_TIMEOUT_S": ("db_statement_timeout_s", positive),
+    "OPSGATE_DB_WRITE_TIMEOUT_S": ("db_write_timeout_s", positive),
+    "OPSGATE_DB_KEEPALIVE_S": ("db_keepalive_s", positive),
     "OPSGATE_DEFAULT_RULESET": ("default_ruleset", str),
     "OPSGATE_OPA_BIN": ("opa_bin", str),
     "OPSGATE_OPA_URL": ("opa_url", str),

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from service.adapters.opa.breaker import CLOSED, HALF_OPEN, OPEN
 from service.domain.decision import Violation
+from service.ports.log import LogHealth
 from service.ports.metrics import Answered
 
 CONTENT_TYPE = "text/plain; version=0.0.4"  # the exposition generate_latest writes (the server adds the charset)
@@ -28,6 +29,7 @@ STAGES = {"decode": "validate", "rules": "rules", "guardrails": "guardrails", "l
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 OpaStatus = Callable[[], Mapping[str, Any]]  # GET /ready's opa section of the version served now
+LogStatus = Callable[[], LogHealth]  # the decision log's health (service.ports.log.Log.health)
 
 
 class Metrics:
@@ -57,6 +59,8 @@ class Metrics:
         self.pending = Gauge("opsgate_pending_approvals", "Decisions waiting for a human approval", registry=r)
         self._opa = _OpaCollector()
         r.register(self._opa)
+        self._log = _LogCollector()
+        r.register(self._log)
         self._hooks: list[Callable[[], Awaitable[None]]] = []
 
     # --- fed by the pipeline, the runtime and the approvals queue -------------------
@@ -78,6 +82,10 @@ class Metrics:
     def watch_opa(self, status: OpaStatus) -> None:
         """Where OPA's up, restarts and breaker state are read at each scrape."""
         self._opa.status = status
+
+    def watch_log(self, health: LogStatus) -> None:
+        """Where the decision log's health and failed writes by cause are read at each scrape."""
+        self._log.health = health
 
     def set_pending(self, count: int) -> None:
         """The number of decisions waiting for approval now."""
@@ -128,6 +136,28 @@ class _OpaCollector(Collector):
         yield _counter(
             "opsgate_opa_breaker_rejected", "OPA queries answered unavailable by the open breaker", breaker["rejected"]
         )
+
+
+class _LogCollector(Collector):
+    """The decision log's health, read from the log when scraped."""
+
+    def __init__(self) -> None:
+        self.health: LogStatus | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if self.health is None:
+            return
+        health = self.health()
+        yield _gauge("opsgate_decision_log_up", "1 while the decision log commits, 0 from a failed write", health.ok)
+        errors = CounterMetricFamily(
+            "opsgate_decision_log_errors", "Decision log writes that could not commit, by cause", labels=["cause"]
+        )
+        for cause, count in sorted(health.errors.items()):
+            errors.add_metric([cause], count)
+        yield errors
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -41,6 +41,14 @@ _CONNECTION_FLAGS = (  # serve: the limits on HTTP connections (service/http/ser
     ("max_connections", "max_connections", _count,
      "open connections per process; more are answered 503 and closed (default: 1000)"),
 )  # fmt: skip
+_DB_FLAGS = (  # serve: how long the decision log waits on its database (flag, dest, help)
+    ("--db-connect-timeout", "db_connect_timeout_s", "seconds to open a PostgreSQL connection (default: 5)"),
+    ("--db-statement-timeout", "db_statement_timeout_s",
+     "PostgreSQL statement_timeout in seconds; a log read running longer is dropped (default: 30)"),
+    ("--db-write-timeout", "db_write_timeout_s",
+     "seconds a log commit may take before its connection is dropped and its writes answer 503 (default: 5)"),
+    ("--db-keepalive", "db_keepalive_s", "TCP keepalive idle and interval seconds on PostgreSQL (default: 10)"),
+)  # fmt: skip
 _rate = arg(settings_module.non_negative, "a number of requests a second, 0 or more")
 _timeout = arg(settings_module.non_negative, "a number of seconds, 0 or more")
 _ACCESS_FLAGS = (  # serve: who is believed about the client's address (dest, type, help)
@@ -91,10 +99,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _table_flags(serve: argparse.ArgumentParser) -> None:
+    """The flags kept in the tables above: proxies, the OPA client, connections and the log's timeouts."""
     for dest, kind, text in (*_ACCESS_FLAGS, *_OPA_FLAGS):
         serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
     for name, dest, kind, text in _CONNECTION_FLAGS:
         serve.add_argument("--" + name.replace("_", "-"), dest=dest, type=kind, help=text)
+    for flag, dest, text in _DB_FLAGS:
+        serve.add_argument(flag, dest=dest, type=_seconds, help=text)
 
 
 def main(settings: Settings) -> int:

@@ -42,14 +42,21 @@ async def health() -> Response[bytes]:
     return _json({"status": "ok"})
 
 
-@get("/ready", summary="Readiness: OPA answering and rules loaded")
+@get("/ready", summary="Readiness: OPA answering, rules loaded and the decision log committing")
 async def ready(state: State) -> Response[bytes]:
     current = runtime(state)
     opa = current.guardrails.status()
+    log_health = current.log.health()  # not ready while the log cannot commit: every decision would answer 503
     body = {
-        "ready": opa["up"] and bool(current.catalog.rulesets),
+        "ready": opa["up"] and bool(current.catalog.rulesets) and log_health.ok,
         "opa": opa,
-        "decision_log": {"store": current.log.description, "writer": current.log.writer},
+        "decision_log": {
+            "store": current.log.description,
+            "writer": current.log.writer,
+            "ok": log_health.ok,
+            "cause": log_health.cause,
+            "error": log_health.error,
+        },  # fmt: skip
         "version": current.catalog.version,
         "rulesets": current.catalog.ruleset_versions,
         "auth": state.auth.describe(),

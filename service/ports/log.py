@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import msgspec
+
 from service.domain.record import (
     ApprovalRecord,
     DecisionQuery,
@@ -17,6 +19,15 @@ from service.domain.record import (
     VersionInfo,
     WindowStats,
 )
+
+
+class LogHealth(msgspec.Struct, frozen=True):
+    """Whether the log commits now and, counted by cause, the writes it could not commit."""
+
+    ok: bool = True
+    cause: str | None = None  # of the failure that made it not ok (read_only, disk_full, unreachable, timeout...)
+    error: str | None = None  # that failure's message
+    errors: dict[str, int] = msgspec.field(default_factory=dict)  # failed writes since start, by cause
 
 
 class RecordStore(Protocol):
@@ -100,5 +111,8 @@ class Log(Protocol):
 
     @property
     def description(self) -> str: ...
+
+    def health(self) -> LogHealth:
+        """Not ok from a write that could not commit (or one stuck past its deadline) until one commits."""
 
     def close(self) -> None: ...

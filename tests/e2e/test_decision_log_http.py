@@ -228,6 +228,9 @@ def test_replicas_on_postgresql_each_keep_their_own_chain(
         # no user info, no query string (either may hold a password)
         "store": "postgresql://" + pg_url.split("@")[1].split("?")[0],
         "writer": "replica-1",
+        "ok": True,
+        "cause": None,
+        "error": None,
     }
     decided = [result_of(server, ops_facts(failures=n % 2)) for n in range(6) for server in (one, two)]
     heads = one.client.get("/log/head").json()["chains"]

@@ -13,118 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
-import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-from service.adapters.store.schema import POSTGRES_SCHEMA, SQLITE_SCHEMA
-from service.errors import DecisionLogError, OpsgateError, UnsupportedDecisionLog
+from service.adapters.store.dialect import Dialect, PostgresDialect, Timeouts, dialect_for, public_url
+from service.adapters.store.health import Health
+from service.adapters.store.watchdog import Watchdog
+from service.errors import DecisionLogError, OpsgateError
+from service.ports.log import LogHealth
+
+__all__ = ["Database", "Dialect", "PostgresDialect", "Timeouts", "dialect_for", "public_url"]
+log = logging.getLogger("opsgate.log")
 
 T = TypeVar("T")
 P = TypeVar("P")
 R = TypeVar("R")
 #: The most queued writes one transaction takes (a batch counts once: it is never split).
 MAX_GROUP = 512
-
-
-class Dialect:
-    name = "sqlite"
-    schema = SQLITE_SCHEMA
-    begin_write = "BEGIN IMMEDIATE"  # takes the write lock now: the chain head read next is current
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-
-    def connect(self) -> Any:
-        path = Path(self.target)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")  # durable before the answer
-        connection.execute("PRAGMA busy_timeout=10000")
-        return connection
-
-    def connect_read_only(self) -> Any:
-        """A connection that cannot change the file (no journal mode set, nothing created)."""
-        return sqlite3.connect(f"{Path(self.target).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-
-    def sql(self, text: str) -> str:
-        return text
-
-    def lock_chain(self, connection: Any, writer: str) -> None:
-        """Serialise writers of one chain; BEGIN IMMEDIATE already did in SQLite."""
-
-    def create_schema(self, connection: Any) -> None:
-        connection.executescript(self.schema)
-
-    def broken(self, error: Exception) -> bool:
-        return False
-
-    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
-    latency = "CAST(json_extract(body, '$.latency_ms.total') AS REAL)"  # a decision's end-to-end ms
-
-
-class PostgresDialect(Dialect):
-    name = "postgresql"
-    schema = POSTGRES_SCHEMA
-    # the head is read after the advisory lock is granted; a snapshot taken earlier would be stale
-    begin_write = "BEGIN ISOLATION LEVEL READ COMMITTED"
-
-    def __init__(self, target: str) -> None:
-        super().__init__(target)
-        import psycopg
-
-        self.psycopg = psycopg
-        self.errors = (psycopg.Error,)
-
-    def connect(self) -> Any:
-        return self.psycopg.connect(self.target, autocommit=True, connect_timeout=10)
-
-    def connect_read_only(self) -> Any:
-        """A connection whose transactions are read-only, keeping the URL's own options (search_path...)."""
-        options = self.psycopg.conninfo.conninfo_to_dict(self.target).get("options") or ""
-        options = f"{options} -c default_transaction_read_only=on".strip()
-        return self.psycopg.connect(self.target, autocommit=True, connect_timeout=10, options=options)
-
-    def sql(self, text: str) -> str:
-        return text.replace("?", "%s")
-
-    def lock_chain(self, connection: Any, writer: str) -> None:
-        # two processes configured with the same writer id still append one after the other
-        connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"opsgate-chain:{writer}",))
-
-    def create_schema(self, connection: Any) -> None:
-        connection.execute("SELECT pg_advisory_lock(hashtext('opsgate-schema'))")
-        try:
-            for statement in filter(str.strip, self.schema.split(";")):
-                connection.execute(statement)
-        finally:
-            connection.execute("SELECT pg_advisory_unlock(hashtext('opsgate-schema'))")
-
-    def broken(self, error: Exception) -> bool:
-        return isinstance(error, self.psycopg.OperationalError)
-
-    latency = "((body::jsonb) -> 'latency_ms' ->> 'total')::double precision"
-
-
-def dialect_for(db: str) -> Dialect:
-    if db.startswith(("postgresql://", "postgres://")):
-        return PostgresDialect(db)
-    if "://" in db:
-        raise UnsupportedDecisionLog(f"unsupported decision log {db!r}: use a SQLite file path or a postgresql:// URL")
-    return Dialect(db.removeprefix("sqlite:"))
-
-
-def public_url(url: str) -> str:
-    """A PostgreSQL URL as /ready may show it: host, port and database only.  The user info and the
-    whole query string are dropped (``?password=``, ``sslpassword``, ``passfile``... carry secrets)."""
-    parts = urlsplit(url)
-    return f"postgresql://{parts.netloc.rpartition('@')[2]}{parts.path}"
+#: After a failed reconnection, writes fail at once for this long instead of each waiting for a connect.
+RECONNECT_EVERY_S = 1.0
 
 
 class _Job:
@@ -165,10 +77,23 @@ class Database:
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="opsgate-log-reader")
         self._connections: list[Any] = []
         self._ready: Future[None] = Future()
+        self._health = Health(self.description)
+        timeouts = dialect.timeouts
+        self._watchdog = Watchdog(dialect.abort, min(timeouts.write_s, timeouts.statement_s) / 4)
+        self._connection: Any = None  # the writer's; None while it must be (re)opened
+        self._retry_at = 0.0  # no reconnection before (time.monotonic())
+        self._down: BaseException | None = None  # why the last reconnection failed
+        self._stuck = False  # the watchdog broke the commit under way
+        self._closing = False
+        # a daemon: a writer still waiting on a silent database must not keep the process from exiting
         self._thread = threading.Thread(target=self._writer, name="opsgate-log-writer", daemon=True)
         if not read_only:
             self._thread.start()
             self._ready.result()  # surfaces a bad path, a refused connection or a locked file at start
+
+    def health(self) -> LogHealth:
+        """Whether writes commit now, and the failed ones by cause (see ``service.ports.log.Log``)."""
+        return self._health.state()
 
     @property
     def description(self) -> str:
@@ -202,63 +127,110 @@ class Database:
 
     def _writer(self) -> None:
         try:
-            connection = self.dialect.connect()
-            self.dialect.create_schema(connection)
+            self._connection = self.dialect.connect()
+            self.dialect.create_schema(self._connection)
         except Exception as error:  # noqa: BLE001 - any driver error is reported the same way
             self._ready.set_exception(DecisionLogError(f"cannot open decision log {self.description}: {error}"))
             return
         self._ready.set_result(None)
         while True:
-            group = [self._queue.get()]
+            try:  # while the log cannot commit, it is probed every RECONNECT_EVERY_S without waiting for writes
+                group = [self._queue.get(timeout=None if self._health.state().ok else RECONNECT_EVERY_S)]
+            except queue.Empty:
+                self._probe()
+                continue
             while len(group) < MAX_GROUP and not self._queue.empty():
                 group.append(self._queue.get_nowait())
             jobs = [entry for entry in group if isinstance(entry, _Job)]
             together = [job for job in jobs if job.together]
             if together:
-                connection = self._commit(connection, together)
+                self._commit(together)
             # every other write in a transaction of its own: one that is refused, or that two
             # replicas' groups would lock in opposite orders, never fails the group's decisions
             for job in jobs:
                 if not job.together:
-                    connection = self._commit(connection, [job])
+                    self._commit([job])
             if len(jobs) < len(group):  # asked to stop
-                connection.close()
+                if self._connection is not None:
+                    with contextlib.suppress(*self.dialect.errors):
+                        self._connection.close()
                 return
 
-    def _commit(self, connection: Any, jobs: list[_Job]) -> Any:
+    def _commit(self, jobs: list[_Job]) -> None:
         for attempt in (1, 2):
-            committing = False
+            connection = self._connected()
+            if connection is None:
+                why = "it is closing" if self._closing else str(self._down)
+                self._fail(jobs, "unreachable", f"decision log is not connected: {why}")
+                return
+            committing = self._stuck = False
             try:
-                connection.execute(self.dialect.begin_write)
-                results = _run(connection, jobs)
-                committing = True
-                connection.execute("COMMIT")
+                with self._watchdog.watch(connection, self.dialect.timeouts.write_s, self._on_stuck):
+                    connection.execute(self.dialect.begin_write)
+                    results = _run(connection, jobs)
+                    committing = True
+                    connection.execute("COMMIT")
                 break
             except Exception as error:  # noqa: BLE001 - the writer thread must outlive any one bad group
-                connection = self._recover(connection, error)
-                # a connection lost before COMMIT wrote nothing: try once more on a new one.  Lost
-                # during COMMIT, the outcome is unknown, so the callers are told it failed.
-                if attempt == 1 and not committing and self.dialect.broken(error):
+                self._recover(connection, error)
+                # a connection lost before COMMIT wrote nothing: try once more on a new one (not one that
+                # was stuck: its callers have waited long enough).  Lost during COMMIT, the outcome is
+                # unknown, so the callers are told it failed.
+                if attempt == 1 and not committing and not self._stuck and self.dialect.broken(error):
                     continue
-                refused = isinstance(error, OpsgateError) and not committing
-                failure = error if refused else DecisionLogError(f"decision log write failed: {error}")
-                for job in jobs:
-                    job.settle(None, failure)
-                return connection
+                if isinstance(error, OpsgateError) and not committing:  # a refusal, not a failure of the log
+                    for job in jobs:
+                        job.settle(None, error)
+                    return
+                self._fail(jobs, "timeout" if self._stuck else self.dialect.cause(error), str(error))
+                return
+        self._health.committed()
         for job, found in zip(jobs, results, strict=True):
             job.settle(found)
-        return connection
 
-    def _recover(self, connection: Any, error: Exception) -> Any:
+    def _probe(self) -> None:
+        """Try the database while it cannot commit: /ready must come back without a decision to log
+        (a load balancer sends none to a replica that is not ready)."""
+        connection = self._connected()
+        if connection is None:
+            return
+        try:
+            with self._watchdog.watch(connection, self.dialect.timeouts.write_s, lambda: None):
+                self.dialect.probe(connection)
+        except Exception as error:  # noqa: BLE001 - still failing: stays not ready
+            self._recover(connection, error)
+            return
+        self._health.committed()
+
+    def _fail(self, jobs: list[_Job], cause: str, message: str) -> None:
+        self._health.failed(cause, message, len(jobs))
+        failure = DecisionLogError(f"decision log write failed: {message}")
+        for job in jobs:
+            job.settle(None, failure)
+
+    def _on_stuck(self) -> None:
+        """Called by the watchdog when a commit runs past its deadline: the log is not ready from now."""
+        self._stuck = True
+        self._health.failed("timeout", f"a commit took longer than {self.dialect.timeouts.write_s:g} s", 0)
+
+    def _connected(self) -> Any:
+        """The writer's connection, reopened if it was lost; None while the database cannot be reached
+        (then a reconnection is tried at most every RECONNECT_EVERY_S, and writes fail meanwhile)."""
+        if self._connection is None and not self._closing and time.monotonic() >= self._retry_at:
+            try:
+                self._connection = self.dialect.connect()
+            except Exception as error:  # noqa: BLE001 - any driver error means: still down
+                self._down = error
+                self._retry_at = time.monotonic() + RECONNECT_EVERY_S
+        return self._connection
+
+    def _recover(self, connection: Any, error: Exception) -> None:
         with contextlib.suppress(*self.dialect.errors):
             connection.execute("ROLLBACK")
-        if not self.dialect.broken(error):
-            return connection
-        try:
-            connection.close()
-            return self.dialect.connect()
-        except self.dialect.errors:
-            return connection  # still down: the next group fails and tries again
+        if self.dialect.broken(error):
+            self._connection = None
+            with contextlib.suppress(*self.dialect.errors):
+                connection.close()
 
     # --- reading ------------------------------------------------------------------
 
@@ -273,20 +245,31 @@ class Database:
             connection = self._local.connection = self._connect()
             self._connections.append(connection)
         try:
-            return work(connection)
+            with self._watchdog.watch(connection, self.dialect.timeouts.statement_s, _read_stuck):
+                return work(connection)
         except self.dialect.errors as error:
             if self.dialect.broken(error):
                 self._local.connection = None
             raise DecisionLogError(f"decision log read failed: {error}") from error
 
     def close(self) -> None:
+        """Stop the writer once the writes queued before are done, and the readers; bounded even when
+        the database went silent: a stuck commit is broken at its deadline, a stuck read at once."""
+        self._closing = True
         if self._thread.is_alive():
             self._queue.put(_STOP)
-            self._thread.join(timeout=10)
-        self._readers.shutdown(wait=True)
+            timeouts = self.dialect.timeouts
+            self._thread.join(timeout=timeouts.write_s + timeouts.connect_s + 1)
+        self._watchdog.abort_all()
+        self._readers.shutdown(wait=True, cancel_futures=True)
+        self._watchdog.stop()
         for connection in self._connections:
             with contextlib.suppress(*self.dialect.errors):
                 connection.close()
+
+
+def _read_stuck() -> None:
+    log.warning("a decision log read ran past its deadline: its connection is dropped")
 
 
 def _run(connection: Any, jobs: list[_Job]) -> list[list[Any]]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.adapters.store.approvals import Approvals
-from service.adapters.store.database import Database, dialect_for
+from service.adapters.store.database import Database, Timeouts, dialect_for
 from service.adapters.store.records import Records
 from service.adapters.store.sessions import Sessions
 from service.adapters.store.statistics import Statistics
 from service.adapters.store.verify import require_log
 from service.adapters.store.versions import Versions
-from service.ports.log import ApprovalStore, RecordStore, SessionStore, StatisticsStore, VersionStore
+from service.ports.log import ApprovalStore, LogHealth, RecordStore, SessionStore, StatisticsStore, VersionStore
 
 
 @dataclass(frozen=True)
@@ -30,15 +30,20 @@ class StoreLog:
     def writer(self) -> str:
         return self.records.writer
 
+    def health(self) -> LogHealth:
+        return self.database.health()
+
     def close(self) -> None:
         self.database.close()
 
 
-def open_log(db: str, writer: str, *, read_only: bool = False) -> StoreLog:
+def open_log(db: str, writer: str, *, read_only: bool = False, timeouts: Timeouts | None = None) -> StoreLog:
     """The decision log at ``db`` (a SQLite file path or a postgresql:// URL), appending to chain
     ``writer``.  ``read_only``: the log must exist (else NotFound) and nothing is created or
-    written: no schema, no writer thread; writing raises."""
-    database = Database(require_log(db) if read_only else dialect_for(db), read_only=read_only)
+    written: no schema, no writer thread; writing raises.  ``timeouts``: how long to wait on the
+    database (default: ``Timeouts()``)."""
+    dialect = require_log(db, timeouts) if read_only else dialect_for(db, timeouts)
+    database = Database(dialect, read_only=read_only)
     records = Records(database, writer)
     return StoreLog(
         database,

@@ -8,17 +8,17 @@ from typing import Any
 
 import msgspec
 
-from service.adapters.store.database import Dialect, dialect_for
+from service.adapters.store.dialect import Dialect, Timeouts, dialect_for
 from service.adapters.store.records import RECORD_COLUMNS
 from service.domain.chain import Index, VerifyReport, verify, verify_versions
 from service.domain.record import StoredRecord, VersionFile
 from service.errors import NotFound
 
 
-def require_log(db: str) -> Dialect:
+def require_log(db: str, timeouts: Timeouts | None = None) -> Dialect:
     """The dialect of ``db`` once it is known to hold a decision log, else NotFound; read-only (a
     writing ``Database`` creates its schema in whatever database it is given)."""
-    dialect = dialect_for(db)
+    dialect = dialect_for(db, timeouts)
     if dialect.name == "sqlite" and not Path(dialect.target).is_file():
         raise NotFound(f"no decision log at {db}")
     try:
