@@ -74,7 +74,7 @@ def candidates(settings: Settings, timeout: float = CANDIDATE_OPA_TIMEOUT_S) -> 
     def own_guardrails(query_timeout: float) -> Guardrails:
         return guardrails(settings, timeout=query_timeout, own_child=True)
 
-    return Candidates(engine(), own_guardrails, policy_check(settings), timeout)
+    return Candidates(engine, own_guardrails, policy_check(settings), timeout)
 
 
 def open_log(settings: Settings, writer: str | None = None, *, read_only: bool = False) -> Log:

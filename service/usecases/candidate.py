@@ -70,12 +70,16 @@ class Candidate(RunningVersion):
 
 
 class Candidates:
-    """Opens candidates: each checked like ``opsgate check``, compiled in ``engine``, with its own
-    guardrails client from ``guardrails(timeout)`` (service/bootstrap.py builds them all)."""
+    """Opens candidates: each checked like ``opsgate check``, compiled in the engine ``engine()`` gives,
+    with its own guardrails client from ``guardrails(timeout)`` (service/bootstrap.py builds them all).
+
+    The engine is asked for only when a candidate is compiled: ``check`` alone (``serve --shadow`` checks
+    its candidate before ``--workers`` forks) must not create the process's engine, whose thread a
+    forked worker would not have."""
 
     def __init__(
         self,
-        engine: RuleEngine[Any],
+        engine: Callable[[], RuleEngine[Any]],
         guardrails: Callable[[float], VersionGuardrails],
         check_policies: PolicyCheck,
         timeout: float = CANDIDATE_OPA_TIMEOUT_S,
@@ -99,4 +103,4 @@ class Candidates:
     async def from_catalog(self, catalog: Catalog) -> Candidate:
         """Compile ``catalog``'s rules and start its own OPA child with its policies; no checks."""
         no_log: RecordStore = _NoLog()
-        return await Candidate.start(catalog, self.engine, self.guardrails(self.timeout), no_log)
+        return await Candidate.start(catalog, self.engine(), self.guardrails(self.timeout), no_log)

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import EXAMPLE_FACTS, REGO_DIR, RULES_DIR, opsgate, verified
 from tests.e2e.server import JSON, Server
 from tests.e2e.test_ops_decisions import ops_facts
+from tests.e2e.test_shadow_http import candidate
 
 
 def _children(pid: int) -> list[int]:
@@ -143,3 +144,17 @@ def test_a_bad_key_configuration_stops_serve_with_workers_at_once(tmp_path: Path
         "opsgate: OPSGATE_API_KEYS: entry 1 ('ops'): unknown role(s) 'deploy'; "
         "the roles are decide, approve, author, audit, admin\n"
     )
+
+
+def test_two_workers_serve_with_a_shadow_candidate(tmp_path: Path, opa_bin: str) -> None:
+    # checking the candidate before the fork must not start the process's rule engine: a forked worker
+    # would inherit an engine whose thread it does not have, and hang on its first ruleset
+    shadow = candidate(tmp_path / "candidate")
+    server = Server(tmp_path, RULES_DIR, REGO_DIR, opa_bin, OPSGATE_WORKERS="2", OPSGATE_WRITER_ID="node",
+                    OPSGATE_SHADOW=str(shadow))  # fmt: skip
+    try:
+        assert sorted(_ready_writers(server)) == ["node-w0", "node-w1"]
+        answers = _decide_many(server, 8)
+        assert [a.json()["result"]["execution"]["status"] for a in answers] == ["APPROVED"] * 8
+    finally:
+        server.stop()
