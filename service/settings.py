@@ -49,6 +49,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     request_timeout_s: float = 10.0  # a request running longer answers 503 request_timeout; 0 turns it off
     max_json_depth: int = 32  # facts nested deeper answer 422 json_too_deep
     max_list_length: int = 10_000  # a longer list in facts answers 413 payload_too_large
+    max_in_flight: int = 64  # decisions one process decides at a time; past it 503 overloaded (a batch: its items)
+    admission_queue_ms: float = 50.0  # how long a decision may wait for room before it is shed; 0: shed at once
 
 
 def _flag(text: str) -> bool:
@@ -116,6 +118,8 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_REQUEST_TIMEOUT_S": ("request_timeout_s", non_negative),
     "OPSGATE_MAX_JSON_DEPTH": ("max_json_depth", positive_int),
     "OPSGATE_MAX_LIST_LENGTH": ("max_list_length", positive_int),
+    "OPSGATE_MAX_IN_FLIGHT": ("max_in_flight", positive_int),
+    "OPSGATE_ADMISSION_QUEUE_MS": ("admission_queue_ms", non_negative),
 }
 
 

@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from service.adapters.opa.breaker import CLOSED, HALF_OPEN, OPEN
 from service.domain.decision import Violation
-from service.ports.metrics import Answered
+from service.ports.metrics import AdmissionStats, Answered
 
 CONTENT_TYPE = "text/plain; version=0.0.4"  # the exposition generate_latest writes (the server adds the charset)
 # the pipeline's lap names -> the stage label ("decode" decodes and validates the facts)
@@ -57,6 +57,8 @@ class Metrics:
         self.pending = Gauge("opsgate_pending_approvals", "Decisions waiting for a human approval", registry=r)
         self._opa = _OpaCollector()
         r.register(self._opa)
+        self._admission = _AdmissionCollector()
+        r.register(self._admission)
         self._hooks: list[Callable[[], Awaitable[None]]] = []
 
     # --- fed by the pipeline, the runtime and the approvals queue -------------------
@@ -78,6 +80,10 @@ class Metrics:
     def watch_opa(self, status: OpaStatus) -> None:
         """Where OPA's up, restarts and breaker state are read at each scrape."""
         self._opa.status = status
+
+    def watch_admission(self, stats: Callable[[], AdmissionStats]) -> None:
+        """Where the admission control's counts (in flight, shed, waited) are read at each scrape."""
+        self._admission.stats = stats
 
     def set_pending(self, count: int) -> None:
         """The number of decisions waiting for approval now."""
@@ -128,6 +134,29 @@ class _OpaCollector(Collector):
         yield _counter(
             "opsgate_opa_breaker_rejected", "OPA queries answered unavailable by the open breaker", breaker["rejected"]
         )
+
+
+class _AdmissionCollector(Collector):
+    """The bound on decisions in flight, read from the process's admission control when scraped."""
+
+    def __init__(self) -> None:
+        self.stats: Callable[[], AdmissionStats] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if self.stats is None:
+            return
+        now = self.stats()
+        yield _counter("opsgate_shed", "Decide calls answered 503 overloaded, before any work", now.shed)
+        yield _gauge("opsgate_in_flight", "Decisions being decided now (a batch counts its items)", now.in_flight)
+        yield _gauge("opsgate_in_flight_limit", "Decisions allowed in flight in this process", now.limit)
+        yield _gauge("opsgate_admission_waiting", "Decisions waiting for room to be decided", now.waiting)
+        yield SummaryMetricFamily(
+            "opsgate_admission_wait_seconds", "Time admitted decide calls waited for room",
+            count_value=now.admitted, sum_value=now.waited_s,
+        )  # fmt: skip
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -30,6 +30,12 @@ _OPA_FLAGS = (  # serve: the OPA query timeout, circuit breaker and health check
     ("opa_health_interval_s", _seconds, "seconds between two checks of OPA's /health (default: 1)"),
     ("opa_unhealthy_restart_s", _seconds, "seconds before an unhealthy OPA child is restarted (default: 10)"),
 )  # fmt: skip
+_ADMISSION_FLAGS = (  # serve: the bound on decisions in flight (dest, type, help)
+    ("max_in_flight", _count,
+     "decisions decided at a time (a batch counts its items); past it 503 overloaded (default: 64)"),
+    ("admission_queue_ms", _batch_window,
+     "milliseconds a request may wait for room under --max-in-flight before 503 overloaded (default: 50; 0: none)"),
+)  # fmt: skip
 _rate = arg(settings_module.non_negative, "a number of requests a second, 0 or more")
 _timeout = arg(settings_module.non_negative, "a number of seconds, 0 or more")
 
@@ -71,7 +77,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--require-auth", dest="require_auth", action="store_true", default=None,
         help="refuse to start without an API key instead of running in open development mode",
     )  # fmt: skip
-    for dest, kind, text in _OPA_FLAGS:
+    for dest, kind, text in (*_ADMISSION_FLAGS, *_OPA_FLAGS):
         serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
     service_flags(serve)
 

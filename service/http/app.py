@@ -30,6 +30,7 @@ from service.http.errors import http_error, opsgate_error, unexpected
 from service.http.limits import rate_guard, request_timeout
 from service.ports.log import Log
 from service.settings import Settings
+from service.usecases.admission import Admission
 from service.usecases.approvals import sweeping
 from service.usecases.watch import watching
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
     """The Litestar app for ``settings``; OPA and the log start with it and stop with it.  ``log_factory``
     opens the decision log instead of the one ``settings`` name (the benchmark's log-off run)."""
     keys = from_settings(settings)  # a bad key configuration stops the start here
+    admission = Admission(settings.max_in_flight, settings.admission_queue_ms / 1000)  # this process's own
     if keys.open:
         log.warning(guard.OPEN_MODE_WARNING)
 
@@ -83,6 +85,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         started = await bootstrap.start(settings, with_shadow=True, log_factory=log_factory)
         app.state.runtime, app.state.metrics = started.runtime, started.metrics
+        started.metrics.watch_admission(admission.stats)
         keys.revocations.attach(started.log.sessions)  # signed-out sessions: shared by the workers, kept across starts
         try:
             async with watching(started.runtime), sweeping(started.runtime.approvals, settings.approval_sweep_s):
@@ -95,7 +98,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         lifespan=[lifespan],
         exception_handlers={OpsgateError: opsgate_error, HTTPException: http_error, Exception: unexpected},
         request_max_body_size=settings.max_body_bytes,
-        state=State({"auth": keys}),
+        state=State({"auth": keys, "admission": admission}),
         guards=[guard.guard, rate_guard(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None))],
         middleware=[request_timeout(settings.request_timeout_s)],
         openapi_config=OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema"),

@@ -93,7 +93,8 @@ REASONS = {
     413: "Body over the size limit, or a list over its limit (payload_too_large)",
     422: "Well-formed but invalid: facts, body or ruleset (invalid_facts, invalid_request, json_too_deep, ...)",
     429: "The caller's rate is used up; see Retry-After (rate_limited)",
-    503: "Timed out (request_timeout) or a dependency is down (decision_log_error, ...)",
+    503: "Overloaded: retry after Retry-After (overloaded), timed out (request_timeout), or a dependency is down "
+    "(decision_log_error, ...)",
 }
 
 
