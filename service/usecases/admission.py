@@ -47,9 +47,7 @@ class Admission:
         self._waited_s = 0.0
 
     def stats(self) -> AdmissionStats:
-        return AdmissionStats(
-            self.limit, self.in_flight, self._waiting, self._shed, self._admitted, self._waited_s
-        )
+        return AdmissionStats(self.limit, self.in_flight, self._waiting, self._shed, self._admitted, self._waited_s)
 
     def check(self) -> None:
         """Overloaded now when not even one more decision could be admitted or wait: a request is
