@@ -1,12 +1,15 @@
 """Overload against a real server: past its bound of decisions in flight the service sheds (503
 ``overloaded`` with Retry-After) before any work, and load never turns into escalations.
 
-The server gets OPA's default 100 ms query timeout, not the 2 s the other tests use: the point is
-that under load the default no longer trips while OPA is healthy.  Its bound is 4 decisions in
-flight with no wait for room, driven by clients asking for 8 at a time: with 4 decisions in the
-event loop at most, the work queued ahead of an OPA answer is a few milliseconds, far below 100 ms
-even on a loaded 2-core machine.  The assertions are on categories of answers and on counts the
-server must agree with, never on timings or on how many requests were shed.
+The server's bound is 4 decisions in flight with no wait for room, driven by clients asking for 8
+at a time.  Without admission control nothing is shed: that is what fails on a service without it.
+The OPA query timeout is the tests' 2 s, not the 100 ms default: with 4 decisions in the event
+loop at most, the work queued ahead of an OPA answer is a few milliseconds, and the default held
+here on a 2-core machine at a load average of 6; but at 9-14 (two busy loops beside the other work)
+OPA and the service each got a sliver of a core and some queries took over 100 ms, which no bound
+inside the service can prevent.  The 100 ms figures under heavy load are in docs/production.md.
+The assertions are on categories of answers and on counts the server must agree with, never on
+timings or on how many requests were shed.
 """
 
 from __future__ import annotations
@@ -129,7 +132,6 @@ def test_twice_the_bound_in_flight_is_shed_with_503_and_never_escalated_for_an_o
         *copied_dirs,
         OPSGATE_MAX_IN_FLIGHT=str(BOUND),
         OPSGATE_ADMISSION_QUEUE_MS="0",
-        OPSGATE_OPA_TIMEOUT_MS="100",  # the default, which the other tests raise
         OPSGATE_RATE_LIMIT="0",  # every client is the same caller here: its rate is not what is tested
     )
     load = Load(server.url)
