@@ -27,7 +27,7 @@ from service.http import ui as http_ui
 from service.http.common import json_response as _json
 from service.http.common import runtime
 from service.http.errors import http_error, opsgate_error, unexpected
-from service.http.limits import rate_guard, request_timeout
+from service.http.limits import rate_guard, request_timeout, shed_when_full
 from service.ports.log import Log
 from service.settings import Settings
 from service.usecases.admission import Admission
@@ -100,7 +100,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         request_max_body_size=settings.max_body_bytes,
         state=State({"auth": keys, "admission": admission}),
         guards=[guard.guard, rate_guard(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None))],
-        middleware=[request_timeout(settings.request_timeout_s)],
+        middleware=[shed_when_full(admission), request_timeout(settings.request_timeout_s)],
         openapi_config=OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema"),
         template_config=http_ui.TEMPLATES,
         debug=False,

@@ -1,8 +1,8 @@
 """POST /decide, /decide/batch and /run: decode the facts, call the decision service, encode its answer.
 
 Each call is admitted first (service/usecases/admission.py): past this process's bound of decisions in
-flight it is answered 503 ``overloaded`` before its facts are decoded, and before its body is read
-when not even one more decision could wait.  A batch weighs its items, so its envelope is read (not
+flight it is answered 503 ``overloaded`` before its facts are decoded (and, when not even one more
+decision could wait, before it gets here: ``http/limits.py``).  A batch weighs its items, so its envelope is read (not
 its items) before it is admitted; an unknown ruleset is 404 before that.
 """
 
@@ -24,7 +24,6 @@ from service.http.queries import explain_full
 
 async def _decide(request: Request[Any, Any, Any], state: State, ruleset_name: str) -> Response[bytes]:
     full = explain_full(request.query_params)
-    admission(state).check()  # no room at all: refused before the body is read
     body = await request.body()
     current = runtime(state)
     async with current.use() as served:
@@ -39,7 +38,6 @@ async def _decide(request: Request[Any, Any, Any], state: State, ruleset_name: s
 
 
 async def _decide_batch(request: Request[Any, Any, Any], state: State, ruleset_name: str) -> Response[bytes]:
-    admission(state).check()
     body = await request.body()
     current = runtime(state)
     async with current.use() as served:  # one version for the whole batch

@@ -50,7 +50,8 @@ def decided_as_given(facts: dict[str, Any], result: dict[str, Any]) -> str:
 
 def shed_or_unexpected(response: httpx.Response) -> str:
     if response.status_code == 503 and response.json()["error"]["code"] == "overloaded":
-        return "shed" if response.headers.get("retry-after") == "1" else "shed without Retry-After: 1"
+        json = response.headers.get("content-type", "").startswith("application/json")
+        return "shed" if response.headers.get("retry-after") == "1" and json else f"shed: {response.headers}"
     return f"unexpected: {response.status_code} {response.text[:300]}"
 
 
