@@ -216,6 +216,17 @@ class TooManyConnections(OpsgateError):
         return {"Retry-After": "1"}
 
 
+class Overloaded(OpsgateError):
+    """This process already has its bound of decisions in flight (OPSGATE_MAX_IN_FLIGHT): the request
+    is refused before any work, so load never turns into escalations.  Retry after one second."""
+
+    code = "overloaded"
+    status = 503
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class RulesetInvalid(OpsgateError):
     """A ruleset or policy file is broken; ``problems`` carry file:line:column."""
 

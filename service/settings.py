@@ -59,6 +59,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_header_bytes: int = 32 * 1024  # serve: a larger request line and headers answer 431, then closed
     max_connections: int = 1000  # serve: open connections per process; more are answered 503 and closed
     trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For/-Proto are believed; none by default
+    max_in_flight: int = 64  # decisions one process decides at a time; past it 503 overloaded (a batch: its items)
+    admission_queue_ms: float = 50.0  # how long a decision may wait for room before it is shed; 0: shed at once
 
 
 def _flag(text: str) -> bool:
@@ -144,6 +146,8 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_MAX_HEADER_BYTES": ("max_header_bytes", positive_int),
     "OPSGATE_MAX_CONNECTIONS": ("max_connections", positive_int),
     "OPSGATE_TRUSTED_PROXIES": ("trusted_proxies", proxies),
+    "OPSGATE_MAX_IN_FLIGHT": ("max_in_flight", positive_int),
+    "OPSGATE_ADMISSION_QUEUE_MS": ("admission_queue_ms", non_negative),
 }
 
 

@@ -14,17 +14,17 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from service.adapters.opa.breaker import CLOSED, HALF_OPEN, OPEN
 from service.domain.decision import Violation
 from service.ports.log import LogHealth
-from service.ports.metrics import Answered
+from service.ports.metrics import AdmissionStats, Answered
 
 CONTENT_TYPE = "text/plain; version=0.0.4"  # the exposition generate_latest writes (the server adds the charset)
-# the pipeline's lap names -> the stage label ("decode" decodes and validates the facts)
+# the decision service's lap names -> the stage label ("decode" decodes and validates the facts)
 STAGES = {"decode": "validate", "rules": "rules", "guardrails": "guardrails", "log": "log"}
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -61,6 +61,8 @@ class Metrics:
         r.register(self._opa)
         self._log = _LogCollector()
         r.register(self._log)
+        self._admission = _AdmissionCollector()
+        r.register(self._admission)
         self._hooks: list[Callable[[], Awaitable[None]]] = []
 
     # --- fed by the pipeline, the runtime and the approvals queue -------------------
@@ -86,6 +88,10 @@ class Metrics:
     def watch_log(self, health: LogStatus) -> None:
         """Where the decision log's health and failed writes by cause are read at each scrape."""
         self._log.health = health
+
+    def watch_admission(self, stats: Callable[[], AdmissionStats]) -> None:
+        """Where the admission control's counts (in flight, shed, waited) are read at each scrape."""
+        self._admission.stats = stats
 
     def set_pending(self, count: int) -> None:
         """The number of decisions waiting for approval now."""
@@ -158,6 +164,29 @@ class _LogCollector(Collector):
         for cause, count in sorted(health.errors.items()):
             errors.add_metric([cause], count)
         yield errors
+
+
+class _AdmissionCollector(Collector):
+    """The bound on decisions in flight, read from the process's admission control when scraped."""
+
+    def __init__(self) -> None:
+        self.stats: Callable[[], AdmissionStats] | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if self.stats is None:
+            return
+        now = self.stats()
+        yield _counter("opsgate_shed", "Decide calls answered 503 overloaded, before any work", now.shed)
+        yield _gauge("opsgate_in_flight", "Decisions being decided now (a batch counts its items)", now.in_flight)
+        yield _gauge("opsgate_in_flight_limit", "Decisions allowed in flight in this process", now.limit)
+        yield _gauge("opsgate_admission_waiting", "Decisions waiting for room to be decided", now.waiting)
+        yield SummaryMetricFamily(
+            "opsgate_admission_wait_seconds", "Time admitted decide calls waited for room",
+            count_value=now.admitted, sum_value=now.waited_s,
+        )  # fmt: skip
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

@@ -49,6 +49,12 @@ _DB_FLAGS = (  # serve: how long the decision log waits on its database (flag, d
      "seconds a log commit may take before its connection is dropped and its writes answer 503 (default: 5)"),
     ("--db-keepalive", "db_keepalive_s", "TCP keepalive idle and interval seconds on PostgreSQL (default: 10)"),
 )  # fmt: skip
+_ADMISSION_FLAGS = (  # serve: the bound on decisions in flight (dest, type, help)
+    ("max_in_flight", _count,
+     "decisions decided at a time (a batch counts its items); past it 503 overloaded (default: 64)"),
+    ("admission_queue_ms", _batch_window,
+     "milliseconds a request may wait for room under --max-in-flight before 503 overloaded (default: 50; 0: none)"),
+)  # fmt: skip
 _rate = arg(settings_module.non_negative, "a number of requests a second, 0 or more")
 _timeout = arg(settings_module.non_negative, "a number of seconds, 0 or more")
 _ACCESS_FLAGS = (  # serve: who is believed about the client's address (dest, type, help)
@@ -99,8 +105,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _table_flags(serve: argparse.ArgumentParser) -> None:
-    """The flags kept in the tables above: proxies, the OPA client, connections and the log's timeouts."""
-    for dest, kind, text in (*_ACCESS_FLAGS, *_OPA_FLAGS):
+    """The flags kept in the tables above: admission, proxies, the OPA client, connections, the log's timeouts."""
+    for dest, kind, text in (*_ADMISSION_FLAGS, *_ACCESS_FLAGS, *_OPA_FLAGS):
         serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
     for name, dest, kind, text in _CONNECTION_FLAGS:
         serve.add_argument("--" + name.replace("_", "-"), dest=dest, type=kind, help=text)

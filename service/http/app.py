@@ -27,10 +27,11 @@ from service.http import ui as http_ui
 from service.http.common import json_response as _json
 from service.http.common import runtime
 from service.http.errors import http_error, opsgate_error, unexpected
-from service.http.limits import guards, request_timeout
+from service.http.limits import guards, request_timeout, shed_when_full
 from service.http.media import json_only
 from service.ports.log import Log
 from service.settings import Settings
+from service.usecases.admission import Admission
 from service.usecases.approvals import sweeping
 from service.usecases.watch import watching
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
     """The Litestar app for ``settings``; OPA and the log start with it and stop with it.  ``log_factory``
     opens the decision log instead of the one ``settings`` name (the benchmark's log-off run)."""
     keys = from_settings(settings)  # a bad key configuration stops the start here
+    admission = Admission(settings.max_in_flight, settings.admission_queue_ms / 1000)  # this process's own
     if keys.open:
         log.warning(guard.OPEN_MODE_WARNING)
 
@@ -91,6 +93,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         started = await bootstrap.start(settings, with_shadow=True, log_factory=log_factory)
         app.state.runtime, app.state.metrics = started.runtime, started.metrics
+        started.metrics.watch_admission(admission.stats)
         keys.revocations.attach(started.log.sessions)  # signed-out sessions: shared by the workers, kept across starts
         try:
             async with watching(started.runtime), sweeping(started.runtime.approvals, settings.approval_sweep_s):
@@ -103,9 +106,9 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         lifespan=[lifespan],
         exception_handlers={OpsgateError: opsgate_error, HTTPException: http_error, Exception: unexpected},
         request_max_body_size=settings.max_body_bytes,
-        state=State({"auth": keys, "refusals": guard.refusal_log()}),
+        state=State({"auth": keys, "refusals": guard.refusal_log(), "admission": admission}),
         guards=[*guards(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None)), json_only],
-        middleware=[request_timeout(settings.request_timeout_s)],
+        middleware=[shed_when_full(admission), request_timeout(settings.request_timeout_s)],
         openapi_config=OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema"),
         template_config=http_ui.TEMPLATES,
         debug=False,

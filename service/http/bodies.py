@@ -76,9 +76,10 @@ def _items_problem(reason: str) -> Problem:
     return Problem(reason, path="items")
 
 
-def batch_facts(ruleset: Ruleset, body: bytes, limits: JsonLimits) -> list[dict[str, Any] | OpsgateError]:
-    """Each item of a batch as ``ruleset``'s facts, or its error in place (a bad item spoils only itself)."""
-    return [_item_facts(ruleset, raw, limits, index) for index, raw in enumerate(batch_items(body))]
+def batch_facts(ruleset: Ruleset, items: list[msgspec.Raw], limits: JsonLimits) -> list[dict[str, Any] | OpsgateError]:
+    """Each of a batch's ``items`` (``batch_items``) as ``ruleset``'s facts, or its error in place (a bad
+    item spoils only itself)."""
+    return [_item_facts(ruleset, raw, limits, index) for index, raw in enumerate(items)]
 
 
 def _item_facts(ruleset: Ruleset, raw: msgspec.Raw, limits: JsonLimits, index: int) -> dict[str, Any] | OpsgateError:

@@ -10,6 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 
 from service.http.guard import auth_of, authenticated
+from service.usecases.admission import Admission
 from service.usecases.serving import Runtime
 
 _JSON = msgspec.json.Encoder()
@@ -45,4 +46,10 @@ def caller(request: ASGIConnection[Any, Any, Any, Any]) -> str:
 
 def runtime(state: State) -> Runtime:
     value: Runtime = state.runtime
+    return value
+
+
+def admission(state: State) -> Admission:
+    """This process's bound on the decisions in flight (the /decide routes take room in it)."""
+    value: Admission = state.admission
     return value

@@ -1,4 +1,10 @@
-"""POST /decide, /decide/batch and /run: decode the facts, call the decision service, encode its answer."""
+"""POST /decide, /decide/batch and /run: decode the facts, call the decision service, encode its answer.
+
+Each call is admitted first (service/usecases/admission.py): past this process's bound of decisions in
+flight it is answered 503 ``overloaded`` before its facts are decoded (and, when not even one more
+decision could wait, before it gets here: ``http/limits.py``).  A batch weighs its items, so its envelope is read (not
+its items) before it is admitted; an unknown ruleset is 404 before that.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,8 @@ from litestar import Request, Response, post
 from litestar.datastructures import State
 
 from service.errors import OpsgateError
-from service.http.bodies import batch_facts
-from service.http.common import caller, json_response, runtime
+from service.http.bodies import batch_facts, batch_items
+from service.http.common import admission, caller, json_response, runtime
 from service.http.envelope import batch_envelope, envelope
 from service.http.guard import roles
 from service.http.queries import explain_full
@@ -21,11 +27,12 @@ async def _decide(request: Request[Any, Any, Any], state: State, ruleset_name: s
     body = await request.body()
     current = runtime(state)
     async with current.use() as served:
-        started = time.perf_counter()  # the decode lap counts from here, as the record shows it
         ruleset = served.catalog.get(ruleset_name)
-        facts = ruleset.decoder.decode_json(body, served.service.json_limits)
-        response = await served.service.decide_facts(ruleset, facts, caller(request), started=started,
-                                                     explain_full=full)  # fmt: skip
+        async with admission(state).admitted(1):
+            started = time.perf_counter()  # the decode lap counts from here, as the record shows it
+            facts = ruleset.decoder.decode_json(body, served.service.json_limits)
+            response = await served.service.decide_facts(ruleset, facts, caller(request), started=started,
+                                                         explain_full=full)  # fmt: skip
     current.offer_shadow([response])
     return json_response(envelope(response))
 
@@ -34,11 +41,13 @@ async def _decide_batch(request: Request[Any, Any, Any], state: State, ruleset_n
     body = await request.body()
     current = runtime(state)
     async with current.use() as served:  # one version for the whole batch
-        started = time.perf_counter()
         ruleset = served.catalog.get(ruleset_name)
-        items = batch_facts(ruleset, body, served.service.json_limits)
-        valid = [facts for facts in items if isinstance(facts, dict)]
-        decided = iter(await served.service.decide_batch(ruleset, valid, caller(request), started=started))
+        raws = batch_items(body)
+        async with admission(state).admitted(len(raws)):
+            started = time.perf_counter()
+            items = batch_facts(ruleset, raws, served.service.json_limits)
+            valid = [facts for facts in items if isinstance(facts, dict)]
+            decided = iter(await served.service.decide_batch(ruleset, valid, caller(request), started=started))
     results = [next(decided) if isinstance(item, dict) else item for item in items]
     current.offer_shadow([r for r in results if not isinstance(r, OpsgateError)])
     return json_response(batch_envelope(results))

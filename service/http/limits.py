@@ -1,4 +1,5 @@
-"""The request limits over HTTP: the per-caller rate (a guard) and the request timeout (a middleware).
+"""The request limits over HTTP: the per-caller rate (a guard), the request timeout and the shedding of
+decide calls when the process has no room for one more decision (middlewares).
 
 The rate applies to every route except the open probes and the API description (/health, /ready,
 /schema): those are what load balancers and tools call, and they do no work worth limiting.
@@ -9,16 +10,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.domain.limits import RateLimiter
-from service.errors import RateLimited, RequestTimeout, Unauthorized
+from service.errors import OpsgateError, Overloaded, RateLimited, RequestTimeout, Unauthorized
 from service.http.common import caller, client_host
+from service.http.envelope import item_error
 from service.http.guard import auth_of, authenticated
 from service.http.guard import guard as authenticate
+from service.usecases.admission import Admission
 
 UNLIMITED_PREFIXES = ("/health", "/ready", "/schema")
 
@@ -113,3 +117,43 @@ def request_timeout(seconds: float) -> Any:
         return within
 
     return middleware
+
+
+def _decides(scope: Scope) -> bool:
+    if scope["type"] != ScopeType.HTTP or scope["method"] != "POST":
+        return False
+    path = scope["path"]
+    return path in ("/decide", "/run") or path.startswith("/decide/")
+
+
+def shed_when_full(admission: Admission) -> Any:
+    """A middleware answering a decide call 503 overloaded at once when not even one more decision
+    could be admitted or wait (``Admission.check``): before its guards, its body and its handler, so
+    a refusal costs the event loop a fraction of a decision, even from callers that ask again at once.
+    The handlers admit the calls that pass (service/http/decide.py)."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def shedding(scope: Scope, receive: Receive, send: Send) -> None:
+            if _decides(scope):
+                try:
+                    admission.check()
+                except Overloaded as error:
+                    await _answer(send, error)
+                    return
+            await app(scope, receive, send)
+
+        return shedding
+
+    return middleware
+
+
+_ENCODE = msgspec.json.Encoder().encode
+
+
+async def _answer(send: Send, error: OpsgateError) -> None:
+    """``error``'s JSON envelope and headers, as the registered error handler answers it."""
+    body = _ENCODE(item_error(error))
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

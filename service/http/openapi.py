@@ -95,7 +95,8 @@ REASONS = {
     415: "A POST without Content-Type: application/json (unsupported_media_type)",
     422: "Well-formed but invalid: facts, body or ruleset (invalid_facts, invalid_request, json_too_deep, ...)",
     429: "The caller's rate is used up; see Retry-After (rate_limited)",
-    503: "Timed out (request_timeout) or a dependency is down (decision_log_error, ...)",
+    503: "Overloaded: retry after Retry-After (overloaded), timed out (request_timeout), or a dependency is down "
+    "(decision_log_error, ...)",
 }
 
 

@@ -1,4 +1,4 @@
-"""What the decision use case tells the metrics of each answered call."""
+"""What the decision use case tells the metrics of each answered call, and what admission control shows."""
 
 from __future__ import annotations
 
@@ -17,6 +17,17 @@ class Answered(msgspec.Struct, frozen=True):
     decision_type: str
     status: str  # its execution status
     violations: list[Violation]
+
+
+class AdmissionStats(msgspec.Struct, frozen=True):
+    """This process's admission control (service/usecases/admission.py), read at each scrape."""
+
+    limit: int  # decisions allowed in flight
+    in_flight: int  # decisions admitted and not yet answered
+    waiting: int  # decisions waiting for room
+    shed: int  # requests answered 503 overloaded
+    admitted: int  # requests admitted
+    waited_s: float  # the time the admitted requests waited for room, in all
 
 
 class DecisionObserver(Protocol):

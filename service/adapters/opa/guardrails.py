@@ -224,8 +224,12 @@ class Guardrails:
         return Verdict(available=False, revision=self.revision, error=error, breaker=breaker)
 
     async def _query(self, path: str, payload: dict[str, Any], timeout: float) -> tuple[int, bytes]:
+        query = encode(payload)
         try:
-            return await asyncio.wait_for(self.client.request(path, encode(payload)), timeout=timeout)
+            # in this task, not a new one (wait_for's): the clock starts as the query is written, not
+            # when a busy event loop gets round to starting a task that writes it
+            async with asyncio.timeout(timeout):
+                return await self.client.request(path, query)
         except TimeoutError:
             raise GuardrailsUnavailable(f"OPA did not answer within {timeout * 1000:g} ms") from None
         except OpaHttpError as error:
