@@ -1,7 +1,7 @@
 """Prometheus metrics (GET /metrics), in a registry of each app's own.
 
 Never the process-global default registry: several apps in one process (tests)
-keep their own counts.  The decision pipeline reports each answered call
+keep their own counts.  The decision service (service/usecases/decide.py) reports each answered call
 through ``decided``; OPA's state (up, restarts, breaker) is read at scrape time
 from the served version's guardrails; the pending approvals gauge is set by the
 approvals queue (``set_pending``), or refreshed by a hook awaited before each
@@ -65,10 +65,10 @@ class Metrics:
         r.register(self._admission)
         self._hooks: list[Callable[[], Awaitable[None]]] = []
 
-    # --- fed by the pipeline, the runtime and the approvals queue -------------------
+    # --- fed by the decision service, the served version and the approvals queue -------------------
 
     def decided(self, answers: Sequence[Answered], laps_ms: Mapping[str, float]) -> None:
-        """One decide call answered: its decisions and its stage times (the pipeline's laps, in ms)."""
+        """One decide call answered: its decisions and its stage times (the decision service's laps, in ms)."""
         for answer in answers:
             self.decisions.labels(answer.ruleset, answer.decision_type, answer.status).inc()
             for policy, violation_id in _denials(answer.violations):

@@ -1,6 +1,6 @@
 """Limits on what one caller may ask: a per-caller rate (token buckets), its log lines, and the shape of JSON facts.
 
-Pure: no HTTP, no settings, the clock is passed in.  ``http_limits`` applies them to requests.
+Pure: no HTTP, no settings, the clock is passed in.  ``service/http/limits.py`` applies them to requests.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def decision_query(params: Mapping[str, str]) -> DecisionQuery:
     query = decode_query(params, DecisionQuery)
     for name in ("since", "until"):
         if value := getattr(query, name):
-            query_time(name, value)  # checked only: the store compares the text as given
+            query_time(name, value)  # checked here for the 400; the store normalizes the time itself
     return query
 
 

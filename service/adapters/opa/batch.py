@@ -1,4 +1,4 @@
-"""Micro-batching: concurrent guardrail queries share one OPA ``batch`` query.
+"""Micro-batching: concurrent guardrail queries share one OPA query (service/adapters/opa/guardrails.py's own).
 
 Pure asyncio logic over a ``send(items) -> results`` callable (guardrails.py
 owns the OPA call).  Adaptive: when no query is in flight an item is sent at

@@ -175,7 +175,7 @@ class Guardrails:
             return self._unavailable(f"guardrail query failed: {error}", self.breaker.state)
 
     async def check_many(self, items: list[dict[str, Any]]) -> list[Verdict]:
-        """The verdicts for ``items``, in order, from ONE query of the ``batch`` entrypoint."""
+        """The verdicts for ``items``, in order, from ONE query that evaluates ``decision`` for each item."""
         return await self._send(items) if items else []
 
     async def _send(self, items: list[dict[str, Any]]) -> list[Verdict]:

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from service.adapters.store.dialect import Timeouts
 from service.adapters.store.log import StoreLog, open_log
-from service.adapters.store.verify import require_log, verify_log
+from service.adapters.store.verify import verify_log
 
-__all__ = ["StoreLog", "Timeouts", "open_log", "require_log", "verify_log"]
+__all__ = ["StoreLog", "Timeouts", "open_log", "verify_log"]

@@ -12,7 +12,6 @@ from service.domain.expr.evaluate import ALL_FUNCTIONS, FUNCTIONS, ITEM_FUNCTION
 from service.domain.expr.parser import KEYWORDS, MAX_DEPTH, Token, parse, tokenize
 from service.domain.expr.render import render
 from service.domain.expr.syntax import (
-    ARITHMETIC,
     COMPARISONS,
     Attr,
     Binary,
@@ -32,7 +31,6 @@ from service.domain.expr.syntax import (
 
 __all__ = [
     "ALL_FUNCTIONS",
-    "ARITHMETIC",
     "COMPARISONS",
     "FUNCTIONS",
     "ITEM_FUNCTIONS",

@@ -64,7 +64,6 @@ class Call(NodeBase, frozen=True, tag="call"):
 Node: TypeAlias = Literal | Path | Attr | ListExpr | Unary | Binary | BoolOp | Call
 
 COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in", "not in"})
-ARITHMETIC = frozenset({"+", "-", "*", "/", "%", "**"})
 
 
 def children(node: Node) -> tuple[Node, ...]:
