@@ -281,6 +281,35 @@ def test_builtin_functions_compute_the_expected_value(source: str, expected: Any
     assert type(result) is type(expected)
 
 
+CHECKS: dict[str, Any] = {"checks": {"scan": True, "load": None, "docs": False, "cache": True}}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('get(checks, "scan")', True),
+        ('get(checks, "load")', None),
+        ('get(checks, "missing")', None),
+        ('get(checks.scan, "x")', None),
+        ('get(nothing, "x")', None),
+        ('filter(["scan", "load", "docs", "cache"], get(checks, item) != true)', ["load", "docs"]),
+        ('len(filter(["scan", "load", "docs"], get(checks, item) == true))', 1),
+        ("len(filter([checks.scan, checks.load, checks.docs, checks.cache], item == true))", 2),
+        ('round(len(filter(["scan", "load", "docs"], get(checks, item) == true)) / 3, 4)', 0.3333),
+    ],
+)
+def test_get_reads_a_field_by_a_computed_name_so_lists_of_names_can_be_counted_and_filtered(
+    source: str, expected: Any
+) -> None:
+    assert value_of(source, CHECKS) == expected
+
+
+def test_get_needs_a_string_key() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        value_of("get(checks, 1)", CHECKS)
+    assert (caught.value.reason, caught.value.offset) == ("get(): the key must be a string, got int", 0)
+
+
 def test_a_failing_builtin_reports_its_name() -> None:
     with pytest.raises(ExpressionError) as caught:
         value_of("len(process.attempts)", SCOPE)

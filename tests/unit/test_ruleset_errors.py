@@ -177,7 +177,7 @@ def test_an_unknown_key_names_the_rule_it_sits_in(load_edited: LoadEdited) -> No
 def test_an_unknown_function_lists_the_known_ones(load_edited: LoadEdited) -> None:
     [problem] = problems_of(load_edited, (FAILURES_WHEN, "when: count(history.failures) > 0"))
     assert problem.reason == (
-        "unknown function 'count' (known: abs, ceil, filter, first, floor, len, max, min, round, sort, str)"
+        "unknown function 'count' (known: abs, ceil, filter, first, floor, get, len, max, min, round, sort, str)"
     )
 
 

@@ -188,6 +188,13 @@ def _first(items: Sequence[Any] | None) -> Any:
     return items[0] if items else None
 
 
+def _lookup(value: Any, key: Any) -> Any:
+    # get(object, key): a field whose name is computed (an item of a list of names), null when absent
+    if not isinstance(key, str):
+        raise TypeError(f"the key must be a string, got {_type_name(key)}")
+    return _get(value, key)
+
+
 def _str(value: Any) -> str:
     # keeps its name: a wrong call's message ("_str() missing 1 required positional argument") shows it
     if isinstance(value, bool):
@@ -212,6 +219,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "floor": math.floor,
     "ceil": math.ceil,
     "first": _first,
+    "get": _lookup,
     "str": _str,
 }
 
