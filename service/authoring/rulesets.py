@@ -27,7 +27,7 @@ from service.domain.ruleset import (
     Value,
     content_hash,
 )
-from service.domain.schema import FactDecoder, FieldSpec
+from service.domain.schema import FactDecoder, FieldSpec, sibling_bound_problems
 from service.errors import ExpressionError, Problem, RulesetInvalid
 
 
@@ -112,6 +112,8 @@ class _Builder:
             seen.add(rule.id)
         if "params" in self.spec.facts or "item" in self.spec.facts:
             self.problems.append(self.source.problem(("facts",), "'params' and 'item' are reserved names"))
+        for key, reason in sibling_bound_problems(self.spec.facts, ("facts",)):
+            self.problems.append(self.source.problem(key, reason))
         expiry = self.spec.params.get("approval_expiry_s", DEFAULT_APPROVAL_EXPIRY_S)
         if isinstance(expiry, bool) or not isinstance(expiry, int | float) or not expiry > 0:
             reason = "approval_expiry_s is the seconds a decision waits for approval: a number greater than 0"

@@ -36,6 +36,9 @@ class FieldSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_length: int | None = None
     fields: dict[str, FieldSpec] | None = None
     items: FieldSpec | None = None
+    # bounds by a sibling field of the same object (its name): at least / at most its value
+    ge_field: str | None = None
+    le_field: str | None = None
 
 
 _SCALARS: dict[str, Any] = {"int": int, "str": str, "bool": bool}
@@ -91,7 +94,59 @@ def struct_type(name: str, fields: dict[str, FieldSpec]) -> type[msgspec.Struct]
         else:
             definitions.append((field_name, Union[typ, None], spec.default))  # noqa: UP007 - built at run time
     required_first = sorted(definitions, key=lambda d: len(d) != 2)
-    return msgspec.defstruct(name, required_first, forbid_unknown_fields=True, kw_only=True)
+    checks = sibling_bounds(fields)
+    namespace = {"__post_init__": _sibling_check(checks)} if checks else None
+    return msgspec.defstruct(name, required_first, forbid_unknown_fields=True, kw_only=True, namespace=namespace)
+
+
+def sibling_bounds(fields: dict[str, FieldSpec]) -> list[tuple[str, str, str]]:
+    """``(field, ">=" | "<=", sibling)`` for each bound by a sibling field, in declaration order."""
+    return [
+        (name, op, other)
+        for name, spec in fields.items()
+        for op, other in ((">=", spec.ge_field), ("<=", spec.le_field))
+        if other is not None
+    ]
+
+
+BoundProblem = tuple[tuple[str, ...], str]
+
+
+def sibling_bound_problems(fields: dict[str, FieldSpec], key: tuple[str, ...] = ()) -> list[BoundProblem]:
+    """``(key of the bound, reason)`` for each ``ge_field``/``le_field`` that does not name a number field
+    beside a number field, at every level of objects."""
+    found: list[BoundProblem] = []
+    for name, spec in fields.items():
+        for attr, other in (("ge_field", spec.ge_field), ("le_field", spec.le_field)):
+            if other is None:
+                continue
+            target = fields.get(other) if other != name else None
+            if spec.type not in _NUMERIC:
+                found.append(((*key, name, attr), f"{attr} bounds a number, and {name!r} is of type {spec.type}"))
+            elif target is None or target.type not in _NUMERIC:
+                found.append(((*key, name, attr), f"{attr} must name another int or number field beside {name!r}"))
+        if spec.fields:
+            found.extend(sibling_bound_problems(spec.fields, (*key, name, "fields")))
+        if spec.items is not None and spec.items.fields:
+            found.extend(sibling_bound_problems(spec.items.fields, (*key, name, "items", "fields")))
+    return found
+
+
+_NUMERIC = ("int", "number")
+
+
+def _sibling_check(checks: list[tuple[str, str, str]]) -> Callable[[Any], None]:
+    def check(struct: Any) -> None:
+        # msgspec turns a ValueError here into a ValidationError at the object's path; the field is named
+        # in the message (see _SIBLING) so the 422 points at it
+        for name, op, other in checks:
+            value, bound = getattr(struct, name), getattr(struct, other)
+            if value is None or bound is None:
+                continue
+            if (op == "<=" and not value <= bound) or (op == ">=" and not value >= bound):
+                raise ValueError(f"Object field `{name}` must be {op} `{other}` ({bound})")
+
+    return check
 
 
 def _camel(*parts: str) -> str:
@@ -122,6 +177,7 @@ class FactDecoder:
 
 MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
 _UNKNOWN = re.compile(r"Object contains unknown field `([^`]+)`")
+_SIBLING = re.compile(r"Object field `([^`]+)` (must be .*)")
 
 
 def _invalid(error: msgspec.ValidationError) -> InvalidFacts:
@@ -147,9 +203,9 @@ def facts_problem(message: str) -> Problem:
     if not sep:
         reason, where = message, ""
     path = where.strip("`").removeprefix("$").removeprefix(".")
-    for pattern, text in ((MISSING_FIELD, "required field is missing"), (_UNKNOWN, "unknown field")):
+    for pattern, text in ((MISSING_FIELD, "required field is missing"), (_UNKNOWN, "unknown field"), (_SIBLING, "")):
         match = pattern.match(reason)
         if match:
             path = f"{path}.{match.group(1)}" if path else match.group(1)
-            reason = text
+            reason = text or match.group(2)
     return Problem(reason, path=path or "$")

@@ -269,3 +269,45 @@ def test_a_bad_value_in_a_fact_spec_is_found_in_its_own_fact_not_the_first_with_
         edit = (CAPACITY, CAPACITY.replace("{type: int, ge: 0}", spec))
     (problem,) = problems_of(load_edited, edit)
     assert str(problem) == expected
+
+
+ATTEMPTS_SPEC = "attempts: {type: int, ge: 0}"
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            "attempts: {type: int, ge: 0, le_field: slaa}",
+            "rules/broken.yaml:25:46: error: facts.process.fields.attempts.le_field: "
+            "le_field must name another int or number field beside 'attempts'",
+        ),
+        (
+            "attempts: {type: int, ge: 0, ge_field: type}",
+            "rules/broken.yaml:25:46: error: facts.process.fields.attempts.ge_field: "
+            "ge_field must name another int or number field beside 'attempts'",
+        ),
+        (
+            "attempts: {type: int, ge: 0, le_field: attempts}",
+            "rules/broken.yaml:25:46: error: facts.process.fields.attempts.le_field: "
+            "le_field must name another int or number field beside 'attempts'",
+        ),
+        (
+            "type: {type: str, min_length: 1, le_field: sla}",
+            "rules/broken.yaml:23:50: error: facts.process.fields.type.le_field: "
+            "le_field bounds a number, and 'type' is of type str",
+        ),
+    ],
+)
+def test_a_sibling_bound_must_name_a_number_field_beside_a_number_field(
+    load_edited: LoadEdited, spec: str, expected: str
+) -> None:
+    old = "type: {type: str, min_length: 1}" if spec.startswith("type:") else ATTEMPTS_SPEC
+    (problem,) = problems_of(load_edited, (old, spec))
+    assert str(problem) == expected
+
+
+def test_a_sibling_bound_naming_a_number_beside_it_loads(load_edited: LoadEdited) -> None:
+    ruleset = load_edited((ATTEMPTS_SPEC, "attempts: {type: int, ge: 0, le_field: sla}"))
+    assert ruleset.facts["process"].fields is not None
+    assert ruleset.facts["process"].fields["attempts"].le_field == "sla"

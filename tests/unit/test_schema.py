@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.domain.ruleset import Ruleset
-from service.domain.schema import FactDecoder
+from service.domain.schema import FactDecoder, FieldSpec
 from service.errors import BadRequest, InvalidFacts, Problem
 from service.http.queries import PendingQuery, decode_query
 
@@ -126,3 +126,50 @@ def test_decode_query_names_the_parameter() -> None:
         decode_query({"limit": "0"}, PendingQuery)
     assert raised.value.message == "invalid query parameter limit: Expected `int` >= 1"
     assert decode_query({"limit": "7"}, PendingQuery).limit == 7
+
+
+# --- bounds by a sibling field (ge_field, le_field) --------------------------------------------------
+
+COUNTS = {
+    "total": FieldSpec(type="int", ge=0),
+    "errors": FieldSpec(type="int", ge=0, le_field="total"),
+    "share": FieldSpec(type="number", required=False, le_field="limit", ge_field="floor"),
+    "limit": FieldSpec(type="number", required=False),
+    "floor": FieldSpec(type="number", required=False),
+}
+SIBLINGS = FactDecoder("counts", {**COUNTS, "inner": FieldSpec(type="object", required=False, fields=COUNTS)})
+
+
+@pytest.mark.parametrize(
+    "facts",
+    [
+        {"total": 10, "errors": 10},
+        {"total": 10, "errors": 0},
+        {"total": 0, "errors": 0, "share": 0.5},  # the bounds of share are absent: nothing to check
+        {"total": 3, "errors": 2, "share": 0.5, "limit": 0.5, "floor": 0.5},
+        {"total": 3, "errors": 2, "inner": {"total": 7, "errors": 7}},
+    ],
+)
+def test_a_value_within_its_sibling_bounds_is_accepted(facts: dict[str, Any]) -> None:
+    assert SIBLINGS.decode_json(json.dumps(facts).encode())["errors"] == facts["errors"]
+
+
+@pytest.mark.parametrize(
+    ("facts", "path", "reason"),
+    [
+        ({"total": 10, "errors": 11}, "errors", "must be <= `total` (10)"),
+        ({"total": 0, "errors": 1}, "errors", "must be <= `total` (0)"),
+        ({"total": 3, "errors": 2, "share": 0.6, "limit": 0.5}, "share", "must be <= `limit` (0.5)"),
+        ({"total": 3, "errors": 2, "share": 0.4, "floor": 0.5}, "share", "must be >= `floor` (0.5)"),
+        ({"total": 3, "errors": 2, "inner": {"total": 7, "errors": 8}}, "inner.errors", "must be <= `total` (7)"),
+    ],
+)
+def test_a_value_beyond_its_sibling_bound_is_422_at_its_own_path(
+    facts: dict[str, Any], path: str, reason: str
+) -> None:
+    error = rejection(SIBLINGS, facts)
+    assert error.problems == [Problem(reason, path=path)]
+    assert error.message == f"invalid facts: {path}: {reason}"
+    with pytest.raises(InvalidFacts) as converted:
+        SIBLINGS.convert(facts)
+    assert converted.value.problems == [Problem(reason, path=path)]
