@@ -37,6 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in list(os.environ):
         if (name.startswith("OPSGATE_") and name not in KEPT_VARIABLES) or name.lower() in PROXY_VARIABLES:
             del os.environ[name]
+        elif name.startswith("OTEL_"):  # traces only where a test asks for them (tests/e2e/test_tracing_otlp.py)
+            del os.environ[name]
 
 
 # The OPA query timeout of the servers and runtimes that tests decide with: the 100 ms default can pass
