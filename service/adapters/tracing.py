@@ -11,6 +11,7 @@ processor's delays); the settings say which exporters run at all (service/settin
 
 from __future__ import annotations
 
+import sys
 import time
 
 from opentelemetry import trace
@@ -68,7 +69,7 @@ def provider(service_name: str, *processors: SpanProcessor) -> TracerProvider:
 
 def _exporter(name: str) -> SpanExporter:
     if name == "console":
-        return ConsoleSpanExporter()
+        return ConsoleSpanExporter(out=sys.stderr)  # standard output stays the command's (opsgate decide)
     return OTLPSpanExporter()  # OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, _HEADERS, _TIMEOUT, read by the SDK
 
 
