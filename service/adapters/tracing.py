@@ -12,7 +12,9 @@ processor's delays); the settings say which exporters run at all (service/settin
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Sequence
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -24,15 +26,20 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from service.ports.tracing import NO_TRACER, DecisionTrace, Tracer
 
 _PROPAGATOR = TraceContextTextMapPropagator()
+#: How long closing waits for the buffered spans to leave before it gives them up: a collector that is
+#: down must not hold up a stop (the OTLP exporter retries for up to OTEL_EXPORTER_OTLP_TIMEOUT, 10 s).
+CLOSE_TIMEOUT_S = 2.0
 
 
 class OpenTelemetryTracer:
-    """Records each decision on ``provider``'s tracer; ``close`` flushes and shuts the provider down."""
+    """Records each decision on ``provider``'s tracer; ``close`` exports what is buffered (for at most
+    CLOSE_TIMEOUT_S, then ``exporters`` are stopped) and shuts the provider down."""
 
     enabled = True
 
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(self, provider: TracerProvider, exporters: Sequence[SpanExporter] = ()) -> None:
         self.provider = provider
+        self.exporters = list(exporters)
         self.tracer = provider.get_tracer("opsgate")
 
     def record(self, decision: DecisionTrace) -> None:
@@ -56,7 +63,13 @@ class OpenTelemetryTracer:
         span.end(at(decision.end))
 
     def close(self) -> None:
-        self.provider.shutdown()  # exports what the batch processor still holds
+        closing = threading.Thread(target=self.provider.shutdown, name="opsgate-traces-close", daemon=True)
+        closing.start()  # the batch processors export what they still hold
+        closing.join(CLOSE_TIMEOUT_S)
+        if closing.is_alive():  # the collector is down or slow: stop the exporters' retries, lose those spans
+            for exporter in self.exporters:
+                exporter.shutdown()
+            closing.join(CLOSE_TIMEOUT_S)
 
 
 def provider(service_name: str, *processors: SpanProcessor) -> TracerProvider:
@@ -78,5 +91,6 @@ def tracer(exporters: str, service_name: str) -> Tracer:
     names = [name for name in exporters.split(",") if name and name != "none"]
     if not names:
         return NO_TRACER
-    processors = [BatchSpanProcessor(_exporter(name)) for name in names]  # OTEL_BSP_* read by the SDK
-    return OpenTelemetryTracer(provider(service_name, *processors))
+    made = [_exporter(name) for name in names]
+    processors = [BatchSpanProcessor(exporter) for exporter in made]  # OTEL_BSP_* read by the SDK
+    return OpenTelemetryTracer(provider(service_name, *processors), made)

@@ -5,6 +5,8 @@ continuing the caller's ``traceparent``; with ``--workers 2`` each worker export
 
 from __future__ import annotations
 
+import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -176,3 +178,28 @@ def test_with_two_workers_each_exports_its_decisions_traces(tmp_path: Path, opa_
 def _chains(server: Server) -> set[str]:
     """The writers (workers) whose chain holds a decision."""
     return {head["writer"] for head in server.client.get("/log/head").json()["chains"] if head["seq"] > 0}
+
+
+def test_a_collector_that_is_down_loses_spans_never_decisions_and_never_holds_up_a_stop(
+    tmp_path: Path, opa_bin: str
+) -> None:
+    with socket.socket() as closed:  # a loopback port that refuses connections: bound, never listening
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        server = Server(tmp_path, RULES_DIR, REGO_DIR, opa_bin, OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+                        OTEL_BSP_SCHEDULE_DELAY="50")  # fmt: skip
+        try:
+            answers = [server.client.post("/decide/ops", json=EXAMPLE_FACTS) for _ in range(3)]
+            assert [a.status_code for a in answers] == [200] * 3
+            assert {a.json()["result"]["execution"]["status"] for a in answers} == {"APPROVED"}
+            started = time.monotonic()
+            server.proc.terminate()
+            code = server.proc.wait(timeout=30)
+            stopped_in = time.monotonic() - started
+        finally:
+            server.stop()
+    # the exporter would retry for 10 s (OTEL_EXPORTER_OTLP_TIMEOUT); closing gives it 2 s, then stops it.
+    # uvicorn ends a graceful stop by raising the signal again: the exit is SIGTERM's, after the shutdown
+    log = server.log_text()
+    assert code in (0, -signal.SIGTERM) and stopped_in < 8, f"exit {code} after {stopped_in:.1f} s:\n{log}"
+    assert "Application shutdown complete" in log and "/v1/traces" in log
