@@ -28,12 +28,14 @@ from service.adapters.opa.tools import (
 from service.adapters.rules_engine.engine import RuleEngine, shared_engine
 from service.adapters.store import Timeouts
 from service.adapters.store import open_log as open_store
+from service.adapters.tracing import tracer as open_tracer
 from service.authoring.catalog import Catalog, load_catalog
 from service.authoring.policies import PolicyTests
 from service.domain.limits import JsonLimits
 from service.errors import Problem
 from service.ports.guardrails import PolicyCheck
 from service.ports.log import Log
+from service.ports.tracing import NO_TRACER, Tracer
 from service.settings import Settings
 from service.usecases.candidate import CANDIDATE_OPA_TIMEOUT_S, Candidates
 from service.usecases.serving import Runtime
@@ -113,6 +115,7 @@ async def start_version(
     *,
     check_rego: bool,
     metrics: Metrics | None = None,
+    tracer: Tracer = NO_TRACER,
 ) -> RunningVersion:
     """Check (``check_rego``: ``opa check``, then ``opa test`` with the entrypoint's contract), compile
     and start the version ``catalog`` was loaded from ``rules_dir`` and ``rego_dir``, and register it
@@ -125,7 +128,9 @@ async def start_version(
         await asyncio.to_thread(policy_check(settings), rego_dir, "rego")
         await asyncio.to_thread(require_passing_policy_tests, settings.opa_bin, rego_dir, "rego")
     limits = JsonLimits(settings.max_json_depth, settings.max_list_length)
-    version = await RunningVersion.start(catalog, engine(), guardrails(settings), log_store.records, limits, metrics)
+    version = await RunningVersion.start(
+        catalog, engine(), guardrails(settings), log_store.records, limits, metrics, tracer
+    )
     try:
         git = await asyncio.to_thread(last_commit, rules_dir)
         await log_store.versions.register_version(catalog.version, list(catalog.files), catalog.ruleset_versions, git)
@@ -135,13 +140,20 @@ async def start_version(
     return version
 
 
-class Running:
-    """What one serving process runs on: the served versions, the decision log and the metrics."""
+def tracer(settings: Settings) -> Tracer:
+    """This process's tracer, as the OTEL_* variables configured it (the no-op tracer unless they did);
+    made where the service starts, so each worker of ``serve --workers N`` makes its own after the fork."""
+    return open_tracer(settings.traces_exporter, settings.otel_service_name)
 
-    def __init__(self, runtime: Runtime, log_store: Log, metrics: Metrics) -> None:
+
+class Running:
+    """What one serving process runs on: the served versions, the decision log, the metrics and the tracer."""
+
+    def __init__(self, runtime: Runtime, log_store: Log, metrics: Metrics, tracer: Tracer = NO_TRACER) -> None:
         self.runtime = runtime
         self.log = log_store
         self.metrics = metrics
+        self.tracer = tracer
         metrics.watch_opa(lambda: runtime.guardrails.status())  # OPA's state: the version served now
         metrics.watch_log(log_store.health)  # the log's health and its failed writes by cause
         metrics.on_scrape(self._count_pending)  # the pending approvals gauge, counted in the store
@@ -152,32 +164,43 @@ class Running:
     async def close(self) -> None:
         await self.runtime.close()
         self.log.close()
+        self.tracer.close()  # the spans still buffered are exported
 
 
 async def start(
-    settings: Settings, *, with_shadow: bool = False, log_factory: Callable[[Settings], Log] | None = None
+    settings: Settings,
+    *,
+    with_shadow: bool = False,
+    log_factory: Callable[[Settings], Log] | None = None,
+    tracer_factory: Callable[[Settings], Tracer] = tracer,
 ) -> Running:
-    """Open the log (``log_factory``, by default the one ``settings`` name), start the version in rules/
-    and rego/ (and the shadow candidate when asked for and configured); everything started is stopped
-    again when a later step fails."""
+    """Open the log (``log_factory``, by default the one ``settings`` name) and the tracer, start the
+    version in rules/ and rego/ (and the shadow candidate when asked for and configured); everything
+    started is stopped again when a later step fails."""
     log_store = (log_factory or open_log)(settings)
     metrics = Metrics()
+    traces = tracer_factory(settings)
     try:
         catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
         served = await start_version(
-            settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False, metrics=metrics
-        )
+            settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False, metrics=metrics,
+            tracer=traces,
+        )  # fmt: skip
     except BaseException:
         log_store.close()
+        traces.close()
         raise
     try:
         shadow = await Shadow.start(settings.shadow, candidates(settings)) if with_shadow and settings.shadow else None
     except BaseException:
         await served.close()
         log_store.close()
+        traces.close()
         raise
 
     async def reloaded(catalog: Catalog, rules_dir: Path, rego_dir: Path) -> RunningVersion:
-        return await start_version(settings, log_store, catalog, rules_dir, rego_dir, check_rego=True, metrics=metrics)
+        return await start_version(
+            settings, log_store, catalog, rules_dir, rego_dir, check_rego=True, metrics=metrics, tracer=traces
+        )
 
-    return Running(Runtime(settings, log_store, served, reloaded, shadow), log_store, metrics)
+    return Running(Runtime(settings, log_store, served, reloaded, shadow), log_store, metrics, traces)

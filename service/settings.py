@@ -61,6 +61,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For/-Proto are believed; none by default
     max_in_flight: int = 64  # decisions one process decides at a time; past it 503 overloaded (a batch: its items)
     admission_queue_ms: float = 50.0  # how long a decision may wait for room before it is shed; 0: shed at once
+    # traces (service/adapters/tracing.py), from the standard OTEL_* variables: off unless they configure it
+    traces_exporter: str = "none"  # "otlp" (OTLP/HTTP), "console", or both comma-separated; "none": off
+    otel_service_name: str = "opsgate"  # the traces' service.name
 
 
 def _flag(text: str) -> bool:
@@ -151,10 +154,38 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
 }
 
 
-def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-    """Defaults, then ``OPSGATE_*`` variables, then explicit overrides (CLI flags)."""
-    environ = os.environ if environ is None else environ
+TRACE_EXPORTERS = ("otlp", "console")
+
+
+def _traces(environ: Mapping[str, str]) -> dict[str, object]:
+    """The tracing settings from the OpenTelemetry SDK's own variables: on when OTEL_TRACES_EXPORTER
+    names an exporter or an OTLP endpoint is set (then "otlp"); OTEL_SDK_DISABLED=true turns it off.
+    The SDK reads the rest (endpoint, headers, timeout, the batch processor's delays) itself."""
     values: dict[str, object] = {}
+    if environ.get("OTEL_SERVICE_NAME"):
+        values["otel_service_name"] = environ["OTEL_SERVICE_NAME"]
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return values
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    names = [n.strip().lower() for n in environ.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint else "").split(",")]
+    names = [n for n in names if n and n != "none"]
+    for name in names:
+        if name not in TRACE_EXPORTERS:
+            raise InvalidSettings(f"OTEL_TRACES_EXPORTER={environ['OTEL_TRACES_EXPORTER']!r} is invalid: "
+                                  f"{name!r} is not one of {', '.join(TRACE_EXPORTERS)}, none")  # fmt: skip
+    protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    if "otlp" in names and protocol not in (None, "", "http/protobuf"):
+        raise InvalidSettings(f"OTLP protocol {protocol!r} is not served: opsgate exports OTLP as http/protobuf")
+    if names:
+        values["traces_exporter"] = ",".join(dict.fromkeys(names))
+    return values
+
+
+def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Defaults, then ``OPSGATE_*`` (and the OpenTelemetry ``OTEL_*``) variables, then explicit overrides
+    (CLI flags)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = _traces(environ)
     for variable, (field, parse) in _ENV.items():
         if environ.get(variable):
             try:

@@ -35,7 +35,9 @@ PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
 
 def pytest_configure(config: pytest.Config) -> None:
     for name in list(os.environ):
-        if (name.startswith("OPSGATE_") and name not in KEPT_VARIABLES) or name.lower() in PROXY_VARIABLES:
+        # OTEL_*: traces only where a test asks for them (tests/e2e/test_tracing_otlp.py)
+        ours = (name.startswith("OPSGATE_") and name not in KEPT_VARIABLES) or name.startswith("OTEL_")
+        if ours or name.lower() in PROXY_VARIABLES:
             del os.environ[name]
 
 

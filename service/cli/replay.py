@@ -17,6 +17,8 @@ from service.settings import Settings
 from service.usecases.flips import Side
 from service.usecases.replay import DEFAULT_SAMPLES, ReplayReport, ReplayRequest, replay
 
+MATRIX_WIDTH = 100  # characters: a ruleset's matrix wider than this numbers its columns
+
 
 def _positive(text: str) -> int:
     value = int(text)
@@ -67,8 +69,7 @@ def render_text(report: ReplayReport) -> str:
         f"candidate {report.candidate_version}",
         f"log {report.log}",
         f"replayed {report.replayed}, changed {report.changed}, not replayable {report.not_replayable}",
-        "",
-        *_matrix_lines(report.matrix),
+        *_blocks(report),
     ]
     for flip in report.flips:
         lines += ["", f"{flip.old} -> {flip.new}: {flip.count}"]
@@ -81,15 +82,35 @@ def render_text(report: ReplayReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _matrix_lines(matrix: dict[str, dict[str, int]]) -> list[str]:
-    if not matrix:
-        return ["(no decisions replayed)"]
-    types = sorted({*matrix, *(new for row in matrix.values() for new in row)})
+def _blocks(report: ReplayReport) -> list[str]:
+    """The flip matrix, one block per ruleset (a decision only ever flips within its ruleset), so a
+    log of several rulesets prints several small matrices rather than one as wide as all their types."""
+    if not report.matrix:
+        return ["", "(no decisions replayed)"]
+    lines: list[str] = []
+    for name, types in report.rulesets.items():
+        cells = {(old, new): report.matrix.get(old, {}).get(new, 0) for old in types for new in types}
+        changed = sum(count for (old, new), count in cells.items() if old != new)
+        lines += ["", f"{name}: replayed {sum(cells.values())}, changed {changed}", *_matrix_lines(types, cells)]
+    return lines
+
+
+def _matrix_lines(types: list[str], cells: dict[tuple[str, str], int]) -> list[str]:
+    """Columns named by the decision types; numbered (1, 2, …, as the rows) where the names would make
+    the matrix wider than MATRIX_WIDTH."""
     first = max(len("old \\ new"), *(len(t) for t in types))
-    columns = list(zip(types, [max(len(t), 5) for t in types], strict=True))
-    header = "old \\ new".ljust(first) + "".join(f"  {t:>{w}}" for t, w in columns)
+    labels = types
+    if first + sum(2 + max(len(t), 5) for t in types) > MATRIX_WIDTH:
+        labels = [str(number) for number in range(1, len(types) + 1)]
+        types_shown = [f"{number} {t}" for number, t in zip(labels, types, strict=True)]
+        first = max(len("old \\ new"), *(len(t) for t in types_shown))
+    else:
+        types_shown = types
+    widths = [max(len(label), 5) for label in labels]
+    header = "old \\ new".ljust(first) + "".join(f"  {label:>{w}}" for label, w in zip(labels, widths, strict=True))
     rows = [
-        old.ljust(first) + "".join(f"  {matrix.get(old, {}).get(new, 0):>{w}}" for new, w in columns) for old in types
+        shown.ljust(first) + "".join(f"  {cells[(old, new)]:>{w}}" for new, w in zip(types, widths, strict=True))
+        for old, shown in zip(types, types_shown, strict=True)
     ]
     return [header, *rows]
 

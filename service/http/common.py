@@ -1,4 +1,4 @@
-"""Helpers every HTTP module shares: JSON responses and who is calling."""
+"""Helpers every HTTP module shares: JSON responses, who is calling and the trace they call from."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 
 from service.http.guard import auth_of, authenticated
+from service.ports.tracing import TraceParent
 from service.usecases.admission import Admission
 from service.usecases.serving import Runtime
 
@@ -42,6 +43,12 @@ def caller(request: ASGIConnection[Any, Any, Any, Any]) -> str:
     if claimed:
         return claimed[:128]
     return client_host(request)
+
+
+def trace_parent(request: ASGIConnection[Any, Any, Any, Any]) -> TraceParent | None:
+    """The caller's W3C trace context (``traceparent``, ``tracestate``), which the decision's span continues."""
+    header = request.headers.get("traceparent")
+    return TraceParent(header[:256], request.headers.get("tracestate", "")[:512]) if header else None
 
 
 def runtime(state: State) -> Runtime:

@@ -16,7 +16,7 @@ from litestar.datastructures import State
 
 from service.errors import OpsgateError
 from service.http.bodies import batch_facts, batch_items
-from service.http.common import admission, caller, json_response, runtime
+from service.http.common import admission, caller, json_response, runtime, trace_parent
 from service.http.envelope import batch_envelope, envelope
 from service.http.guard import roles
 from service.http.queries import explain_full
@@ -32,7 +32,7 @@ async def _decide(request: Request[Any, Any, Any], state: State, ruleset_name: s
             started = time.perf_counter()  # the decode lap counts from here, as the record shows it
             facts = ruleset.decoder.decode_json(body, served.service.json_limits)
             response = await served.service.decide_facts(ruleset, facts, caller(request), started=started,
-                                                         explain_full=full)  # fmt: skip
+                                                         explain_full=full, parent=trace_parent(request))  # fmt: skip
     current.offer_shadow([response])
     return json_response(envelope(response))
 
@@ -47,8 +47,11 @@ async def _decide_batch(request: Request[Any, Any, Any], state: State, ruleset_n
             started = time.perf_counter()
             items = batch_facts(ruleset, raws, served.service.json_limits)
             valid = [facts for facts in items if isinstance(facts, dict)]
-            decided = iter(await served.service.decide_batch(ruleset, valid, caller(request), started=started))
-    results = [next(decided) if isinstance(item, dict) else item for item in items]
+            decided = await served.service.decide_batch(
+                ruleset, valid, caller(request), started=started, parent=trace_parent(request)
+            )
+    answers = iter(decided)
+    results = [next(answers) if isinstance(item, dict) else item for item in items]
     current.offer_shadow([r for r in results if not isinstance(r, OpsgateError)])
     return json_response(batch_envelope(results))
 

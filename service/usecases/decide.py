@@ -35,6 +35,8 @@ from service.ports.guardrails import GuardrailsPort
 from service.ports.log import RecordStore
 from service.ports.metrics import Answered, DecisionObserver
 from service.ports.rules import RuleEngine
+from service.ports.tracing import NO_TRACER, TraceParent, Tracer
+from service.usecases.timing import Answers, Timer, traced
 
 
 class _RulesPass(msgspec.Struct, frozen=True):
@@ -90,9 +92,11 @@ class DecisionService:
         log: RecordStore,
         json_limits: JsonLimits | None = None,
         observer: DecisionObserver | None = None,
+        tracer: Tracer = NO_TRACER,
     ) -> None:
         self.catalog = catalog
         self.observer = observer
+        self.tracer = tracer
         self.json_limits = json_limits or JsonLimits()  # what callers check a body against before decoding it
         self.engine = engine
         self.guardrails = guardrails
@@ -108,33 +112,48 @@ class DecisionService:
         *,
         started: float | None = None,
         explain_full: bool = False,
+        parent: TraceParent | None = None,
     ) -> DecisionResponse:
-        """Decide on already validated facts, log the decision, and answer with its log id."""
-        timer = _Timer(started)
-        outcome = await self.evaluate(ruleset, facts, timer)
-        response = self._response(ruleset, facts, outcome, explain_full=explain_full)
-        stored = await self.log.append(self._record(ruleset, response, caller, dict(timer.laps)))
-        self._observe([response], timer)
+        """Decide on already validated facts, log the decision, and answer with its log id.  ``parent``:
+        the caller's trace context, which the decision's span continues."""
+        timer = Timer(started)
+        with traced(self.tracer, ruleset, timer, parent) as answers:
+            outcome = await self.evaluate(ruleset, facts, timer)
+            response = self._response(ruleset, facts, outcome, explain_full=explain_full)
+            _answered_to(answers, response)
+            stored = await self.log.append(self._record(ruleset, response, caller, dict(timer.laps)))
+            self._observe([response], timer)
         return _logged(response, stored)
 
     async def decide_batch(
-        self, ruleset: Ruleset, valid: list[dict[str, Any]], caller: str, *, started: float | None = None
+        self,
+        ruleset: Ruleset,
+        valid: list[dict[str, Any]],
+        caller: str,
+        *,
+        started: float | None = None,
+        parent: TraceParent | None = None,
     ) -> list[DecisionResponse]:
         """Decide each of ``valid`` (already validated facts), in order: one rules pass per item, ONE
-        guardrail query for all, the records committed together.  ``started``: when decoding began."""
-        timer = _Timer(started)
-        timer.lap("decode")
-        passes = await self._rules_passes(ruleset, valid)
-        timer.lap("rules")
-        outcomes = await self._judge_all(ruleset, valid, passes)
-        timer.lap("guardrails")
-        responses = [self._response(ruleset, facts, outcome) for facts, outcome in zip(valid, outcomes, strict=True)]
-        laps = dict(timer.laps)  # as the records carry them: without the log's own time
-        stored = await self.log.append_many([self._record(ruleset, response, caller, laps) for response in responses])
-        self._observe(responses, timer)
+        guardrail query for all, the records committed together.  ``started``: when decoding began.
+        Traced as one span for the whole batch."""
+        timer = Timer(started)
+        with traced(self.tracer, ruleset, timer, parent, batch=True) as answers:
+            timer.lap("decode")
+            timer.lap("context", keep=False)
+            passes = await self._rules_passes(ruleset, valid)
+            timer.lap("rules")
+            outcomes = await self._judge_all(ruleset, valid, passes)
+            timer.lap("guardrails")
+            responses = [self._response(ruleset, facts, out) for facts, out in zip(valid, outcomes, strict=True)]
+            for response in responses:
+                _answered_to(answers, response)
+            laps = dict(timer.laps)  # as the records carry them: without the log's own time
+            stored = await self.log.append_many([self._record(ruleset, resp, caller, laps) for resp in responses])
+            self._observe(responses, timer)
         return [_logged(response, record) for response, record in zip(responses, stored, strict=True)]
 
-    def _observe(self, responses: list[DecisionResponse], timer: _Timer) -> None:
+    def _observe(self, responses: list[DecisionResponse], timer: Timer) -> None:
         """The log append's time is the "log" lap (after the record took its laps), then the observer."""
         timer.lap("log")
         if self.observer is not None:
@@ -168,15 +187,18 @@ class DecisionService:
         )
         return DecisionResponse(ruleset.agent, result)
 
-    async def evaluate(self, ruleset: Ruleset, facts: dict[str, Any], timer: _Timer | None = None) -> Outcome:
+    async def evaluate(self, ruleset: Ruleset, facts: dict[str, Any], timer: Timer | None = None) -> Outcome:
         """Rules, proposal, guardrails and the final word, without logging (also used by replay)."""
-        timer = timer or _Timer(None)
+        timer = timer or Timer(None)
         timer.lap("decode")
+        # the context: the facts as the rules see them, complete (decoded with their defaults filled in,
+        # nothing fetched from elsewhere): a stage of the trace, not one of the record's laps
+        timer.lap("context", keep=False)
         outcome = await self._outcome(ruleset, facts, timer)
         timer.lap("guardrails")
         return outcome
 
-    async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any], timer: _Timer) -> Outcome:
+    async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any], timer: Timer) -> Outcome:
         (rules,) = await self._rules_passes(ruleset, [facts])
         timer.lap("rules")
         verdict = None
@@ -267,18 +289,9 @@ def _logged(response: DecisionResponse, stored: StoredRecord) -> DecisionRespons
     return msgspec.structs.replace(response, result=msgspec.structs.replace(response.result, decision_log_id=stored.id))
 
 
-class _Timer:
-    """Per-stage latencies of one decision, in milliseconds."""
-
-    def __init__(self, started: float | None) -> None:
-        self.last = self.start = started if started is not None else time.perf_counter()
-        self.laps: dict[str, float] = {}
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.laps[stage] = round((now - self.last) * 1000, 3)
-        self.last = now
-        self.laps["total"] = round((now - self.start) * 1000, 3)
+def _answered_to(answers: Answers, response: DecisionResponse) -> None:
+    result = response.result
+    answers.add(result.decision_id, result.decision.decision_type, result.execution.status)
 
 
 def _answered(response: DecisionResponse) -> Answered:

@@ -51,12 +51,17 @@ class ReplayReport(msgspec.Struct, frozen=True):
     matrix: dict[str, dict[str, int]]
     flips: list[Flip]
     not_replayable_reasons: list[Skipped]
+    # each replayed ruleset's decision types (logged or the candidate's), sorted: its block of the matrix
+    rulesets: dict[str, list[str]] = {}
 
     @classmethod
-    def of(cls, version: str, log: str, summary: FlipSummary) -> ReplayReport:
+    def of(
+        cls, version: str, log: str, summary: FlipSummary, rulesets: dict[str, set[str]] | None = None
+    ) -> ReplayReport:
         skipped = sum(s.count for s in summary.not_comparable)
+        types = {name: sorted(found) for name, found in sorted((rulesets or {}).items())}
         return cls(version, log, summary.compared, summary.changed, skipped, summary.matrix,
-                   list(summary.flips), list(summary.not_comparable))  # fmt: skip
+                   list(summary.flips), list(summary.not_comparable), types)  # fmt: skip
 
 
 async def replay(request: ReplayRequest, log: LoggedDecisions, candidates: Candidates) -> ReplayReport:
@@ -64,9 +69,10 @@ async def replay(request: ReplayRequest, log: LoggedDecisions, candidates: Candi
     candidate = await candidates.open(request.rules_dir, request.rego_dir)
     try:
         matrix = FlipMatrix(request.samples)
+        rulesets: dict[str, set[str]] = {}
         async for stored in _decisions(log.records, request):
-            await _compare(candidate, stored, matrix)
-        return ReplayReport.of(candidate.version, log.description, matrix.summary())
+            await _compare(candidate, stored, matrix, rulesets)
+        return ReplayReport.of(candidate.version, log.description, matrix.summary(), rulesets)
     finally:
         await candidate.close()
 
@@ -87,7 +93,9 @@ async def _decisions(log: RecordStore, request: ReplayRequest) -> AsyncIterator[
         query = msgspec.structs.replace(query, cursor=cursor)
 
 
-async def _compare(candidate: Candidate, stored: StoredRecord, matrix: FlipMatrix) -> None:
+async def _compare(
+    candidate: Candidate, stored: StoredRecord, matrix: FlipMatrix, rulesets: dict[str, set[str]]
+) -> None:
     record = decision_of(stored)
     logged = record.answer()
     if logged.no_verdict:
@@ -98,4 +106,6 @@ async def _compare(candidate: Candidate, stored: StoredRecord, matrix: FlipMatri
     except NotComparable as skipped:
         matrix.skip(stored.decision_id, skipped.reason)
         return
-    matrix.add(stored.decision_id, Side.of(logged), Side.of(outcome.answer()))
+    old, new = Side.of(logged), Side.of(outcome.answer())
+    matrix.add(stored.decision_id, old, new)
+    rulesets.setdefault(record.ruleset.name, set()).update((old.decision_type, new.decision_type))

@@ -17,6 +17,7 @@ from service.ports.guardrails import VersionGuardrails
 from service.ports.log import RecordStore
 from service.ports.metrics import DecisionObserver
 from service.ports.rules import RuleEngine
+from service.ports.tracing import NO_TRACER, Tracer
 from service.usecases.decide import DecisionService
 
 DRAIN_TIMEOUT_S = 30.0
@@ -42,13 +43,14 @@ class RunningVersion:
         log: RecordStore,
         limits: JsonLimits | None = None,
         observer: DecisionObserver | None = None,
+        tracer: Tracer = NO_TRACER,
     ) -> Self:
         """Compile ``catalog``'s rules in ``engine`` and start ``guardrails`` with its policies; no checks.
         ``guardrails`` are closed again when anything fails."""
         try:
             # compiling runs off the event loop: requests go on meanwhile
             service = await asyncio.to_thread(
-                DecisionService, catalog, engine, guardrails, log, limits, observer=observer
+                DecisionService, catalog, engine, guardrails, log, limits, observer=observer, tracer=tracer
             )
             await guardrails.start(catalog.policies, catalog.version)
         except BaseException:

@@ -120,6 +120,7 @@ def test_max_attempts_4_flips_third_attempts_from_escalate_as_counted_by_hand(
     # the hand count written out: third attempts that dispatch or reassign now; retries stay denied
     assert report["matrix"][ESCALATE] == {ESCALATE: 561, DISPATCH: 31, REASSIGN: 20}
     assert (report["replayed"], report["changed"], report["not_replayable"]) == (1000, 51, 0)
+    assert report["rulesets"] == {"ops": [DISPATCH, ESCALATE, REASSIGN, RETRY]}  # the types of each ruleset's block
     flips = {(f["old"], f["new"]): f for f in report["flips"]}
     assert {k: f["count"] for k, f in flips.items()} == {(ESCALATE, DISPATCH): 31, (ESCALATE, REASSIGN): 20}
     sample = flips[(ESCALATE, DISPATCH)]["samples"][0]
@@ -163,6 +164,7 @@ def test_text_output_prints_the_matrix_the_flips_and_their_samples(sqlite_log: L
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "replayed 1000, changed 51, not replayable 0" in lines
+    assert lines[lines.index("ops: replayed 1000, changed 51") + 1].startswith("old \\ new")  # one block per ruleset
     header = next(line for line in lines if line.startswith("old \\ new"))
     assert header.split()[3:] == [DISPATCH, ESCALATE, REASSIGN, RETRY]
     escalate_row = next(line for line in lines if line.startswith(ESCALATE + " "))

@@ -2,7 +2,9 @@
 
 Every relative link and #anchor resolves (anchors by GitHub's heading-slug rules), every page of
 docs/ is reachable from docs/README.md, the CLI synopsis in docs/cli.md lists exactly the parser's
-commands and options, and the module list in docs/architecture.md is exactly the files of service/.
+commands and options, the error table in docs/http-api.md is exactly the codes the service can answer
+(its error tree and the HTTP layer's own), and the module list in docs/architecture.md is exactly the
+files of service/.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 
 from service.cli.main import build_parser
 from service.errors import OpsgateError
+from service.http.errors import FRAMEWORK_FALLBACK, HTTP_CODES, UNEXPECTED
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -200,11 +203,27 @@ def _error_classes(base: type[OpsgateError] = OpsgateError) -> Iterator[type[Ops
         yield from _error_classes(child)
 
 
-def test_the_error_table_has_every_code_of_the_error_tree() -> None:
+def _error_rows() -> set[tuple[int, str]]:
+    """The (status, code) rows of docs/http-api.md's error table."""
     text = (DOCS / "http-api.md").read_text(encoding="utf-8")
-    rows = {(int(status), code) for status, code in re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", text, re.M)}
-    missing = sorted({(c.status, c.code) for c in _error_classes()} - rows)
+    return {(int(status), code) for status, code in re.findall(r"^\| (\d{3}) \| `([a-z_]+)` \|", text, re.M)}
+
+
+def _answered_codes() -> set[tuple[int, str]]:
+    """Every (status, code) opsgate can answer: its error tree, the HTTP framework's errors under their
+    stable codes, the framework's other statuses and the unexpected exception (both at 500 in the table)."""
+    tree = {(c.status, c.code) for c in _error_classes()}
+    return tree | set(HTTP_CODES.items()) | {(500, FRAMEWORK_FALLBACK), (500, UNEXPECTED)}
+
+
+def test_the_error_table_has_every_code_the_service_can_answer() -> None:
+    missing = sorted(_answered_codes() - _error_rows())
     assert missing == [], "docs/http-api.md's error table lacks these (status, code) pairs"
+
+
+def test_the_error_table_lists_no_code_the_service_does_not_have() -> None:
+    unknown = sorted(_error_rows() - _answered_codes())
+    assert unknown == [], "docs/http-api.md's error table lists (status, code) pairs that no error has"
 
 
 # --- the module list (docs/architecture.md) against service/ -----------------------------------------
