@@ -24,7 +24,8 @@ if has_sha "$TARGET" "$SERVED_SHA256"; then
   echo "$TARGET"; exit 0
 fi
 if ! has_sha "$CACHED" "$SERVED_SHA256"; then
-  command -v npm >/dev/null || die "npm is needed once to fetch redoc@$REDOC_VERSION (apt-get install npm)"
+  "$ROOT/scripts/need-debian-package.sh" npm npm "to fetch redoc@$REDOC_VERSION once" >&2 \
+    || die "npm is needed once to fetch redoc@$REDOC_VERSION"
   say "fetching redoc@$REDOC_VERSION from the npm registry"
   WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
   (cd "$WORK" && npm pack --silent "redoc@$REDOC_VERSION" >/dev/null) || die "npm pack redoc@$REDOC_VERSION failed"
