@@ -55,6 +55,7 @@ def test_the_reference_page_renders_every_decide_route_with_the_network_cut(brow
     page = context.new_page()
     failures: list[str] = []
     page.on("pageerror", lambda error: failures.append(str(error)))
+    page.on("console", lambda message: failures.append(message.text) if message.type == "error" else None)
     try:
         page.goto(f"{server.url}/schema")
         # Redoc's menu lists each loaded ruleset's own route, by its summary
