@@ -12,6 +12,7 @@ import pytest
 
 from service.authoring.catalog import Catalog, load_catalog
 from service.http.apidoc import Published, served
+from service.http.reference import LocalRedoc
 from tests.conftest import REGO_DIR, RULES_DIR
 
 
@@ -124,3 +125,34 @@ def test_the_document_is_rebuilt_only_when_the_served_version_changes(tmp_path: 
     changed = published.document(BASE, load_catalog(tmp_path / "rules", REGO_DIR))
     assert "/decide/alpha" not in changed["paths"]
     assert "/decide/alpha" in document["paths"]
+
+
+class _App:
+    def __init__(self, catalog: Catalog) -> None:
+        self.state = type("State", (), {"runtime": type("Runtime", (), {"catalog": catalog})()})()
+
+    def route_reverse(self, name: str) -> str:
+        return {"opsgate_redoc_bundle": "/schema/redoc.standalone.js"}.get(name, "/schema/openapi.json")
+
+
+class _Request:
+    def __init__(self, catalog: Catalog) -> None:
+        self.app = _App(catalog)
+        self.route_handler = type("Handler", (), {"resolve_type_encoders": staticmethod(lambda: None)})()
+
+
+def test_the_reference_page_runs_the_local_bundle_with_the_document_inline(tmp_path: Path) -> None:
+    bundle = tmp_path / "redoc.standalone.js"
+    bundle.write_text("/* redoc */")
+    page = LocalRedoc(Published("ops"), bundle).render(_Request(_catalog(tmp_path)), {**BASE, "info": {"title": "t"}})
+    html = page.decode()
+    assert "<script src='/schema/redoc.standalone.js'></script>" in html
+    assert '"/decide/alpha"' in html  # the served document, not Litestar's
+    assert "://" not in html  # nothing from another host
+    assert "default-src 'none'; script-src 'self' 'sha256-" in html
+
+
+def test_without_the_bundle_the_reference_page_says_how_to_get_it(tmp_path: Path) -> None:
+    page = LocalRedoc(Published("ops"), tmp_path / "absent.js").render(_Request(_catalog(tmp_path)), BASE)
+    assert b"run <code>make redoc</code>" in page
+    assert b"<a href='/schema/openapi.json'>/schema/openapi.json</a>" in page
