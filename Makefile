@@ -9,7 +9,7 @@ GET_OPA := scripts/get-opa.sh
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test venv opa browser check rego-test rule-test pytest lint clean wrk bench bench-quick bench-memory
+.PHONY: run test venv opa redoc browser check rego-test rule-test pytest lint clean wrk bench bench-quick bench-memory
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,15 @@ venv: $(STAMP)
 opa:
 	@$(GET_OPA) >/dev/null
 
+# The /schema API reference page's script (Redoc, pinned, from the npm registry), served by opsgate itself.
+redoc:
+	@scripts/get-redoc.sh >/dev/null
+
 # The reviewer-page tests drive Debian's Chromium (Playwright cannot download its own browser here).
 browser:
 	@scripts/need-debian-package.sh chromium chromium "for the browser tests"
 
-run: venv opa
+run: venv opa redoc
 	@mkdir -p var
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/opsgate serve --host $(HOST) --port $(PORT) --db var/decisions.db
 
@@ -47,7 +51,7 @@ rego-test: opa
 rule-test: venv opa
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/opsgate test --min-coverage 100
 
-pytest: venv opa browser
+pytest: venv opa redoc browser
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m pytest
 
 test: venv opa

@@ -88,11 +88,12 @@ def struct_type(name: str, fields: dict[str, FieldSpec]) -> type[msgspec.Struct]
     for field_name, spec in fields.items():
         typ = field_type(_camel(name, field_name), spec)
         if spec.required:
-            definitions.append((field_name, typ))
+            definitions.append((field_name, _described(typ, spec.description)))
         elif spec.type == "list" and spec.default is None:
-            definitions.append((field_name, typ, msgspec.field(default_factory=list)))
+            definitions.append((field_name, _described(typ, spec.description), msgspec.field(default_factory=list)))
         else:
-            definitions.append((field_name, Union[typ, None], spec.default))  # noqa: UP007 - built at run time
+            optional = Union[typ, None]  # type: ignore[valid-type]  # noqa: UP007 - built at run time
+            definitions.append((field_name, _described(optional, spec.description), spec.default))
     required_first = sorted(definitions, key=lambda d: len(d) != 2)
     checks = sibling_bounds(fields)
     namespace = {"__post_init__": _sibling_check(checks)} if checks else None
@@ -147,6 +148,11 @@ def _sibling_check(checks: list[tuple[str, str, str]]) -> Callable[[Any], None]:
                 raise ValueError(f"Object field `{name}` must be {op} `{other}` ({bound})")
 
     return check
+
+
+def _described(typ: Any, description: str) -> Any:
+    """``typ`` with the YAML's description, which the JSON Schema (the OpenAPI document) carries."""
+    return Annotated[typ, msgspec.Meta(description=description)] if description else typ
 
 
 def _camel(*parts: str) -> str:

@@ -22,6 +22,7 @@ from service.http import guard
 from service.http import metrics as http_metrics
 from service.http import openapi as http_openapi
 from service.http import operations as http_operations
+from service.http import reference as http_reference
 from service.http import review as http_review
 from service.http import ui as http_ui
 from service.http.common import json_response as _json
@@ -109,7 +110,12 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         state=State({"auth": keys, "refusals": guard.refusal_log(), "admission": admission}),
         guards=[*guards(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None)), json_only],
         middleware=[shed_when_full(admission), request_timeout(settings.request_timeout_s)],
-        openapi_config=OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="opsgate",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=http_reference.plugins(settings.default_ruleset),
+        ),
         template_config=http_ui.TEMPLATES,
         debug=False,
     )

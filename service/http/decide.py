@@ -21,6 +21,8 @@ from service.http.envelope import batch_envelope, envelope
 from service.http.guard import roles
 from service.http.queries import explain_full
 
+RUN_RULESET = "ops"  # POST /run is POST /decide/ops, whatever the default ruleset
+
 
 async def _decide(request: Request[Any, Any, Any], state: State, ruleset_name: str) -> Response[bytes]:
     full = explain_full(request.query_params)
@@ -88,7 +90,7 @@ async def decide_batch_named(request: Request[Any, Any, Any], state: State, rule
 
 @post("/run", summary="Alias of POST /decide/ops", status_code=200, opt=roles("decide"))
 async def run_ops(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
-    return await _decide(request, state, "ops")
+    return await _decide(request, state, RUN_RULESET)
 
 
 # in the order the app registers them: /decide/batch before /decide/{ruleset}

@@ -4,8 +4,9 @@ error answers each route can give, so tools (schemathesis in tests/fuzz) can che
 The decide routes read their body raw (one msgspec decode against the ruleset's own fact schema), so
 Litestar sees no ``data`` parameter and would describe neither body nor answer.  ``document`` sets each
 handler's ``responses`` and an ``operation_class`` that fills in the request body, from the msgspec
-JSON Schema of the very types the service encodes and decodes (inlined: Litestar replaces the
-document's components with its own).
+JSON Schema of the very types the service encodes and decodes: query strings inlined, answers as
+``$ref`` to named schemas that the served document adds (http/apidoc.py, with each ruleset's facts),
+as Litestar replaces the document's components with its own.
 """
 
 from __future__ import annotations
@@ -42,12 +43,35 @@ class ErrorResponse(msgspec.Struct, frozen=True):
     error: ErrorInfo
 
 
+class DecisionResponse(DecisionEnvelope, frozen=True):
+    pass  # the published name of the decision body
+
+
 class BatchResponse(msgspec.Struct, frozen=True):
     status: Literal["success"]
     count: int
     decided: int
     errors: int
-    results: list[Any]  # each a DecisionEnvelope or an ErrorResponse, in the order of the items (below)
+    results: list[Any]  # each a DecisionResponse or an ErrorResponse, in the order of the items (components)
+
+
+REF = "#/components/schemas/{name}"
+
+
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": REF.format(name=name)}
+
+
+_RESPONSES = (DecisionResponse, ErrorResponse, BatchResponse)
+_DECISION, _ERROR, _BATCH_RESULTS = (ref(kind.__name__) for kind in _RESPONSES)
+
+
+def components(*kinds: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The document's named schemas: the answers' and those of ``kinds`` (each ruleset's facts), with
+    the ``$ref`` of each of ``kinds``; what Litestar's own components would hold is inlined instead."""
+    refs, schemas = msgspec.json.schema_components((*_RESPONSES, *kinds), ref_template=REF)
+    schemas["BatchResponse"]["properties"]["results"]["items"] = {"anyOf": [_DECISION, _ERROR]}
+    return list(refs[len(_RESPONSES) :]), schemas
 
 
 def json_schema(kind: Any) -> dict[str, Any]:
@@ -70,18 +94,21 @@ def json_schema(kind: Any) -> dict[str, Any]:
     return cast(dict[str, Any], inline(schema, ()))
 
 
-# A Problem's file/line/column/severity/message appear only for ruleset and policy problems.
-_ERROR = json_schema(ErrorResponse)
-_DECISION = {**json_schema(DecisionEnvelope), "title": "DecisionResponse"}  # the published name
-_BATCH_RESULTS = json_schema(BatchResponse)
-_BATCH_RESULTS["properties"]["results"]["items"] = {"anyOf": [_DECISION, _ERROR]}
+# The generic routes take any ruleset's facts; the served document (http/apidoc.py) gives the default
+# ruleset's and /run's their schema, and adds a route of its own to each loaded ruleset.
 _FACTS = {"type": "object", "description": "The facts, as the ruleset's fact schema declares them."}
-_BATCH = {
-    "type": "object",
-    "properties": {"items": {"type": "array", "items": _FACTS, "minItems": 1, "maxItems": MAX_BATCH}},
-    "required": ["items"],
-    "additionalProperties": False,
-}
+
+
+def batch_body(facts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": facts, "minItems": 1, "maxItems": MAX_BATCH}},
+        "required": ["items"],
+        "additionalProperties": False,
+    }
+
+
+_BATCH = batch_body(_FACTS)
 _OBJECT = {"type": "object"}
 _TEXT = {"type": "string"}
 

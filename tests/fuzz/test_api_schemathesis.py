@@ -24,6 +24,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from service.authoring.catalog import load_catalog
+from service.http.apidoc import served
 from service.http.app import create_app
 from service.settings import Settings
 from tests.conftest import EXAMPLE_FACTS, REGO_DIR, RULES_DIR
@@ -34,15 +36,16 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 def _document() -> dict[str, Any]:
-    """The OpenAPI document as the service publishes it (built in process: no server needed to list it)."""
+    """The OpenAPI document as the service publishes it for the shipped rules (built in process: no server
+    needed to list it)."""
     logging.getLogger("opsgate.http").disabled = True  # the open-mode banner, once per app
     try:
         with warnings.catch_warnings():  # Litestar's notice on `{name:str}` path parameters, here at collection
             warnings.simplefilter("ignore", LitestarDeprecationWarning)
-            document: dict[str, Any] = create_app(Settings()).openapi_schema.to_schema()
+            base: dict[str, Any] = create_app(Settings()).openapi_schema.to_schema()
     finally:
         logging.getLogger("opsgate.http").disabled = False
-    return document
+    return served(base, load_catalog(RULES_DIR, REGO_DIR), Settings().default_ruleset)
 
 
 DOCUMENT = _document()
@@ -83,7 +86,7 @@ def sha256(token: str) -> str:
 def api(server: Server) -> schemathesis.BaseSchema:
     published = server.client.get("/schema/openapi.json")
     assert published.status_code == 200
-    assert published.json()["paths"].keys() == DOCUMENT["paths"].keys()
+    assert published.json() == DOCUMENT
     return schemathesis.openapi.from_dict(published.json())
 
 
@@ -92,8 +95,19 @@ def test_every_json_route_is_documented_and_the_ui_is_not() -> None:
     assert ("POST", "/decide/{ruleset}/batch") in OPERATIONS
     assert not [path for _, path in OPERATIONS if path.startswith("/ui")]
     decide = DOCUMENT["paths"]["/decide"]["post"]
-    assert decide["requestBody"]["content"]["application/json"]["schema"]["type"] == "object"
+    assert decide["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OpsFacts"}
     assert sorted(decide["responses"]) == ["200", "400", "401", "403", "404", "413", "415", "422", "429", "503"]
+    assert decide["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/DecisionResponse"
+    }
+    # one route of its own (and one batch route) per shipped ruleset, none other
+    shipped = {path.stem for path in RULES_DIR.glob("*.yaml")}
+    own = {path.split("/")[2] for _, path in OPERATIONS if path.startswith("/decide/") and "{" not in path}
+    assert own == shipped | {"batch"}
+    assert {path for _, path in OPERATIONS if path.endswith("/batch") and "{" not in path} == {
+        "/decide/batch",
+        *(f"/decide/{name}/batch" for name in shipped),
+    }
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
