@@ -389,7 +389,10 @@ def test_sign_in_with_a_key_opens_the_page_asked_for_and_sign_out_ends_it(
     [
         pytest.param("og_not-a-key", 401, "Unknown API key.", id="unknown-key"),
         pytest.param(
-            DECIDER_KEY, 403, "The key 'decider' has no audit role: the pages need audit or admin.", id="no-audit-role"
+            DECIDER_KEY,
+            403,
+            "The key 'decider' has no audit or approve role: the pages need audit, approve or admin.",
+            id="no-audit-role",
         ),
     ],
 )
