@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-WIDTH = 720
+WIDTH = 960
 COLORS = {
     "APPROVED": "#2e8540", "EXECUTED": "#1b7a8c", "SUCCEEDED": "#136c2e", "PENDING_APPROVAL": "#d9a400",
     "ESCALATED": "#c0392b", "EXPIRED": "#8e44ad", "REJECTED": "#7f1d1d", "FAILED": "#e67e22",
@@ -54,7 +54,7 @@ def timeline(series: list[dict[str, Any]], bucket: str, statuses: list[str]) -> 
     """Decisions over time: one bar per bucket, stacked by current status, its total above it."""
     height, top, bottom, left = 240, 16, 196, 36
     peak = max([item["total"] for item in series] + [1])
-    slot = (WIDTH - left - 8) / max(len(series), 1)
+    slot = (WIDTH - left - 24) / max(len(series), 1)  # room on the right for the last tick's label
     every = max(1, len(series) // 12)
     body = [f'<line x1="{left}" y1="{bottom}" x2="{WIDTH - 8}" y2="{bottom}" stroke="#888"/>',
             _text(left - 6, top + 4, str(peak), "end"), _text(left - 6, bottom, "0", "end")]  # fmt: skip
@@ -96,7 +96,7 @@ def bars(chart: str, rows: list[tuple[str, float, str]], title: str, fill: str =
     body = []
     for index, (label, value, text) in enumerate(rows):
         y = 4 + index * row_h
-        w = max(value / peak * (WIDTH - left - 140), 1)
+        w = max(value / peak * (WIDTH - left - 280), 1)  # room after the longest bar for its text
         body.append(f'<g class="row" data-label="{escape(label)}">')
         body.append(_text(left - 8, y + 15, label, "end", "label"))
         body.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{fill}"/>')

@@ -79,7 +79,7 @@ def _charts(board: dict[str, Any]) -> dict[str, str]:
         ),
         "pending": charts.bars(
             "pending",
-            [(p["decision_id"][:13], p["age_s"], _waiting(p)) for p in pending],
+            [(f"{p['ruleset']} …{p['decision_id'][-8:]}", p["age_s"], _waiting(p)) for p in pending],
             "Age of the oldest pending approvals",
             charts.color("PENDING_APPROVAL"),
         ),
