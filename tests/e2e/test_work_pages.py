@@ -6,6 +6,7 @@ tests/artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -240,3 +241,69 @@ def test_the_dashboard_draws_its_charts_in_svg_with_the_window_s_numbers(
     assert re.fullmatch(r"\d+ s old, expires in 5\d min \d+ s", svg_texts(page, "pending", "value")[0])
     assert svg_texts(page, "breaker", "value") == ["OPA circuit breaker: closed"]
     screenshot(page, "dashboard.png")
+
+
+# --- with API keys: an approver signs in to the queue, an auditor reads it --------------------------------
+
+KEYS = {
+    "approver": ("approve", "og_approver-key-for-the-work-pages-0123456789"),
+    "auditor": ("audit", "og_auditor-key-for-the-work-pages-01234567890"),
+    "decider": ("decide", "og_decider-key-for-the-work-pages-01234567890"),
+}
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory, opa_bin: str) -> Iterator[Server]:
+    keys = ",".join(f"{name}:{role}:{hashlib.sha256(key.encode()).hexdigest()}" for name, (role, key) in KEYS.items())
+    running = Server(tmp_path_factory.mktemp("keyed"), RULES_DIR, REGO_DIR, opa_bin, OPSGATE_API_KEYS=keys)
+    yield running
+    running.stop()
+
+
+def ask_keyed(server: Server, component: str) -> str:
+    response = server.client.post(
+        "/decide/deploy", json=deploy_facts(component), headers={"Authorization": f"Bearer {KEYS['decider'][1]}"}
+    )
+    assert response.status_code == 200, response.text
+    decision_id: str = response.json()["result"]["decision_id"]
+    return decision_id
+
+
+def status_of(server: Server, decision_id: str) -> str:
+    response = server.client.get(f"/decisions/{decision_id}", headers={"Authorization": f"Bearer {KEYS['auditor'][1]}"})
+    status: str = response.json()["status"]
+    return status
+
+
+def sign_in(page: Page, server: Server, who: str) -> None:
+    page.goto(f"{server.url}/ui/login")
+    page.locator("form.login input[name=key]").fill(KEYS[who][1])
+    page.locator("#sign-in").click()
+
+
+def test_an_approver_signs_in_to_the_queue_and_answers_with_the_session_s_csrf_token(page: Page, keyed: Server) -> None:
+    decision_id = ask_keyed(keyed, "keyed-approve")
+    sign_in(page, keyed, "approver")
+    page.wait_for_url(f"{keyed.url}/ui/pending")  # the decision list needs audit: the queue instead
+    assert page.locator("#signed-in").inner_text() == "approver"
+    forged = page.request.post(f"{keyed.url}/ui/pending/{decision_id}/execute", form={"reason": "forged"})
+    assert forged.status == 403
+    assert "CSRF token is missing or wrong" in forged.text()
+    assert status_of(keyed, decision_id) == "PENDING_APPROVAL"
+
+    answer_in_page(page, decision_id, "execute", "checked the canary")
+    page.wait_for_url(f"**/ui/pending?answered={decision_id}&status=EXECUTED")
+    assert status_of(keyed, decision_id) == "EXECUTED"
+    assert page.goto(f"{keyed.url}/ui/decisions").status == 403
+
+
+def test_an_auditor_reads_the_queue_without_the_forms(page: Page, keyed: Server) -> None:
+    decision_id = ask_keyed(keyed, "keyed-audit")
+    sign_in(page, keyed, "auditor")
+    page.wait_for_url(f"{keyed.url}/ui/decisions")
+    page.goto(f"{keyed.url}/ui/pending")
+    assert page.locator(f"#pending-{decision_id} .requested-by").inner_text() == "decider"
+    assert page.locator("form.answer").count() == 0
+    refused = page.request.post(f"{keyed.url}/ui/pending/{decision_id}/execute", form={"reason": "not mine to say"})
+    assert refused.status == 403
+    assert status_of(keyed, decision_id) == "PENDING_APPROVAL"
