@@ -23,6 +23,7 @@ from service.http.charts import duration
 from service.http.common import runtime
 from service.http.guard import roles
 from service.http.queries import decision_query
+from service.usecases.status import STATUSES
 
 log = guard.log
 
@@ -74,7 +75,8 @@ async def decisions_page(request: Request[Any, Any, Any], state: State) -> Templ
     page = await runtime(state).review.query(decision_query(params))
     filters = {name: params.get(name, "") for name in FILTERS}
     more = {**params, "cursor": page["next_cursor"]} if page["next_cursor"] else None
-    return Template("decisions.html", context={"page": page, "filters": filters, "more": more})
+    context = {"page": page, "filters": filters, "more": more, "statuses": STATUSES}
+    return Template("decisions.html", context=context)
 
 
 async def _decision_context(state: State, decision_id: str) -> dict[str, Any]:
