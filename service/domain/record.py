@@ -119,6 +119,13 @@ class DecisionRecord(_Entry, frozen=True, kw_only=True, tag="decision"):
     def answer(self) -> Answer:
         return answer(self.decision, self.execution, self.fired_rules, self.proposal, self.guardrails)
 
+    def denied_actions(self) -> list[dict[str, Any]]:
+        """The proposed actions the guardrails denied: those a violation names, all when one names none."""
+        if self.proposal is None or not self.guardrails.violations:
+            return []
+        named = {v.action_index for v in self.guardrails.violations}
+        return [a for i, a in enumerate(self.proposal.actions) if None in named or i in named]
+
 
 class OutcomeReport(msgspec.Struct, frozen=True):
     status: str
@@ -298,3 +305,9 @@ class WindowStats(msgspec.Struct, frozen=True):
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     approvals_resolved: dict[str, int] = {}  # pending approvals EXECUTED, REJECTED or EXPIRED in the window
+    latency_p90_ms: float | None = None
+    timeline: dict[str, dict[str, int]] = {}  # bucket start (the log's time, cut) -> current status -> decisions
+
+
+#: the buckets of a dashboard's timeline, as the number of leading characters of the log's time they keep
+BUCKETS = {"minute": 16, "hour": 13, "day": 10}

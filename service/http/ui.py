@@ -18,10 +18,12 @@ from litestar.template.config import TemplateConfig
 
 from service.auth.sessions import LOGIN_COOKIE, SESSION_COOKIE
 from service.errors import DecisionLogError, LoginRequired, OpsgateError, Problem
-from service.http import guard
+from service.http import guard, worklist
+from service.http.charts import duration
 from service.http.common import runtime
 from service.http.guard import roles
 from service.http.queries import decision_query
+from service.usecases.status import STATUSES
 
 log = guard.log
 
@@ -39,9 +41,19 @@ def _signed_in(context: Mapping[str, Any]) -> str:
     return session.key.name if session is not None else ""
 
 
+def _may_approve(context: Mapping[str, Any]) -> bool:
+    """Whether the viewer may answer the approval queue (the forms are shown only then)."""
+    request = context["request"]
+    keys = guard.auth_of(request)
+    key = guard.authenticated(request)
+    return keys is None or keys.open or (key is not None and key.may(("approve",)))
+
+
 def _template_callables(engine: JinjaTemplateEngine) -> None:
     engine.register_template_callable("csrf_token", _csrf_token)
     engine.register_template_callable("signed_in", _signed_in)
+    engine.register_template_callable("may_approve", _may_approve)
+    engine.engine.filters["duration"] = duration
 
 
 TEMPLATES = TemplateConfig(
@@ -63,7 +75,8 @@ async def decisions_page(request: Request[Any, Any, Any], state: State) -> Templ
     page = await runtime(state).review.query(decision_query(params))
     filters = {name: params.get(name, "") for name in FILTERS}
     more = {**params, "cursor": page["next_cursor"]} if page["next_cursor"] else None
-    return Template("decisions.html", context={"page": page, "filters": filters, "more": more})
+    context = {"page": page, "filters": filters, "more": more, "statuses": STATUSES}
+    return Template("decisions.html", context=context)
 
 
 async def _decision_context(state: State, decision_id: str) -> dict[str, Any]:
@@ -157,11 +170,12 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
     if key is None:
         log.warning("401 unknown key: POST /ui/login")
         return _login_page(request, back, "Unknown API key.", 401)
-    if not key.may(("audit",)):
-        log.warning("403 key %r: POST /ui/login (no audit role)", key.name)
-        return _login_page(
-            request, back, f"The key {key.name!r} has no audit role: the pages need audit or admin.", 403
-        )
+    if not key.may(("audit", "approve")):
+        log.warning("403 key %r: POST /ui/login (no audit or approve role)", key.name)
+        message = f"The key {key.name!r} has no audit or approve role: the pages need audit, approve or admin."
+        return _login_page(request, back, message, 403)
+    if back == "/ui/decisions" and not key.may(("audit",)):
+        back = "/ui/pending"  # an approver's page: the decision list needs audit
     log.info("key %r signed in to the reviewer pages", key.name)
     session = Cookie(key=SESSION_COOKIE, value=keys.new_session(key), path="/ui", max_age=int(keys.session_ttl_s),
                      httponly=True, samesite="strict", secure=keys.secure_cookie)  # fmt: skip
@@ -201,6 +215,7 @@ ROUTES = [
             versions_page,
             diff_page,
             version_page,
+            *worklist.ROUTES,
             login_form,
             login,
             logout,

@@ -43,7 +43,11 @@ class RecordStore(Protocol):
 
     async def get(self, decision_id: str) -> list[StoredRecord]: ...
 
-    async def query(self, query: DecisionQuery) -> tuple[list[StoredRecord], str | None]: ...
+    async def get_many(self, decision_ids: list[str]) -> list[StoredRecord]:
+        """Every record about any of these decisions, in the log's order."""
+
+    async def query(self, query: DecisionQuery) -> tuple[list[StoredRecord], str | None]:
+        """Decisions matching every filter (``status``: the current one), newest first, and the next cursor."""
 
     async def heads(self) -> list[Head]: ...
 
@@ -85,7 +89,7 @@ class SessionStore(Protocol):
 class StatisticsStore(Protocol):
     """Figures over a window of the log, for the dashboard."""
 
-    async def window_stats(self, since: str, until: str) -> WindowStats: ...
+    async def window_stats(self, since: str, until: str, bucket: str = "hour") -> WindowStats: ...
 
 
 class Log(Protocol):

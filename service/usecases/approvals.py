@@ -72,6 +72,7 @@ class Approvals:
             "created_at": item.created_at,
             "expires_at": item.expires_at,
             "age_s": age_s(item.created_at, at),
+            "expires_in_s": age_s(at, item.expires_at),
             "decision": _as_logged(record.decision),
             "execution": _as_logged(record.execution),
             "facts": record.facts,

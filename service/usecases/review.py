@@ -15,9 +15,8 @@ import msgspec
 
 from service.authoring.rulesets import parse_ruleset
 from service.domain import explain
-from service.domain.decision import APPROVED, PENDING_APPROVAL, Decision, Execution, FiredRule, Violation
+from service.domain.decision import APPROVED, Decision, Execution, FiredRule, Violation
 from service.domain.record import (
-    ApprovalRecord,
     DecisionQuery,
     DecisionRecord,
     OutcomeRecord,
@@ -41,6 +40,7 @@ from service.errors import (
     UnknownRuleset,
 )
 from service.ports.log import RecordStore, VersionStore
+from service.usecases.status import Step, approval_state, by_decision, current_status, history
 from service.usecases.versions import RunningVersion
 
 _CACHE_SIZE = 32
@@ -54,7 +54,7 @@ def decision_of(stored: StoredRecord) -> DecisionRecord:
     return record
 
 
-def _summary(stored: StoredRecord) -> dict[str, Any]:
+def _summary(stored: StoredRecord, status: str) -> dict[str, Any]:
     record = decision_of(stored)
     won = [r.id for r in record.fired_rules if r.won]
     return {
@@ -65,7 +65,8 @@ def _summary(stored: StoredRecord) -> dict[str, Any]:
         "ruleset_version": stored.ruleset_version,
         "decision_type": stored.decision_type,
         "confidence": record.decision.confidence,
-        "execution_status": stored.execution_status,
+        "status": status,  # now: after approval, rejection, expiry and outcomes
+        "execution_status": stored.execution_status,  # when it was answered
         "org_id": stored.org_id,
         "won": won,
         "denied_by": [v.id for v in record.guardrails.violations],
@@ -99,11 +100,17 @@ class Shown(msgspec.Struct, frozen=True):
 
 
 class Reviewed(Shown, frozen=True):
-    """A decision with every outcome reported for it and its approval or expiry, if any (the reviewer pages)."""
+    """A decision with every outcome reported for it, its approval or expiry, if any, and its history:
+    every step in the log's order, the last one its current status (the reviewer pages)."""
 
     record: DecisionRecord
     outcomes: list[Shown]
     approvals: list[Shown]
+    history: list[Step]
+
+    @property
+    def status(self) -> str:
+        return self.history[-1].status
 
 
 def _comparable(
@@ -139,7 +146,9 @@ class ReviewService:
     async def query(self, query: DecisionQuery) -> dict[str, Any]:
         """A page of decision summaries matching ``query``, newest first, and the cursor of the next."""
         rows, cursor = await self.log.query(query)
-        return {"items": [_summary(row) for row in rows], "next_cursor": cursor}
+        about = by_decision(await self.log.get_many([row.decision_id for row in rows]))
+        items = [_summary(row, current_status(about.get(row.decision_id, [row]))) for row in rows]
+        return {"items": items, "next_cursor": cursor}
 
     async def entries(self, decision_id: str) -> tuple[StoredRecord, list[StoredRecord]]:
         """A logged decision and the records about it (outcomes, approval, expiry); 404 if none."""
@@ -154,6 +163,7 @@ class ReviewService:
         stored, later = await self.entries(decision_id)
         return {
             **present(stored),
+            "status": current_status([stored, *later]),
             "outcomes": [present(o) for o in later if o.kind == "outcome"],
             "approvals": [present(o) for o in later if o.kind in ("approval", "expiry")],
         }
@@ -166,6 +176,7 @@ class ReviewService:
             decision_of(stored),
             outcomes=[Shown.of(o) for o in later if o.kind == "outcome"],
             approvals=[Shown.of(o) for o in later if o.kind in ("approval", "expiry")],
+            history=history([stored, *later]),
         )
 
     async def explain(self, decision_id: str) -> dict[str, Any]:
@@ -211,7 +222,7 @@ class ReviewService:
                 f"{caller!r} did not ask for decision {decision_id!r}: only its caller "
                 f"({decided.caller!r}) or an approve or admin key reports its outcome"
             )
-        state = _approval_state(decided, later)
+        state = approval_state([decided, *later])
         if state not in (APPROVED, "EXECUTED"):
             raise OutcomeNotAllowed(
                 f"decision {decision_id!r} is {state}: an outcome is reported only for a decision whose actions "
@@ -319,19 +330,6 @@ class ReviewService:
                 policies[violation.id] = {"file": path, "line": start, "text": snippet}
         values = explain.sentences(record, ruleset)
         return {"rules": rules, "policies": policies, "sentences": values}
-
-
-def _approval_state(decided: StoredRecord, later: list[StoredRecord]) -> str:
-    """Where a decision's actions stand: its execution status, or for one that waited for approval the
-    answer it got (EXECUTED, REJECTED, EXPIRED), or PENDING_APPROVAL while it still waits."""
-    status = decided.execution_status or "unknown"
-    if status != PENDING_APPROVAL:
-        return status
-    answers = [entry for entry in later if entry.kind in ("approval", "expiry")]
-    if not answers:
-        return PENDING_APPROVAL
-    record = answers[-1].record()
-    return record.approval.status if isinstance(record, ApprovalRecord) else "EXPIRED"
 
 
 def _terminated(lines: Any) -> list[str]:

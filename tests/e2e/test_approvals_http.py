@@ -195,8 +195,16 @@ def test_the_dashboard_counts_the_window_and_the_pending_queue(server: Server) -
     until = datetime.fromisoformat(body["window"]["until"])
     assert (until - since).total_seconds() == 3600
     future = server.client.get("/dashboard", params={"since": "2099-01-01T00:00:00Z", "until": "2099-01-02T00:00:00Z"})
-    assert future.json()["decisions"] == {"total": 0, "by_decision_type": {}, "by_execution_status": {}}
-    assert future.json()["latency_ms"] == {"p50": None, "p99": None}
+    decisions = future.json()["decisions"]
+    assert {k: v for k, v in decisions.items() if k != "timeline"} == {
+        "total": 0, "by_decision_type": {}, "by_execution_status": {}, "by_status": {}
+    }  # fmt: skip
+    # a day's window: a bucket per hour, every one empty
+    assert decisions["timeline"]["bucket"] == "hour"
+    assert [item["start"] for item in decisions["timeline"]["series"]] == [f"2099-01-01T{h:02d}" for h in range(24)]
+    assert {item["total"] for item in decisions["timeline"]["series"]} == {0}
+    assert future.json()["escalation"] == {"escalated": 0, "rate": 0.0}
+    assert future.json()["latency_ms"] == {"p50": None, "p90": None, "p99": None}
 
 
 def test_bad_dashboard_windows_are_400_naming_the_parameter(server: Server) -> None:

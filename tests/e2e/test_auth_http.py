@@ -131,6 +131,11 @@ MATRIX: list[tuple[str, str, Any, int, int, int, int, int, int]] = [
     ("GET", "/ui/rulesets", None,                               403, 403, 403, 200, 200, 303),
     ("GET", "/ui/rulesets/{version}", None,                     403, 403, 403, 200, 200, 303),
     ("GET", "/ui/rulesets/diff?a={version}&b={version}", None,  403, 403, 403, 200, 200, 303),
+    ("GET", "/ui/pending", None,                                403, 200, 403, 200, 200, 303),
+    ("GET", "/ui/dashboard", None,                              403, 200, 403, 200, 200, 303),
+    # a form answer: 303 back to the queue for an approver, to the login form without a key
+    ("POST", "/ui/pending/{pending}/execute", REASON,           403, 303, 403, 403, 303, 303),
+    ("POST", "/ui/pending/{pending}/reject", REASON,            403, 303, 403, 403, 303, 303),
     # open to everyone
     ("GET", "/health", None,                                    200, 200, 200, 200, 200, 200),
     ("GET", "/ready", None,                                     200, 200, 200, 200, 200, 200),
@@ -151,8 +156,11 @@ def test_role_matrix(
     keyed: Server, ids: dict[str, str], method: str, path: str, body: Any, who: str | None, expected: int
 ) -> None:
     target = path.format(**ids, pending=pending_id(keyed) if "{pending}" in path else "")
-    media = JSON if method == "POST" and not path.startswith("/ui") else {}  # the /ui pages post forms
-    response = keyed.client.request(method, target, json=body, headers={**as_(who), **media})
+    form = method == "POST" and path.startswith("/ui")  # the /ui pages post forms
+    media = {} if form or method != "POST" else JSON
+    response = keyed.client.request(
+        method, target, json=None if form else body, data=body if form else None, headers={**as_(who), **media}
+    )
     assert response.status_code == expected, response.text
     if expected == 401:
         assert response.json()["error"]["code"] == "unauthorized"
@@ -161,7 +169,8 @@ def test_role_matrix(
         mine_only = path.endswith("/outcome") and who == "decide"  # the role, but not the caller
         assert response.json()["error"]["code"] == ("outcome_forbidden" if mine_only else "forbidden")
     if expected == 303:
-        assert response.headers["Location"].startswith("/ui/login")
+        answered = who is not None and "/pending/" in path
+        assert response.headers["Location"].startswith("/ui/pending?answered=" if answered else "/ui/login")
 
 
 def test_no_key_gets_401_with_the_error_body(keyed: Server) -> None:

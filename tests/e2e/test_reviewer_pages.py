@@ -371,7 +371,12 @@ def test_sign_in_with_a_key_opens_the_page_asked_for_and_sign_out_ends_it(
     assert page.locator("h1").inner_text() == "OPS.DISPATCH APPROVED"
     assert page.locator("#signed-in").inner_text() == "reviewer"
     # the JSON chain heads take a Bearer key, not the pages' cookie: no link to them
-    assert page.locator("header nav a").all_inner_texts() == ["Decisions", "Ruleset versions"]
+    assert page.locator("header nav a").all_inner_texts() == [
+        "Decisions",
+        "Pending approval",
+        "Dashboard",
+        "Ruleset versions",
+    ]
     assert page.locator("dl dd").nth(2).inner_text() == "decider"  # the caller: the key's name
     cookie = next(c for c in page.context.cookies() if c["name"] == "opsgate_session")
     assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"], cookie["secure"]) == (True, "Strict", "/ui", False)
@@ -389,7 +394,10 @@ def test_sign_in_with_a_key_opens_the_page_asked_for_and_sign_out_ends_it(
     [
         pytest.param("og_not-a-key", 401, "Unknown API key.", id="unknown-key"),
         pytest.param(
-            DECIDER_KEY, 403, "The key 'decider' has no audit role: the pages need audit or admin.", id="no-audit-role"
+            DECIDER_KEY,
+            403,
+            "The key 'decider' has no audit or approve role: the pages need audit, approve or admin.",
+            id="no-audit-role",
         ),
     ],
 )

@@ -89,6 +89,8 @@ class Dialect:
 
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
     latency = "CAST(json_extract(body, '$.latency_ms.total') AS REAL)"  # a decision's end-to-end ms
+    # the status a later record gives its decision: an outcome's, or an approval's or expiry's
+    later_status = "COALESCE(json_extract(body, '$.outcome.status'), json_extract(body, '$.approval.status'))"
 
 
 _SQLITE_CAUSES = (
@@ -192,6 +194,7 @@ class PostgresDialect(Dialect):
         return "error"
 
     latency = "((body::jsonb) -> 'latency_ms' ->> 'total')::double precision"
+    later_status = "COALESCE((body::jsonb) -> 'outcome' ->> 'status', (body::jsonb) -> 'approval' ->> 'status')"
 
 
 def dialect_for(db: str, timeouts: Timeouts | None = None) -> Dialect:

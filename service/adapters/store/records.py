@@ -126,9 +126,17 @@ class Records:
         """The decision's record followed by its outcomes, oldest first; empty when unknown."""
         return await self.database.read(lambda c: self._records(c, "decision_id = ?", (decision_id,), "ORDER BY id"))
 
+    async def get_many(self, decision_ids: list[str]) -> list[StoredRecord]:
+        """Every record about any of ``decision_ids``, oldest first."""
+        if not decision_ids:
+            return []
+        where = f"decision_id IN ({', '.join('?' for _ in decision_ids)})"
+        return await self.database.read(lambda c: self._records(c, where, tuple(decision_ids), "ORDER BY id"))
+
     async def query(self, query: DecisionQuery) -> tuple[list[StoredRecord], str | None]:
-        """Decisions matching every filter, newest first, and the cursor of the next page."""
-        where, params = _filters(query)
+        """Decisions matching every filter (``status``: the current status), newest first, and the
+        cursor of the next page."""
+        where, params = _filters(query, current_status_sql(self.database.dialect))
         tail = f"ORDER BY id DESC LIMIT {int(query.limit) + 1}"
         rows = await self.database.read(lambda c: self._records(c, where, params, tail))
         more = len(rows) > query.limit
@@ -150,14 +158,23 @@ class Records:
         return [StoredRecord(*row) for row in rows]
 
 
-def _filters(query: DecisionQuery) -> tuple[str, tuple[Any, ...]]:
+def current_status_sql(dialect: Dialect, entry: str = "log_entries") -> str:
+    """SQL of the current status of the decision row ``entry``: the status of the latest record about
+    it (an approval's, an expiry's, an outcome's), else its own (``service.usecases.status``)."""
+    return (
+        f"COALESCE((SELECT {dialect.later_status} FROM log_entries about WHERE about.decision_id = "
+        f"{entry}.decision_id AND about.kind <> 'decision' ORDER BY about.id DESC LIMIT 1), {entry}.execution_status)"
+    )
+
+
+def _filters(query: DecisionQuery, current: str) -> tuple[str, tuple[Any, ...]]:
     clauses, params = ["kind = 'decision'"], []
     simple = (
         ("created_at >= ?", normalize_time(query.since) if query.since else None),
         ("created_at < ?", normalize_time(query.until) if query.until else None),
         ("ruleset = ?", query.ruleset),
         ("decision_type = ?", query.decision_type),
-        ("execution_status = ?", query.status),
+        (f"{current} = ?", query.status),
         ("org_id = ?", query.org_id),
         ("caller = ?", query.caller),
         ("id IN (SELECT entry_id FROM log_fired WHERE rule_id = ?)", query.rule),

@@ -6,8 +6,11 @@ import math
 from collections import Counter
 from typing import Any
 
+import msgspec
+
 from service.adapters.store.database import Database
-from service.domain.record import WindowStats
+from service.adapters.store.records import current_status_sql
+from service.domain.record import BUCKETS, WindowStats
 
 
 class Statistics:
@@ -16,9 +19,24 @@ class Statistics:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def window_stats(self, since: str, until: str) -> WindowStats:
-        """Counts, denials by policy and latency percentiles of the decisions logged in [since, until)."""
-        return await self.database.read(lambda c: self._window_stats(c, since, until))
+    async def window_stats(self, since: str, until: str, bucket: str = "hour") -> WindowStats:
+        """Counts, denials by policy and latency percentiles of the decisions logged in [since, until),
+        and their current statuses by ``bucket`` of time (minute, hour or day)."""
+        stats = await self.database.read(lambda c: self._window_stats(c, since, until))
+        timeline = await self.database.read(lambda c: self._timeline(c, since, until, BUCKETS[bucket]))
+        return msgspec.structs.replace(stats, timeline=timeline)
+
+    def _timeline(self, connection: Any, since: str, until: str, chars: int) -> dict[str, dict[str, int]]:
+        """Decisions by the start of their bucket (the log's time cut to ``chars``) and current status."""
+        current = current_status_sql(self.database.dialect)
+        query = (
+            f"SELECT SUBSTR(created_at, 1, {int(chars)}), {current}, COUNT(*) FROM log_entries "
+            "WHERE kind = 'decision' AND created_at >= ? AND created_at < ? GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        timeline: dict[str, dict[str, int]] = {}
+        for start, status, n in connection.execute(self.database.dialect.sql(query), (since, until)).fetchall():
+            timeline.setdefault(str(start), {})[str(status)] = int(n)
+        return timeline
 
     def _window_stats(self, connection: Any, since: str, until: str) -> WindowStats:
         sql, window = self.database.dialect.sql, "kind = 'decision' AND created_at >= ? AND created_at < ?"
@@ -39,9 +57,9 @@ class Statistics:
         resolved = counts(
             "SELECT status, COUNT(*) FROM pending_approvals WHERE resolved_at >= ? AND resolved_at < ? GROUP BY status"
         )
-        p50, p99 = self._percentiles(connection, window, (since, until), (0.50, 0.99))
+        p50, p90, p99 = self._percentiles(connection, window, (since, until), (0.50, 0.90, 0.99))
         return WindowStats(sum(by_type.values()), dict(sorted(by_type.items())), dict(sorted(by_status.items())),
-                           denied, p50, p99, resolved)  # fmt: skip
+                           denied, p50, p99, resolved, latency_p90_ms=p90)  # fmt: skip
 
     def _percentiles(
         self, connection: Any, window: str, params: tuple[str, str], ranks: tuple[float, ...]
