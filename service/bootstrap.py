@@ -25,13 +25,14 @@ from service.adapters.opa.tools import (
     require_valid_policies,
     run_policy_tests,
 )
+from service.adapters.redaction_key import load_redaction_key, required_redaction_key
 from service.adapters.rules_engine.engine import RuleEngine, shared_engine
 from service.adapters.store import Timeouts
 from service.adapters.store import open_log as open_store
 from service.authoring.catalog import Catalog, load_catalog
 from service.authoring.policies import PolicyTests
 from service.domain.limits import JsonLimits
-from service.errors import Problem
+from service.errors import Problem, RulesetInvalid
 from service.ports.guardrails import PolicyCheck
 from service.ports.log import Log
 from service.settings import Settings
@@ -125,7 +126,10 @@ async def start_version(
         await asyncio.to_thread(policy_check(settings), rego_dir, "rego")
         await asyncio.to_thread(require_passing_policy_tests, settings.opa_bin, rego_dir, "rego")
     limits = JsonLimits(settings.max_json_depth, settings.max_list_length)
-    version = await RunningVersion.start(catalog, engine(), guardrails(settings), log_store.records, limits, metrics)
+    key = await asyncio.to_thread(required_redaction_key, settings, _redacting(catalog))
+    version = await RunningVersion.start(
+        catalog, engine(), guardrails(settings), log_store.records, limits, metrics, redaction=key
+    )
     try:
         git = await asyncio.to_thread(last_commit, rules_dir)
         await log_store.versions.register_version(catalog.version, list(catalog.files), catalog.ruleset_versions, git)
@@ -133,6 +137,22 @@ async def start_version(
         await version.close()
         raise
     return version
+
+
+def _redacting(catalog: Catalog) -> list[str]:
+    return [name for name, ruleset in catalog.rulesets.items() if ruleset.redact]
+
+
+def require_redaction_key(settings: Settings) -> None:
+    """``serve``, before any process starts: RedactionKeyMissing (exit 2) when a ruleset of rules/
+    declares ``redact:`` and no key is configured, or the key configured is unusable."""
+    if load_redaction_key(settings) is not None:
+        return
+    try:
+        catalog = load_catalog(settings.rules_dir, settings.rego_dir)
+    except RulesetInvalid:
+        return  # reported, with file:line:column, when the service starts
+    required_redaction_key(settings, _redacting(catalog))
 
 
 class Running:

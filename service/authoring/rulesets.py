@@ -100,7 +100,16 @@ class _Builder:
             escalation_autonomy=spec.escalation.autonomy,
             escalation_action=escalation,
             decoder=FactDecoder(spec.name, dict(spec.facts)),
+            redact=self._redact(),
         )
+
+    def _redact(self) -> tuple[str, ...]:
+        """The ``redact:`` paths; each must name a field of the fact schema (objects only on the way)."""
+        for index, path in enumerate(self.spec.redact):
+            if not path or not _schema_has(self.spec.facts, tuple(path.split("."))):
+                reason = f"redact path {path!r} is not in the facts schema"
+                self.problems.append(self.source.problem(("redact", index), reason))
+        return tuple(dict.fromkeys(self.spec.redact))
 
     def _check_names(self) -> None:
         if not self.spec.rules:

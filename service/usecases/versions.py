@@ -13,6 +13,7 @@ from typing import Any, Self
 from service.authoring.catalog import Catalog
 from service.domain.decision import Outcome
 from service.domain.limits import JsonLimits
+from service.domain.redaction import RedactionKey
 from service.ports.guardrails import VersionGuardrails
 from service.ports.log import RecordStore
 from service.ports.metrics import DecisionObserver
@@ -42,13 +43,14 @@ class RunningVersion:
         log: RecordStore,
         limits: JsonLimits | None = None,
         observer: DecisionObserver | None = None,
+        redaction: RedactionKey | None = None,
     ) -> Self:
         """Compile ``catalog``'s rules in ``engine`` and start ``guardrails`` with its policies; no checks.
         ``guardrails`` are closed again when anything fails."""
         try:
             # compiling runs off the event loop: requests go on meanwhile
             service = await asyncio.to_thread(
-                DecisionService, catalog, engine, guardrails, log, limits, observer=observer
+                DecisionService, catalog, engine, guardrails, log, limits, observer=observer, redaction=redaction
             )
             await guardrails.start(catalog.policies, catalog.version)
         except BaseException:
