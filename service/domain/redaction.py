@@ -42,14 +42,6 @@ class RedactionKey(msgspec.Struct, frozen=True):
     key_id: str
 
 
-class Redacted(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The marker a redacted value becomes in the stored facts."""
-
-    redacted: str
-    key_id: str
-    hash: str
-
-
 def default_key_id(key: bytes) -> str:
     """A key's id when none is configured: a short hash that names the key without revealing it."""
     return "k-" + hashlib.sha256(b"opsgate redaction key id\0" + key).hexdigest()[:12]

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import opsgate, sql, tables, verified
-from tests.e2e.server import Server
+from tests.e2e.server import JSON, Server
 
 StartServer = Callable[..., Server]
 
@@ -122,6 +122,9 @@ def test_sqlite_files_hold_no_byte_of_the_address_and_the_log_verifies(
     server = start_server(*notify_dirs, str(db), **redaction_env(tmp_path))
     decided = decide_four(server)
     assert_hashes_correlate(server, decided)
+    carol = {"kind": "alert", "customer": {"email": "carol.redaction-test@example.org", "tier": "basic"}}
+    batch = server.client.post("/decide/notify/batch", json={"items": [carol, carol]})
+    assert batch.status_code == 200 and "carol.redaction-test@example.org" in batch.text
     record = server.client.get(f"/decisions/{decided[0]['decision_id']}").json()["record"]
     action = record["execution"]["actions"][0]
     marker = f"[redacted:{KEY_ID}:{expected_hash(ALICE)}]"
@@ -199,6 +202,25 @@ def test_serve_refuses_to_start_without_a_key(tmp_path: Path, notify_dirs: tuple
     )  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
     assert "ruleset notify declares redact: fields but no key is set" in result.stderr
+
+
+def test_a_reload_that_brings_a_redacting_ruleset_without_a_key_is_refused(
+    ops_only_dirs: tuple[Path, Path], start_server: StartServer
+) -> None:
+    rules, rego = ops_only_dirs
+    server = start_server(rules, rego)
+    before = server.client.get("/ready").json()["version"]
+    (rules / "notify.yaml").write_text(NOTIFY)
+    refused = server.client.post("/admin/reload", headers=JSON)
+    assert refused.status_code == 500, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "redaction_key_missing"
+    assert "ruleset notify declares redact: fields but no key is set" in error["message"]
+    assert server.client.get("/ready").json()["version"] == before
+    assert (
+        server.decide({"kind": "receipt", "customer": {"email": ALICE, "tier": "gold"}}, "/decide/notify").status_code
+        == 404
+    )
 
 
 def test_check_refuses_a_redact_path_not_in_the_facts_schema(notify_dirs: tuple[Path, Path], opa_bin: str) -> None:
