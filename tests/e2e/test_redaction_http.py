@@ -171,6 +171,11 @@ def test_reviewer_page_shows_the_field_as_redacted(
     assert expected_hash(ALICE) in page.text
     explained = server.client.get(f"/decisions/{decision_id}/explain").json()
     assert 'customer.tier "gold"' in explained["text"] and ALICE not in explained["text"]
+    replayed = server.client.post(f"/decisions/{decision_id}/replay", headers=JSON)
+    assert replayed.status_code == 409, replayed.text
+    assert replayed.json()["error"]["message"] == (
+        f"decision {decision_id!r} cannot be replayed: its rules read the redacted field customer.email"
+    )
 
 
 def test_replay_names_the_redacted_field_its_rules_read(
