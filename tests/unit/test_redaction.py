@@ -24,7 +24,7 @@ from service.domain.decision import (
     Violation,
     WhyNot,
 )
-from service.domain.record import DecisionRecord, canonical
+from service.domain.record import DecisionRecord, canonical, columns
 from service.domain.redaction import (
     RedactionKey,
     redact_record,
@@ -178,3 +178,10 @@ def test_an_unusable_or_missing_key_is_refused_when_a_ruleset_redacts(settings: 
     with pytest.raises(RedactionKeyMissing, match=message.replace("(", r"\(")) as caught:
         required_redaction_key(settings, ["notify"])
     assert caught.value.code == "redaction_key_missing"
+
+
+def test_a_redacted_org_id_is_indexed_by_its_keyed_hash_not_the_value() -> None:
+    logged = record({"org_id": 42, "kind": "k"}, {"type": "HOLD"}, "m", [])
+    stored = redact_record(logged, ["org_id"], KEY)
+    assert columns(logged).org_id == "42"
+    assert columns(stored).org_id == FORTY_TWO_HASH
