@@ -15,6 +15,7 @@ from service.domain import expr
 from service.domain.expr.typecheck import type_mismatches
 from service.domain.fold import fold_params
 from service.domain.lint import lint
+from service.domain.redaction import redacted_rule_warnings
 from service.domain.ruleset import (
     DEFAULT_APPROVAL_EXPIRY_S,
     MAX_APPROVAL_EXPIRY_S,
@@ -66,6 +67,9 @@ def _warnings(source: Source, ruleset: Ruleset) -> list[Problem]:
         if f.rule is None
         else source.problem(("rules", f.rule, "when"), f.reason, severity="warning")
         for f in findings
+    ] + [
+        source.problem(("rules", index, "id"), reason, severity="warning")
+        for index, reason in redacted_rule_warnings(ruleset)
     ]
 
 

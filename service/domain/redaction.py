@@ -27,7 +27,7 @@ import msgspec
 
 from service.domain import expr
 from service.domain.record import DecisionRecord, canonical
-from service.domain.ruleset import Ruleset
+from service.domain.ruleset import Rule, Ruleset
 
 ALGORITHM = "hmac-sha256"
 MIN_KEY_BYTES = 32
@@ -175,20 +175,38 @@ def _scrub(value: Any, secrets: list[tuple[str, str]]) -> Any:
 def read_paths(ruleset: Ruleset) -> set[str]:
     """Every fact path the ruleset's expressions read (conditions, outputs, priority cases)."""
     nodes: list[expr.Node] = [node for node, _ in ruleset.priority]
-    for rule in ruleset.rules:
-        nodes += [rule.when, rule.confidence.node, *(out.node for a in rule.actions for _, out in a.fields)]
     nodes += [out.node for _, out in ruleset.escalation_action.fields]
+    found = {path.dotted for node in nodes for path in expr.paths(node) if path.parts[0] in ruleset.facts}
+    return found.union(*(rule_paths(rule, ruleset) for rule in ruleset.rules))
+
+
+def rule_paths(rule: Rule, ruleset: Ruleset) -> set[str]:
+    """The fact paths one rule reads: its condition, confidence and action fields."""
+    nodes = [rule.when, rule.confidence.node, *(out.node for a in rule.actions for _, out in a.fields)]
     return {path.dotted for node in nodes for path in expr.paths(node) if path.parts[0] in ruleset.facts}
+
+
+def touches(read: str, redacted: str) -> bool:
+    """Whether reading ``read`` reads the redacted field ``redacted`` (the same path, one above or below it)."""
+    return read == redacted or read.startswith(redacted + ".") or redacted.startswith(read + ".")
+
+
+def redacted_rule_warnings(ruleset: Ruleset) -> list[tuple[int, str]]:
+    """(rule index, reason) for each rule that reads a field the ruleset redacts: its logged
+    decisions cannot be replayed (``opsgate check`` warns, it does not refuse)."""
+    found: list[tuple[int, str]] = []
+    for index, rule in enumerate(ruleset.rules):
+        hidden = sorted({r for r in ruleset.redact for read in rule_paths(rule, ruleset) if touches(read, r)})
+        if hidden:
+            reason = f"rule {rule.id!r} reads the redacted field {', '.join(hidden)}"
+            found.append((index, reason + ": its decisions cannot be replayed"))
+    return found
 
 
 def redacted_reads(facts: dict[str, Any], ruleset: Ruleset) -> list[str]:
     """The redacted fields of stored ``facts`` that ``ruleset`` reads (a path, or one above or below it)."""
     reads = read_paths(ruleset)
-    return [
-        path
-        for path in redacted_paths(facts)
-        if any(read == path or read.startswith(path + ".") or path.startswith(read + ".") for read in reads)
-    ]
+    return [path for path in redacted_paths(facts) if any(touches(read, path) for read in reads)]
 
 
 def stand_in(facts: dict[str, Any]) -> dict[str, Any]:

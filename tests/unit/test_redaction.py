@@ -185,3 +185,12 @@ def test_a_redacted_org_id_is_indexed_by_its_keyed_hash_not_the_value() -> None:
     stored = redact_record(logged, ["org_id"], KEY)
     assert columns(logged).org_id == "42"
     assert columns(stored).org_id == FORTY_TWO_HASH
+
+
+def test_check_warns_where_a_rule_reads_a_redacted_field_without_refusing_the_ruleset() -> None:
+    text = RULESET.replace('customer.tier == "gold"', 'customer.tier == "gold" and customer.email != ""')
+    ruleset = parse_ruleset(text.encode(), "rules/notify.yaml", [])
+    [_, warning] = ruleset.warnings  # the first: no rule has `when: true`
+    assert (warning.severity, warning.file, warning.line, warning.column) == ("warning", "rules/notify.yaml", 16, 9)
+    assert warning.reason == "rule 'gold' reads the redacted field customer.email: its decisions cannot be replayed"
+    assert len(parse_ruleset(RULESET.encode(), "rules/notify.yaml", []).warnings) == 1
