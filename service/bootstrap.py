@@ -25,6 +25,7 @@ from service.adapters.opa.tools import (
     require_valid_policies,
     run_policy_tests,
 )
+from service.adapters.redaction_key import load_redaction_key, required_redaction_key
 from service.adapters.rules_engine.engine import RuleEngine, shared_engine
 from service.adapters.store import Timeouts
 from service.adapters.store import open_log as open_store
@@ -32,7 +33,7 @@ from service.adapters.tracing import tracer as open_tracer
 from service.authoring.catalog import Catalog, load_catalog
 from service.authoring.policies import PolicyTests
 from service.domain.limits import JsonLimits
-from service.errors import Problem
+from service.errors import Problem, RulesetInvalid
 from service.ports.guardrails import PolicyCheck
 from service.ports.log import Log
 from service.ports.tracing import NO_TRACER, Tracer
@@ -128,8 +129,9 @@ async def start_version(
         await asyncio.to_thread(policy_check(settings), rego_dir, "rego")
         await asyncio.to_thread(require_passing_policy_tests, settings.opa_bin, rego_dir, "rego")
     limits = JsonLimits(settings.max_json_depth, settings.max_list_length)
+    key = await asyncio.to_thread(required_redaction_key, settings, _redacting(catalog))
     version = await RunningVersion.start(
-        catalog, engine(), guardrails(settings), log_store.records, limits, metrics, tracer
+        catalog, engine(), guardrails(settings), log_store.records, limits, metrics, tracer, redaction=key
     )
     try:
         git = await asyncio.to_thread(last_commit, rules_dir)
@@ -144,6 +146,22 @@ def tracer(settings: Settings) -> Tracer:
     """This process's tracer, as the OTEL_* variables configured it (the no-op tracer unless they did);
     made where the service starts, so each worker of ``serve --workers N`` makes its own after the fork."""
     return open_tracer(settings.traces_exporter, settings.otel_service_name)
+
+
+def _redacting(catalog: Catalog) -> list[str]:
+    return [name for name, ruleset in catalog.rulesets.items() if ruleset.redact]
+
+
+def require_redaction_key(settings: Settings) -> None:
+    """``serve``, before any process starts: RedactionKeyMissing (exit 2) when a ruleset of rules/
+    declares ``redact:`` and no key is configured, or the key configured is unusable."""
+    if load_redaction_key(settings) is not None:
+        return
+    try:
+        catalog = load_catalog(settings.rules_dir, settings.rego_dir)
+    except RulesetInvalid:
+        return  # reported, with file:line:column, when the service starts
+    required_redaction_key(settings, _redacting(catalog))
 
 
 class Running:

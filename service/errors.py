@@ -272,6 +272,12 @@ class InvalidSettings(OpsgateError):
     code = "invalid_settings"
 
 
+class RedactionKeyMissing(InvalidSettings):
+    """A ruleset declares ``redact:`` fields but no usable redaction key is configured."""
+
+    code = "redaction_key_missing"
+
+
 class InvalidApiKeys(InvalidSettings):
     """A malformed, duplicated or empty API key configuration (file, variable, or ``opsgate keys new``)."""
 

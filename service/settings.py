@@ -60,6 +60,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_connections: int = 1000  # serve: open connections per process; more are answered 503 and closed
     trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For/-Proto are believed; none by default
     max_in_flight: int = 64  # decisions one process decides at a time; past it 503 overloaded (a batch: its items)
+    redaction_key_file: Path | None = None  # the key the ``redact:`` fields are hashed under (a file)
+    redaction_key: str | None = None  # the key itself, instead of a file
+    redaction_key_id: str | None = None  # the id the records name the key by; unset: derived from the key
     admission_queue_ms: float = 50.0  # how long a decision may wait for room before it is shed; 0: shed at once
     # traces (service/adapters/tracing.py), from the standard OTEL_* variables: off unless they configure it
     traces_exporter: str = "none"  # "otlp" (OTLP/HTTP), "console", or both comma-separated; "none": off
@@ -151,6 +154,9 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_TRUSTED_PROXIES": ("trusted_proxies", proxies),
     "OPSGATE_MAX_IN_FLIGHT": ("max_in_flight", positive_int),
     "OPSGATE_ADMISSION_QUEUE_MS": ("admission_queue_ms", non_negative),
+    "OPSGATE_REDACTION_KEY_FILE": ("redaction_key_file", Path),
+    "OPSGATE_REDACTION_KEY": ("redaction_key", str),
+    "OPSGATE_REDACTION_KEY_ID": ("redaction_key_id", str),
 }
 
 

@@ -15,6 +15,7 @@ from service.domain import expr
 from service.domain.expr.typecheck import type_mismatches
 from service.domain.fold import fold_params
 from service.domain.lint import lint
+from service.domain.redaction import redacted_rule_warnings
 from service.domain.ruleset import (
     DEFAULT_APPROVAL_EXPIRY_S,
     MAX_APPROVAL_EXPIRY_S,
@@ -66,6 +67,9 @@ def _warnings(source: Source, ruleset: Ruleset) -> list[Problem]:
         if f.rule is None
         else source.problem(("rules", f.rule, "when"), f.reason, severity="warning")
         for f in findings
+    ] + [
+        source.problem(("rules", index, "id"), reason, severity="warning")
+        for index, reason in redacted_rule_warnings(ruleset)
     ]
 
 
@@ -100,7 +104,16 @@ class _Builder:
             escalation_autonomy=spec.escalation.autonomy,
             escalation_action=escalation,
             decoder=FactDecoder(spec.name, dict(spec.facts)),
+            redact=self._redact(),
         )
+
+    def _redact(self) -> tuple[str, ...]:
+        """The ``redact:`` paths; each must name a field of the fact schema (objects only on the way)."""
+        for index, path in enumerate(self.spec.redact):
+            if not path or not _schema_has(self.spec.facts, tuple(path.split("."))):
+                reason = f"redact path {path!r} is not in the facts schema"
+                self.problems.append(self.source.problem(("redact", index), reason))
+        return tuple(dict.fromkeys(self.spec.redact))
 
     def _check_names(self) -> None:
         if not self.spec.rules:

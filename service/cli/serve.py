@@ -121,6 +121,7 @@ def main(settings: Settings) -> int:
     from service.http.app import create_app
     from service.http.server import uvicorn_options
 
+    bootstrap.require_redaction_key(settings)  # before any worker or OPA child starts
     if settings.shadow is not None:  # a broken candidate stops serve here, with file:line:column (exit 2)
         bootstrap.candidates(settings).check(*candidate_dirs(settings.shadow))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

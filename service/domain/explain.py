@@ -13,6 +13,7 @@ import msgspec
 from service.domain import expr
 from service.domain.decision import FiredRule, Violation, WhyNot, scope
 from service.domain.record import DecisionRecord
+from service.domain.redaction import is_redacted
 from service.domain.ruleset import Rule, Ruleset
 from service.errors import ExpressionError
 
@@ -21,6 +22,8 @@ _VALUE_WIDTH = 60
 
 
 def value_text(value: Any) -> str:
+    if is_redacted(value):
+        return "(redacted)"
     text = msgspec.json.encode(value).decode()
     return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
 

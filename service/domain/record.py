@@ -192,6 +192,8 @@ def columns(record: Record) -> Columns:
     if not isinstance(record, DecisionRecord):
         return base
     org_id = record.facts.get("org_id")
+    if isinstance(org_id, dict):  # a redacted org_id (service/domain/redaction.py): indexed by its keyed hash
+        org_id = org_id.get("hash")
     return msgspec.structs.replace(
         base,
         ruleset=record.ruleset.name,

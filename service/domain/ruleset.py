@@ -65,6 +65,7 @@ class RulesetSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hit_policy: Literal["first", "collect"] = "first"
     params: dict[str, Value] = {}
     priority: list[PriorityCase] = []
+    redact: list[str] = []  # fact paths the log stores as keyed hashes (service/domain/redaction.py)
 
 
 # --- the built form ----------------------------------------------------------
@@ -115,6 +116,7 @@ class Ruleset(msgspec.Struct, frozen=True):
     escalation_action: CompiledAction
     decoder: FactDecoder
     warnings: tuple[Problem, ...] = ()  # see service/domain/lint.py: they never stop a ruleset from serving
+    redact: tuple[str, ...] = ()  # fact paths the log stores as keyed hashes (service/domain/redaction.py)
 
 
 # --- what follows from a ruleset ----------------------------------------------

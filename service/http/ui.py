@@ -17,6 +17,7 @@ from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 
 from service.auth.sessions import LOGIN_COOKIE, SESSION_COOKIE
+from service.domain.redaction import redacted_paths
 from service.errors import DecisionLogError, LoginRequired, OpsgateError, Problem
 from service.http import guard, worklist
 from service.http.charts import duration
@@ -83,7 +84,8 @@ async def _decision_context(state: State, decision_id: str) -> dict[str, Any]:
     review = runtime(state).review
     shown = await review.reviewed(decision_id)
     snippets = await review.snippets(shown.record)
-    return {"shown": shown, "record": shown.record, "snippets": snippets, "replay": None}
+    redacted = redacted_paths(shown.record.facts)
+    return {"shown": shown, "record": shown.record, "snippets": snippets, "replay": None, "redacted": redacted}
 
 
 @get("/decisions/{decision_id:str}", include_in_schema=False)

@@ -15,6 +15,7 @@ import yaml
 
 from service.authoring.catalog import load_catalog
 from service.domain.record import DecisionRecord, StoredRecord
+from service.domain.redaction import redacted_paths
 from service.errors import Conflict, NotCapturable, NotFound
 from service.settings import Settings
 from service.usecases.review import decision_of
@@ -67,6 +68,12 @@ def write_case(settings: Settings, log: LoggedDecision, decision_id: str, name: 
         raise NotCapturable(
             f"decision {decision_id} has no guardrail verdict (it failed closed: "
             f"{record.guardrails.error or 'OPA gave no answer'}); it cannot become a test case"
+        )
+    hidden = redacted_paths(record.facts)
+    if hidden:  # the log holds only their keyed hashes: the facts cannot be decided again
+        raise NotCapturable(
+            f"decision {decision_id} has redacted facts ({', '.join(hidden)}): the log holds only their "
+            "keyed hashes, so it cannot become a test case"
         )
     ruleset_name = record.ruleset.name
     catalog = load_catalog(settings.rules_dir, settings.rego_dir)

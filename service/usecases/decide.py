@@ -29,8 +29,9 @@ from service.domain.decision import (
 from service.domain.explain import why_not
 from service.domain.limits import JsonLimits
 from service.domain.record import ApprovalTerms, DecisionRecord, StoredRecord, later, now
+from service.domain.redaction import RedactionKey, redact_record
 from service.domain.ruleset import Ruleset, approval_expiry_s
-from service.errors import EngineError
+from service.errors import EngineError, RedactionKeyMissing
 from service.ports.guardrails import GuardrailsPort
 from service.ports.log import RecordStore
 from service.ports.metrics import Answered, DecisionObserver
@@ -93,8 +94,10 @@ class DecisionService:
         json_limits: JsonLimits | None = None,
         observer: DecisionObserver | None = None,
         tracer: Tracer = NO_TRACER,
+        redaction: RedactionKey | None = None,
     ) -> None:
         self.catalog = catalog
+        self.redaction = redaction  # the key the ``redact:`` fields of records are hashed under
         self.observer = observer
         self.tracer = tracer
         self.json_limits = json_limits or JsonLimits()  # what callers check a body against before decoding it
@@ -254,7 +257,7 @@ class DecisionService:
         """The decision log's record: everything a reviewer needs."""
         result, explanation = response.result, response.result.explanation
         created_at = now()
-        return DecisionRecord(
+        record = DecisionRecord(
             decision_id=result.decision_id,
             created_at=created_at,
             caller=caller,
@@ -274,6 +277,16 @@ class DecisionService:
             not_fired=explanation.not_fired,
             approval=_approval(result.execution.status, ruleset, created_at),
         )
+        return self._redacted(ruleset, record)
+
+    def _redacted(self, ruleset: Ruleset, record: DecisionRecord) -> DecisionRecord:
+        """The record as the log stores it: the ruleset's ``redact:`` fields as keyed hashes (the
+        caller's answer, built before, keeps the values)."""
+        if not ruleset.redact:
+            return record
+        if self.redaction is None:  # bootstrap refuses to serve such a ruleset without a key
+            raise RedactionKeyMissing(f"ruleset {ruleset.name!r} redacts {', '.join(ruleset.redact)}: no key")
+        return redact_record(record, ruleset.redact, self.redaction)
 
 
 def _approval(status: str, ruleset: Ruleset, created_at: str) -> ApprovalTerms | msgspec.UnsetType:

@@ -13,6 +13,7 @@ from typing import Protocol
 import msgspec
 
 from service.domain.record import DecisionQuery, StoredRecord
+from service.domain.redaction import not_replayable, replay_facts
 from service.ports.log import RecordStore
 from service.usecases.candidate import Candidate, Candidates, NotComparable
 from service.usecases.flips import NO_LOGGED_VERDICT, Flip, FlipMatrix, FlipSummary, Side, Skipped
@@ -101,8 +102,12 @@ async def _compare(
     if logged.no_verdict:
         matrix.skip(stored.decision_id, NO_LOGGED_VERDICT)
         return
+    facts, hidden = replay_facts(record.facts, candidate.catalog.rulesets.get(record.ruleset.name))
+    if hidden:
+        matrix.skip(stored.decision_id, not_replayable(hidden))
+        return
     try:
-        outcome = await candidate.redecide(record.ruleset.name, record.facts)
+        outcome = await candidate.redecide(record.ruleset.name, facts)
     except NotComparable as skipped:
         matrix.skip(stored.decision_id, skipped.reason)
         return

@@ -27,6 +27,7 @@ from service.domain.record import (
     VersionInfo,
     now,
 )
+from service.domain.redaction import not_replayable, replay_facts
 from service.domain.ruleset import Ruleset
 from service.errors import (
     BadRequest,
@@ -191,8 +192,11 @@ class ReviewService:
         before = decision_of(stored)
         name = before.ruleset.name
         async with self.use() as served:
+            facts, hidden = replay_facts(before.facts, served.catalog.rulesets.get(name))
+            if hidden:
+                raise Conflict(f"decision {decision_id!r} cannot be replayed: {not_replayable(hidden)}")
             try:
-                outcome = await served.redecide(name, before.facts)
+                outcome = await served.redecide(name, facts)
             except UnknownRuleset:
                 raise Conflict(f"ruleset {name!r} is no longer served; the decision cannot be replayed") from None
             except InvalidFacts as error:

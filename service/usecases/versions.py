@@ -13,6 +13,7 @@ from typing import Any, Self
 from service.authoring.catalog import Catalog
 from service.domain.decision import Outcome
 from service.domain.limits import JsonLimits
+from service.domain.redaction import RedactionKey
 from service.ports.guardrails import VersionGuardrails
 from service.ports.log import RecordStore
 from service.ports.metrics import DecisionObserver
@@ -44,13 +45,22 @@ class RunningVersion:
         limits: JsonLimits | None = None,
         observer: DecisionObserver | None = None,
         tracer: Tracer = NO_TRACER,
+        redaction: RedactionKey | None = None,
     ) -> Self:
         """Compile ``catalog``'s rules in ``engine`` and start ``guardrails`` with its policies; no checks.
         ``guardrails`` are closed again when anything fails."""
         try:
             # compiling runs off the event loop: requests go on meanwhile
             service = await asyncio.to_thread(
-                DecisionService, catalog, engine, guardrails, log, limits, observer=observer, tracer=tracer
+                DecisionService,
+                catalog,
+                engine,
+                guardrails,
+                log,
+                limits,
+                observer=observer,
+                tracer=tracer,
+                redaction=redaction,
             )
             await guardrails.start(catalog.policies, catalog.version)
         except BaseException:
