@@ -10,10 +10,14 @@ the circuit breaker, health checks and batching the settings ask for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from service.adapters.attest.files import CheckpointFiles
+from service.adapters.attest.signing import load_signer
 from service.adapters.gitinfo import last_commit
 from service.adapters.metrics import Metrics
 from service.adapters.opa.binary import find_opa
@@ -34,11 +38,14 @@ from service.domain.limits import JsonLimits
 from service.errors import Problem
 from service.ports.guardrails import PolicyCheck
 from service.ports.log import Log
-from service.settings import Settings
+from service.settings import Settings, checkpoints_path
 from service.usecases.candidate import CANDIDATE_OPA_TIMEOUT_S, Candidates
+from service.usecases.checkpoints import Checkpointer, Proofs
 from service.usecases.serving import Runtime
 from service.usecases.shadow import Shadow
 from service.usecases.versions import RunningVersion
+
+log = logging.getLogger("opsgate")
 
 
 def engine() -> RuleEngine:
@@ -136,12 +143,19 @@ async def start_version(
 
 
 class Running:
-    """What one serving process runs on: the served versions, the decision log and the metrics."""
+    """What one serving process runs on: the served versions, the decision log, the metrics, and the
+    signer of its chain's checkpoints (None without a signing key)."""
 
-    def __init__(self, runtime: Runtime, log_store: Log, metrics: Metrics) -> None:
+    def __init__(
+        self, runtime: Runtime, log_store: Log, metrics: Metrics, proofs: Proofs, signer: Checkpointer | None = None
+    ) -> None:
         self.runtime = runtime
         self.log = log_store
         self.metrics = metrics
+        self.proofs = proofs
+        self.signer = signer
+        interval = runtime.settings.checkpoint_interval_s
+        self._signing = asyncio.create_task(signer.run(interval), name="opsgate-checkpoints") if signer else None
         metrics.watch_opa(lambda: runtime.guardrails.status())  # OPA's state: the version served now
         metrics.watch_log(log_store.health)  # the log's health and its failed writes by cause
         metrics.on_scrape(self._count_pending)  # the pending approvals gauge, counted in the store
@@ -151,7 +165,26 @@ class Running:
 
     async def close(self) -> None:
         await self.runtime.close()
-        self.log.close()
+        try:
+            if self._signing is not None and self.signer is not None:
+                self._signing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._signing
+                await self.signer.sign(final=True)  # covers every record this process wrote
+        finally:
+            self.log.close()
+
+
+async def checkpointer(settings: Settings, log_store: Log) -> Checkpointer | None:
+    """The signer of this process's chain, once it signed its first checkpoint; None (and a warning)
+    without a signing key."""
+    key = load_signer(settings.signing_key_file, settings.signing_key)
+    if key is None:
+        log.warning("no signing key (OPSGATE_SIGNING_KEY_FILE): checkpoints are off, truncation cannot be detected")
+        return None
+    signer = Checkpointer(log_store.writer, log_store.chains, key, CheckpointFiles(checkpoints_path(settings)))
+    await signer.sign()
+    return signer
 
 
 async def start(
@@ -163,6 +196,7 @@ async def start(
     log_store = (log_factory or open_log)(settings)
     metrics = Metrics()
     try:
+        signer = await checkpointer(settings, log_store)
         catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
         served = await start_version(
             settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False, metrics=metrics
@@ -180,4 +214,5 @@ async def start(
     async def reloaded(catalog: Catalog, rules_dir: Path, rego_dir: Path) -> RunningVersion:
         return await start_version(settings, log_store, catalog, rules_dir, rego_dir, check_rego=True, metrics=metrics)
 
-    return Running(Runtime(settings, log_store, served, reloaded, shadow), log_store, metrics)
+    proofs = Proofs(log_store.records, log_store.chains, CheckpointFiles(checkpoints_path(settings)))
+    return Running(Runtime(settings, log_store, served, reloaded, shadow), log_store, metrics, proofs, signer)

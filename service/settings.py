@@ -61,6 +61,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For/-Proto are believed; none by default
     max_in_flight: int = 64  # decisions one process decides at a time; past it 503 overloaded (a batch: its items)
     admission_queue_ms: float = 50.0  # how long a decision may wait for room before it is shed; 0: shed at once
+    checkpoints_dir: str | None = None  # signed checkpoints; default: checkpoints/ beside a SQLite db, else var/
+    signing_key_file: Path | None = None  # the Ed25519 private key (PEM) that signs checkpoints; none: unsigned
+    signing_key: str | None = None  # the same key as PEM text or its base64 32-byte seed (over signing_key_file)
+    checkpoint_interval_s: float = 10.0  # between two checkpoints while there are new records
 
 
 def _flag(text: str) -> bool:
@@ -148,6 +152,10 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_TRUSTED_PROXIES": ("trusted_proxies", proxies),
     "OPSGATE_MAX_IN_FLIGHT": ("max_in_flight", positive_int),
     "OPSGATE_ADMISSION_QUEUE_MS": ("admission_queue_ms", non_negative),
+    "OPSGATE_CHECKPOINTS_DIR": ("checkpoints_dir", str),
+    "OPSGATE_SIGNING_KEY_FILE": ("signing_key_file", Path),
+    "OPSGATE_SIGNING_KEY": ("signing_key", str),
+    "OPSGATE_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", positive),
 }
 
 
@@ -163,3 +171,13 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> S
                 raise InvalidSettings(f"{variable}={environ[variable]!r} is invalid: {error}") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def checkpoints_path(settings: Settings) -> Path:
+    """Where checkpoints are kept: ``checkpoints_dir``, else ``checkpoints/`` beside a SQLite log file, else
+    ``var/checkpoints`` (a PostgreSQL log)."""
+    if settings.checkpoints_dir:
+        return Path(settings.checkpoints_dir)
+    if "://" in settings.db:
+        return Path("var/checkpoints")
+    return Path(settings.db).parent / "checkpoints"

@@ -22,6 +22,7 @@ from litestar.openapi.spec import Operation, Parameter, RequestBody
 from litestar.openapi.spec.media_type import OpenAPIMediaType
 from litestar.openapi.spec.response import OpenAPIResponse
 
+from service.domain.checkpoint import Proof
 from service.domain.record import DecisionQuery
 from service.errors import Problem
 from service.http.bodies import MAX_BATCH, ApprovalRequest, OutcomeRequest
@@ -136,6 +137,7 @@ DOCS: dict[tuple[str, str], Doc] = {
         json_schema(ApprovalRequest), _OBJECT, errors=(404, 409, *_BODY_ERRORS)
     ),
     ("GET", "/ready"): Doc(ok=_OBJECT, errors=(503,)),
+    ("GET", "/decisions/{decision_id:str}/proof"): Doc(ok=json_schema(Proof), errors=(409,)),  # not_covered
     ("GET", "/rulesets/{a:str}/diff/{b:str}"): Doc(ok=_TEXT, media_type="text/plain"),
     ("GET", "/metrics"): Doc(ok=_TEXT, media_type="text/plain"),
     ("POST", "/admin/reload"): Doc(ok=_OBJECT, errors=(409, 422)),

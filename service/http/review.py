@@ -33,6 +33,15 @@ async def explain_decision(state: State, decision_id: str) -> Response[bytes]:
     return json_response(await runtime(state).review.explain(decision_id))
 
 
+@get(
+    "/decisions/{decision_id:str}/proof",
+    summary="The decision's inclusion proof: its record, leaf hash and audit path, and the signed checkpoint",
+    opt=roles("audit"),
+)
+async def prove_decision(state: State, decision_id: str) -> Response[bytes]:
+    return json_response(await state.proofs.prove(decision_id))
+
+
 @post(
     "/decisions/{decision_id:str}/replay",
     summary="Re-decide the stored facts with the current version",
@@ -88,5 +97,5 @@ async def diff_versions(state: State, a: str, b: str) -> Response[str]:
     return Response(text, media_type=MediaType.TEXT)
 
 
-ROUTES = [list_decisions, show_decision, explain_decision, replay_decision, record_outcome, log_head,
+ROUTES = [list_decisions, show_decision, explain_decision, prove_decision, replay_decision, record_outcome, log_head,
           list_versions, show_version, diff_versions]  # fmt: skip

@@ -1,0 +1,107 @@
+"""Signed checkpoints and inclusion proofs: their JSON form and the bytes a signature covers.  Pure.
+
+A checkpoint (in the manner of RFC 9162's signed tree head) says: at ``time``, writer ``writer``'s
+chain held ``tree_size`` records whose Merkle tree (``service.domain.merkle``) has ``root_hash``;
+the ruleset versions then registered had these row digests.  The Ed25519 signature covers the
+canonical JSON (keys sorted, no whitespace, UTF-8) of every field but ``signature``.  ``final``:
+the writer signed it as it stopped, so a record after it that no later checkpoint covers was not
+written by that writer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from service.domain import merkle
+from service.domain.record import canonical
+
+CHECKPOINT_FORMAT = "opsgate-checkpoint/1"
+PROOF_FORMAT = "opsgate-proof/1"
+
+
+class Checkpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    writer: str
+    tree_size: int
+    root_hash: str  # hex
+    time: str  # RFC 3339, UTC
+    key_id: str
+    versions: dict[str, str] = {}  # ruleset version id -> digest of its row (``version_digest``)
+    final: bool = False
+    format: str = CHECKPOINT_FORMAT
+    signature: str = ""  # base64 of the Ed25519 signature over ``message``
+
+
+def message(checkpoint: Checkpoint) -> bytes:
+    """The bytes the signature covers: the canonical JSON of the checkpoint without its signature."""
+    fields = msgspec.structs.asdict(checkpoint)
+    del fields["signature"]
+    return canonical(fields).encode()
+
+
+def file_name(checkpoint: Checkpoint) -> str:
+    """``<UTC time YYYYMMDDTHHMMSSffffffZ>-<writer>-<tree_size>.json``: names sort by time."""
+    stamp = datetime.fromisoformat(checkpoint.time).strftime("%Y%m%dT%H%M%S%fZ")
+    writer = "".join(c if c.isalnum() or c in "._" else "_" for c in checkpoint.writer)
+    return f"{stamp}-{writer}-{checkpoint.tree_size}.json"
+
+
+def leaf(body: str) -> bytes:
+    """A record's leaf hash: its stored body, as UTF-8, under the RFC's leaf prefix."""
+    return merkle.leaf_hash(body.encode())
+
+
+class VersionRow(msgspec.Struct, frozen=True):
+    """What a checkpoint covers of a registered ruleset version (its load counters change)."""
+
+    version: str
+    first_loaded_at: str
+    rulesets: dict[str, str]
+    git: dict[str, Any] | None
+    files: list[tuple[str, str]]  # (path, sha256), by path
+
+
+def version_digest(row: VersionRow) -> str:
+    return hashlib.sha256(canonical(row).encode()).hexdigest()
+
+
+class Proof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One record's inclusion in its writer's tree, and the signed checkpoint of that tree: all an
+    outside auditor needs, with the signer's public key, to check that one record."""
+
+    record: str  # the record's stored body, exactly (its canonical JSON text)
+    leaf_index: int  # seq - 1
+    leaf_hash: str  # hex
+    audit_path: list[str]  # hex, the leaf's sibling first
+    checkpoint: Checkpoint
+    format: str = PROOF_FORMAT
+
+
+def make_proof(body: str, seq: int, leaves: list[bytes], checkpoint: Checkpoint) -> Proof:
+    """The proof of the record ``body`` (seq ``seq``) in the tree of ``leaves`` that ``checkpoint`` signed."""
+    path = merkle.inclusion_path(seq - 1, leaves)
+    return Proof(body, seq - 1, leaf(body).hex(), [p.hex() for p in path], checkpoint)
+
+
+def proof_problem(proof: Proof) -> str | None:
+    """What is wrong with ``proof`` short of its signature (checked by whoever holds the key)."""
+    record = msgspec.json.decode(proof.record)
+    if not isinstance(record, dict) or "writer" not in record or "seq" not in record:
+        return "the record names no writer and seq"
+    point = proof.checkpoint
+    if record["writer"] != point.writer or record["seq"] != proof.leaf_index + 1:
+        return (f"the record is writer {record['writer']!r} seq {record['seq']!r}, the proof places it at "
+                f"writer {point.writer!r} leaf {proof.leaf_index}")  # fmt: skip
+    if leaf(proof.record).hex() != proof.leaf_hash:
+        return "the record does not hash to the proof's leaf hash: the record was altered"
+    try:
+        path = [bytes.fromhex(p) for p in proof.audit_path]
+    except ValueError:
+        return "the audit path holds a value that is not hex"
+    found = merkle.root_from_inclusion(proof.leaf_index, point.tree_size, leaf(proof.record), path)
+    if found is None or found.hex() != point.root_hash:
+        return f"the audit path does not lead to the checkpoint's root hash (tree size {point.tree_size})"
+    return None

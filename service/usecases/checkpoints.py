@@ -1,0 +1,106 @@
+"""Signed checkpoints: each serving process signs its own chain's tree, and proofs are made from them.
+
+The ``Checkpointer`` follows its writer's chain as a compact Merkle tree (``service.domain.merkle``),
+signs a checkpoint when it starts, every ``interval_s`` while there are new records, and a ``final``
+one when it stops; each is written to the checkpoint store (a directory, whose files an exporter
+may ship elsewhere).  ``prove`` makes one decision's inclusion proof against the newest checkpoint
+covering it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import msgspec
+
+from service.domain import merkle
+from service.domain.checkpoint import Checkpoint, Proof, leaf, make_proof, message, version_digest
+from service.domain.record import now
+from service.errors import DecisionLogError, NotCovered, NotFound
+from service.ports.checkpoints import ChainReader, CheckpointStore, Signer
+from service.ports.log import RecordStore
+
+log = logging.getLogger("opsgate.checkpoints")
+PAGE = 5000  # records read at a time while following the chain
+
+
+class Checkpointer:
+    """Signs checkpoints of ``writer``'s chain."""
+
+    def __init__(self, writer: str, reader: ChainReader, signer: Signer, store: CheckpointStore) -> None:
+        self.writer = writer
+        self.reader = reader
+        self.signer = signer
+        self.store = store
+        self.tree = merkle.Compact()
+        self.signed: int | None = None  # the tree size of the last checkpoint signed
+        self._lock = asyncio.Lock()
+
+    async def _follow(self) -> None:
+        """Fold the records appended since the last call into the tree."""
+        head = await self.reader.head(self.writer)
+        while self.tree.size < head:
+            bodies = await self.reader.bodies(self.writer, self.tree.size, min(head, self.tree.size + PAGE))
+            if not bodies:
+                raise DecisionLogError(f"chain {self.writer} holds no record after seq {self.tree.size}")
+            for body in bodies:
+                self.tree.append(leaf(body))
+
+    async def sign(self, *, final: bool = False) -> Checkpoint | None:
+        """Sign and write a checkpoint of the chain as it is now (unless nothing changed and not ``final``)."""
+        async with self._lock:
+            await self._follow()
+            if self.tree.size == self.signed and not final:
+                return None
+            versions = {row.version: version_digest(row) for row in await self.reader.version_rows()}
+            unsigned = Checkpoint(self.writer, self.tree.size, self.tree.root().hex(), now(), self.signer.key_id,
+                                  versions, final)  # fmt: skip
+            checkpoint = msgspec.structs.replace(unsigned, signature=self.signer.sign(message(unsigned)))
+            path = await asyncio.to_thread(self.store.write, checkpoint)
+            self.signed = checkpoint.tree_size
+            log.info("checkpoint %s signed: %s records of chain %s", path.name, checkpoint.tree_size, self.writer)
+            return checkpoint
+
+    async def run(self, interval_s: float) -> None:
+        """Sign every ``interval_s`` while there are new records (a failure is logged, and tried again)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.sign()
+            except (DecisionLogError, OSError) as error:
+                log.error("could not sign a checkpoint of chain %s: %s", self.writer, error)
+
+
+class Proofs:
+    """Inclusion proofs from the log and its checkpoint store."""
+
+    def __init__(self, records: RecordStore, reader: ChainReader, store: CheckpointStore) -> None:
+        self.records = records
+        self.reader = reader
+        self.store = store
+
+    async def prove(self, decision_id: str) -> Proof:
+        return await prove(decision_id, self.records, self.reader, self.store)
+
+
+async def prove(decision_id: str, records: RecordStore, reader: ChainReader, store: CheckpointStore) -> Proof:
+    """The inclusion proof of decision ``decision_id`` in the newest checkpoint that covers it; NotFound,
+    or NotCovered while no checkpoint covers it yet."""
+    entries = [row for row in await records.get(decision_id) if row.kind == "decision"]
+    if not entries:
+        raise NotFound(f"no decision {decision_id!r} in the log")
+    row = entries[0]
+    checkpoints, _ = await asyncio.to_thread(store.read)
+    mine = [n.checkpoint for n in checkpoints if n.checkpoint.writer == row.writer]
+    covering = [checkpoint for checkpoint in mine if checkpoint.tree_size >= row.seq]
+    if not covering:
+        raise NotCovered(f"decision {decision_id!r} (writer {row.writer}, seq {row.seq}) is not covered by a signed "
+                         "checkpoint yet: ask again after the next one")  # fmt: skip
+    checkpoint = max(covering, key=lambda c: c.time)
+    bodies = await reader.bodies(row.writer, 0, checkpoint.tree_size)
+    leaves = [leaf(body) for body in bodies]
+    if len(leaves) != checkpoint.tree_size or merkle.root(leaves).hex() != checkpoint.root_hash:
+        raise DecisionLogError(f"chain {row.writer} no longer matches its checkpoint of {checkpoint.tree_size} "
+                               "records: run opsgate log verify --checkpoints")  # fmt: skip
+    return make_proof(row.body, row.seq, leaves, checkpoint)
