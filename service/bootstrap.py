@@ -171,6 +171,8 @@ class Running:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._signing
                 await self.signer.sign(final=True)  # covers every record this process wrote
+        except Exception:  # noqa: BLE001 - a log or disk that is down: said, and the shutdown goes on
+            log.exception("could not sign the final checkpoint of chain %s", self.log.writer)
         finally:
             self.log.close()
 

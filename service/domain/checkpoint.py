@@ -45,7 +45,7 @@ def message(checkpoint: Checkpoint) -> bytes:
 def file_name(checkpoint: Checkpoint) -> str:
     """``<UTC time YYYYMMDDTHHMMSSffffffZ>-<writer>-<tree_size>.json``: names sort by time."""
     stamp = datetime.fromisoformat(checkpoint.time).strftime("%Y%m%dT%H%M%S%fZ")
-    writer = "".join(c if c.isalnum() or c in "._" else "_" for c in checkpoint.writer)
+    writer = "".join(c if c.isalnum() or c in "._-" else "_" for c in checkpoint.writer)
     return f"{stamp}-{writer}-{checkpoint.tree_size}.json"
 
 

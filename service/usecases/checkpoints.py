@@ -68,7 +68,7 @@ class Checkpointer:
             await asyncio.sleep(interval_s)
             try:
                 await self.sign()
-            except (DecisionLogError, OSError) as error:
+            except Exception as error:  # noqa: BLE001 - the signer must outlive a database or disk that is down
                 log.error("could not sign a checkpoint of chain %s: %s", self.writer, error)
 
 

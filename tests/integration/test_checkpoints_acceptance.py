@@ -181,3 +181,27 @@ def test_verify_without_checkpoints_says_truncation_cannot_be_detected(signed: S
     result = opsgate("log", "verify", "--db", signed.db, "--checkpoints", str(signed.root / "elsewhere"))
     assert result.returncode == 0
     assert "truncation of the newest records cannot be detected" in result.stderr
+
+
+def test_a_proof_checked_with_another_public_key_names_both_keys(signed: Signed, tmp_path: Path) -> None:
+    made = opsgate("log", "prove", signed.ids[0], "--db", signed.db, "--checkpoints", str(signed.checkpoints))
+    (tmp_path / "proof.json").write_text(made.stdout)
+    other = generate(tmp_path / "other" / "signing.key")
+    result = opsgate("log", "check-proof", str(tmp_path / "proof.json"), "--public-key", str(other))
+    assert result.returncode == 1
+    signer = json.loads(made.stdout)["checkpoint"]["key_id"]
+    assert f"FAILED: signed by key {signer}, not by the given key " in result.stderr
+
+
+def test_keys_signing_writes_a_key_only_its_owner_reads_and_never_overwrites_it(tmp_path: Path) -> None:
+    key = tmp_path / "var" / "signing.key"
+    made = opsgate("keys", "signing", "--out", str(key))
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith(f"generated a checkpoint signing key at {key}")
+    assert (key.stat().st_mode & 0o777, key.read_text().startswith("-----BEGIN PRIVATE KEY-----")) == (0o600, True)
+    assert (tmp_path / "var" / "signing.key.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    before = key.read_bytes()
+    again = opsgate("keys", "signing", "--out", str(key))
+    assert again.returncode == 2
+    assert "exists: a signing key is never overwritten" in again.stderr
+    assert key.read_bytes() == before
