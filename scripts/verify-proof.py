@@ -23,7 +23,8 @@ key.verify(base64.b64decode(point["signature"]),  # raises InvalidSignature when
 body = json.loads(record)
 if (body["writer"], body["seq"]) != (point["writer"], proof["leaf_index"] + 1):
     sys.exit("FAILED: the record is not the proof's leaf")
-fn, sn, r = proof["leaf_index"], point["tree_size"] - 1, h(b"\x00" + record.encode())  # the leaf hash
+chained = h((proof["prev_hash"] + record).encode())  # the chain hash (the log keeps it as hex)
+fn, sn, r = proof["leaf_index"], point["tree_size"] - 1, h(b"\x00" + chained)  # the leaf hash
 for p in map(bytes.fromhex, proof["audit_path"]):
     if sn == 0:
         sys.exit("FAILED: the audit path is too long")

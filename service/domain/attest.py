@@ -19,7 +19,7 @@ from service.domain import merkle
 from service.domain.approval import approval_expires_at
 from service.domain.checkpoint import Checkpoint, VersionRow, leaf, version_digest
 from service.domain.decision import PENDING_APPROVAL
-from service.domain.record import PENDING, ApprovalRecord, DecisionRecord, ExpiryRecord, StoredRecord
+from service.domain.record import PENDING, ApprovalRecord, DecisionRecord, ExpiryRecord, StoredRecord, chain_hash
 
 
 class Named(msgspec.Struct, frozen=True):
@@ -66,7 +66,7 @@ class _Writer:
         self._reached()  # the checkpoints of an empty chain
 
     def add(self, row: StoredRecord) -> None:
-        self.tree.append(leaf(row.body))
+        self.tree.append(leaf(chain_hash(row.prev_hash, row.body)))  # recomputed: the column is not trusted
         self._reached()
         if self._next == len(self.checkpoints):
             self.rows.append((row.seq, row.created_at))

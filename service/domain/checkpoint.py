@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from service.domain import merkle
-from service.domain.record import canonical
+from service.domain.record import StoredRecord, canonical, chain_hash
 
 CHECKPOINT_FORMAT = "opsgate-checkpoint/1"
 PROOF_FORMAT = "opsgate-proof/1"
@@ -49,9 +49,11 @@ def file_name(checkpoint: Checkpoint) -> str:
     return f"{stamp}-{writer}-{checkpoint.tree_size}.json"
 
 
-def leaf(body: str) -> bytes:
-    """A record's leaf hash: its stored body, as UTF-8, under the RFC's leaf prefix."""
-    return merkle.leaf_hash(body.encode())
+def leaf(chained: str) -> bytes:
+    """A record's leaf hash: its chain hash (``sha256(prev_hash + body)``, hex) as 32 bytes, under the
+    RFC's leaf prefix.  The chain hash, not the body: the signer and a proof read 64 characters a
+    record instead of the whole body, and the body is still covered through it."""
+    return merkle.leaf_hash(bytes.fromhex(chained))
 
 
 class VersionRow(msgspec.Struct, frozen=True):
@@ -73,6 +75,7 @@ class Proof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     outside auditor needs, with the signer's public key, to check that one record."""
 
     record: str  # the record's stored body, exactly (its canonical JSON text)
+    prev_hash: str  # the chain hash of the record before it in its chain (64 zeros for the first)
     leaf_index: int  # seq - 1
     leaf_hash: str  # hex
     audit_path: list[str]  # hex, the leaf's sibling first
@@ -80,10 +83,11 @@ class Proof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     format: str = PROOF_FORMAT
 
 
-def make_proof(body: str, seq: int, leaves: list[bytes], checkpoint: Checkpoint) -> Proof:
-    """The proof of the record ``body`` (seq ``seq``) in the tree of ``leaves`` that ``checkpoint`` signed."""
-    path = merkle.inclusion_path(seq - 1, leaves)
-    return Proof(body, seq - 1, leaf(body).hex(), [p.hex() for p in path], checkpoint)
+def make_proof(row: StoredRecord, leaves: list[bytes], checkpoint: Checkpoint) -> Proof:
+    """The proof of record ``row`` in the tree of ``leaves`` that ``checkpoint`` signed."""
+    path = merkle.inclusion_path(row.seq - 1, leaves)
+    digest = leaf(chain_hash(row.prev_hash, row.body))
+    return Proof(row.body, row.prev_hash, row.seq - 1, digest.hex(), [p.hex() for p in path], checkpoint)
 
 
 def proof_problem(proof: Proof) -> str | None:
@@ -95,13 +99,14 @@ def proof_problem(proof: Proof) -> str | None:
     if record["writer"] != point.writer or record["seq"] != proof.leaf_index + 1:
         return (f"the record is writer {record['writer']!r} seq {record['seq']!r}, the proof places it at "
                 f"writer {point.writer!r} leaf {proof.leaf_index}")  # fmt: skip
-    if leaf(proof.record).hex() != proof.leaf_hash:
-        return "the record does not hash to the proof's leaf hash: the record was altered"
     try:
+        digest = leaf(chain_hash(proof.prev_hash, proof.record))
         path = [bytes.fromhex(p) for p in proof.audit_path]
     except ValueError:
         return "the audit path holds a value that is not hex"
-    found = merkle.root_from_inclusion(proof.leaf_index, point.tree_size, leaf(proof.record), path)
+    if digest.hex() != proof.leaf_hash:
+        return "the record does not hash to the proof's leaf hash: the record was altered"
+    found = merkle.root_from_inclusion(proof.leaf_index, point.tree_size, digest, path)
     if found is None or found.hex() != point.root_hash:
         return f"the audit path does not lead to the checkpoint's root hash (tree size {point.tree_size})"
     return None

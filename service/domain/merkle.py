@@ -1,9 +1,9 @@
 """Merkle trees over a writer's chain, exactly as RFC 9162 section 2.1 defines them.  Pure.
 
-Leaf ``i`` of writer W's tree is the body (the canonical JSON text, UTF-8) of W's record
-``seq = i + 1``; hashes are SHA-256 with the RFC's domain separation::
+Leaf ``i`` of writer W's tree is the chain hash (``service.domain.record.chain_hash``, as its 32
+bytes) of W's record ``seq = i + 1``; hashes are SHA-256 with the RFC's domain separation::
 
-    leaf hash = SHA-256(0x00 || body)        node hash = SHA-256(0x01 || left || right)
+    leaf hash = SHA-256(0x00 || chain hash)        node hash = SHA-256(0x01 || left || right)
 
 ``root`` is MTH (2.1.1), ``inclusion_path`` is PATH (2.1.3.1), ``consistency_proof`` is PROOF
 (2.1.4.1); ``root_from_inclusion`` and ``consistent`` are the verification algorithms of

@@ -25,7 +25,8 @@ class CheckpointStore(Protocol):
 
 
 class ChainReader(Protocol):
-    async def bodies(self, writer: str, after: int, upto: int) -> list[str]: ...
+    async def hashes(self, writer: str, after: int, upto: int) -> list[str]:
+        """The chain hashes of ``writer``'s records ``after < seq <= upto``, in seq order."""
 
     async def head(self, writer: str) -> int: ...
 

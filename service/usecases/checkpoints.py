@@ -22,7 +22,7 @@ from service.ports.checkpoints import ChainReader, CheckpointStore, Signer
 from service.ports.log import RecordStore
 
 log = logging.getLogger("opsgate.checkpoints")
-PAGE = 5000  # records read at a time while following the chain
+PAGE = 50_000  # chain hashes read at a time while following the chain
 
 
 class Checkpointer:
@@ -41,11 +41,11 @@ class Checkpointer:
         """Fold the records appended since the last call into the tree."""
         head = await self.reader.head(self.writer)
         while self.tree.size < head:
-            bodies = await self.reader.bodies(self.writer, self.tree.size, min(head, self.tree.size + PAGE))
-            if not bodies:
+            hashes = await self.reader.hashes(self.writer, self.tree.size, min(head, self.tree.size + PAGE))
+            if not hashes:
                 raise DecisionLogError(f"chain {self.writer} holds no record after seq {self.tree.size}")
-            for body in bodies:
-                self.tree.append(leaf(body))
+            for digest in hashes:
+                self.tree.append(leaf(digest))
 
     async def sign(self, *, final: bool = False) -> Checkpoint | None:
         """Sign and write a checkpoint of the chain as it is now (unless nothing changed and not ``final``)."""
@@ -98,9 +98,8 @@ async def prove(decision_id: str, records: RecordStore, reader: ChainReader, sto
         raise NotCovered(f"decision {decision_id!r} (writer {row.writer}, seq {row.seq}) is not covered by a signed "
                          "checkpoint yet: ask again after the next one")  # fmt: skip
     checkpoint = max(covering, key=lambda c: c.time)
-    bodies = await reader.bodies(row.writer, 0, checkpoint.tree_size)
-    leaves = [leaf(body) for body in bodies]
+    leaves = [leaf(digest) for digest in await reader.hashes(row.writer, 0, checkpoint.tree_size)]
     if len(leaves) != checkpoint.tree_size or merkle.root(leaves).hex() != checkpoint.root_hash:
         raise DecisionLogError(f"chain {row.writer} no longer matches its checkpoint of {checkpoint.tree_size} "
                                "records: run opsgate log verify --checkpoints")  # fmt: skip
-    return make_proof(row.body, row.seq, leaves, checkpoint)
+    return make_proof(row, leaves, checkpoint)

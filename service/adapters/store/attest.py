@@ -28,13 +28,13 @@ class ChainReads:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def bodies(self, writer: str, after: int, upto: int) -> list[str]:
-        """The bodies of ``writer``'s records with ``after < seq <= upto``, in seq order."""
+    async def hashes(self, writer: str, after: int, upto: int) -> list[str]:
+        """The chain hashes of ``writer``'s records with ``after < seq <= upto``, in seq order."""
         query = self.database.dialect.sql(
-            "SELECT body FROM log_entries WHERE writer = ? AND seq > ? AND seq <= ? ORDER BY seq"
+            "SELECT hash FROM log_entries WHERE writer = ? AND seq > ? AND seq <= ? ORDER BY seq"
         )
         rows = await self.database.read(lambda c: c.execute(query, (writer, after, upto)).fetchall())
-        return [str(body) for (body,) in rows]
+        return [str(digest) for (digest,) in rows]
 
     async def head(self, writer: str) -> int:
         """The last seq of ``writer``'s chain (0 when it has none)."""
