@@ -116,7 +116,8 @@ class _Writer:
                 f"writer {self.writer}: record seq {early[0]} is dated before checkpoint {latest.name} but not "
                 "covered by it: appended afterwards"
             )
-        note = f"writer {self.writer}: seq {first}..{rows[-1][0]} are newer than its last checkpoint (not yet covered)"
+        note = f"writer {self.writer}: records {first}..{rows[-1][0]} are newer than its last checkpoint"
+        note += " (not yet covered)"
         return signed, self.problems, [note]
 
 
