@@ -45,8 +45,12 @@ def message(checkpoint: Checkpoint) -> bytes:
 def file_name(checkpoint: Checkpoint) -> str:
     """``<UTC time YYYYMMDDTHHMMSSffffffZ>-<writer>-<tree_size>.json``: names sort by time."""
     stamp = datetime.fromisoformat(checkpoint.time).strftime("%Y%m%dT%H%M%S%fZ")
-    writer = "".join(c if c.isalnum() or c in "._-" else "_" for c in checkpoint.writer)
-    return f"{stamp}-{writer}-{checkpoint.tree_size}.json"
+    return f"{stamp}-{name_part(checkpoint.writer)}-{checkpoint.tree_size}.json"
+
+
+def name_part(writer: str) -> str:
+    """A writer id as it appears in a checkpoint's file name (only letters, digits, ``.``, ``_``, ``-``)."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in writer)
 
 
 def leaf(chained: str) -> bytes:

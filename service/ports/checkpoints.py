@@ -20,6 +20,9 @@ class Signer(Protocol):
 class CheckpointStore(Protocol):
     def write(self, checkpoint: Checkpoint) -> Path: ...
 
+    def newest(self, writer: str, size: int) -> Checkpoint | None:
+        """The newest checkpoint of ``writer`` covering at least ``size`` records."""
+
     def read(self) -> tuple[list[Named], list[str]]:
         """Every checkpoint kept, and a problem per file that is not one."""
 

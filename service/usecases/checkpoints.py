@@ -91,13 +91,10 @@ async def prove(decision_id: str, records: RecordStore, reader: ChainReader, sto
     if not entries:
         raise NotFound(f"no decision {decision_id!r} in the log")
     row = entries[0]
-    checkpoints, _ = await asyncio.to_thread(store.read)
-    mine = [n.checkpoint for n in checkpoints if n.checkpoint.writer == row.writer]
-    covering = [checkpoint for checkpoint in mine if checkpoint.tree_size >= row.seq]
-    if not covering:
+    checkpoint = await asyncio.to_thread(store.newest, row.writer, row.seq)
+    if checkpoint is None:
         raise NotCovered(f"decision {decision_id!r} (writer {row.writer}, seq {row.seq}) is not covered by a signed "
                          "checkpoint yet: ask again after the next one")  # fmt: skip
-    checkpoint = max(covering, key=lambda c: c.time)
     leaves = [leaf(digest) for digest in await reader.hashes(row.writer, 0, checkpoint.tree_size)]
     if len(leaves) != checkpoint.tree_size or merkle.root(leaves).hex() != checkpoint.root_hash:
         raise DecisionLogError(f"chain {row.writer} no longer matches its checkpoint of {checkpoint.tree_size} "

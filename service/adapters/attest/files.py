@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 
 from service.domain.attest import Named
-from service.domain.checkpoint import Checkpoint, file_name
+from service.domain.checkpoint import Checkpoint, file_name, name_part
 
 _DECODE = msgspec.json.Decoder(Checkpoint)
 
@@ -31,6 +31,24 @@ class CheckpointFiles:
             os.fsync(out.fileno())
         os.replace(temporary, target)
         return target
+
+    def newest(self, writer: str, size: int) -> Checkpoint | None:
+        """The newest checkpoint of ``writer`` covering at least ``size`` records, found by the file names
+        (time, writer, tree size) so that only that one file is read."""
+        if not self.directory.is_dir():
+            return None
+        wanted = name_part(writer)
+        for name in sorted(os.listdir(self.directory), reverse=True):
+            named_writer, _, count = name.removesuffix(".json").partition("-")[2].rpartition("-")
+            if named_writer != wanted or not count.isdigit() or int(count) < size or not name.endswith(".json"):
+                continue
+            try:
+                checkpoint = _DECODE.decode((self.directory / name).read_bytes())
+            except (OSError, msgspec.DecodeError):
+                continue
+            if checkpoint.writer == writer:
+                return checkpoint
+        return None
 
     def read(self) -> tuple[list[Named], list[str]]:
         """Every checkpoint in the directory, by name, and a problem per file that is not one."""
