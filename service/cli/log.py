@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from service import bootstrap
 from service.adapters.attest.files import CheckpointFiles
@@ -24,6 +25,7 @@ from service.usecases.checkpoints import prove
 
 _PROOF = msgspec.json.Decoder(Proof)
 _CHECKPOINTS = "checkpoint directory (default: checkpoints/ beside the --db file)"
+_KEY = "the signer's public key, PEM"
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,21 +37,21 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     prove_parser = commands.add_parser("prove", help="print a decision's inclusion proof (JSON)")
     prove_parser.add_argument("decision_id", metavar="DECISION_ID")
     db_flag(prove_parser)
-    prove_parser.add_argument("--checkpoints", dest="checkpoints_dir", help=_CHECKPOINTS)
+    prove_parser.add_argument("--checkpoints", dest="checkpoints_dir", metavar="DIR", help=_CHECKPOINTS)
     check = commands.add_parser("check-proof", help="check an inclusion proof offline, without the database")
     check.add_argument("proof", metavar="PROOF.json", type=Path)
-    check.add_argument("--public-key", dest="public_key", type=Path, required=True, help="the signer's public key, PEM")
+    check.add_argument("--public-key", dest="public_key", metavar="FILE", type=Path, required=True, help=_KEY)
 
 
 def _checkpoint_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoints", dest="checkpoints_dir", help=_CHECKPOINTS)
+    parser.add_argument("--checkpoints", dest="checkpoints_dir", metavar="DIR", help=_CHECKPOINTS)
     parser.add_argument(
-        "--public-key", dest="public_key", type=Path,
+        "--public-key", dest="public_key", metavar="FILE", type=Path,
         help="the signer's public key (PEM); default: the one of the configured signing key",
     )  # fmt: skip
 
 
-def _public_key(settings: Settings, path: Path | None) -> object:
+def _public_key(settings: Settings, path: Path | None) -> Ed25519PublicKey:
     if path is not None:
         return load_public(path)
     signer = load_signer(settings.signing_key_file, settings.signing_key)
@@ -72,7 +74,7 @@ def verify(settings: Settings, public_key: Path | None) -> int:
     key = _public_key(settings, public_key)
     good: list[Named] = []
     for item in named:
-        problem = signature_problem(key, item.checkpoint)  # type: ignore[arg-type]
+        problem = signature_problem(key, item.checkpoint)
         if problem is None:
             good.append(item)
         else:

@@ -113,7 +113,7 @@ def _table_flags(serve: argparse.ArgumentParser) -> None:
     for flag, dest, text in _DB_FLAGS:
         serve.add_argument(flag, dest=dest, type=_seconds, help=text)
     serve.add_argument(
-        "--checkpoints", dest="checkpoints_dir",
+        "--checkpoints", dest="checkpoints_dir", metavar="DIR",
         help="where each process writes its signed checkpoints (default: checkpoints/ beside the --db file)",
     )  # fmt: skip
 
