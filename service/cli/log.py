@@ -18,12 +18,13 @@ from service.adapters.store import verify_log
 from service.adapters.store.attest import attest_log
 from service.cli.flags import db_flag
 from service.domain.attest import Named
-from service.domain.checkpoint import Proof, proof_problem
+from service.domain.checkpoint import Checkpoint, Proof, consistency_problem, proof_problem
 from service.errors import InvalidSettings
 from service.settings import Settings, checkpoints_path
 from service.usecases.checkpoints import prove
 
 _PROOF = msgspec.json.Decoder(Proof)
+_CHECKPOINT = msgspec.json.Decoder(Checkpoint)
 _CHECKPOINTS = "checkpoint directory (default: checkpoints/ beside the --db file)"
 _KEY = "the signer's public key, PEM"
 
@@ -38,9 +39,17 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     prove_parser.add_argument("decision_id", metavar="DECISION_ID")
     db_flag(prove_parser)
     prove_parser.add_argument("--checkpoints", dest="checkpoints_dir", metavar="DIR", help=_CHECKPOINTS)
+    prove_parser.add_argument(
+        "--from-size", dest="from_size", metavar="N", type=int,
+        help="also prove that the checkpoint extends the tree of the first N records (an earlier checkpoint's size)",
+    )  # fmt: skip
     check = commands.add_parser("check-proof", help="check an inclusion proof offline, without the database")
     check.add_argument("proof", metavar="PROOF.json", type=Path)
     check.add_argument("--public-key", dest="public_key", metavar="FILE", type=Path, required=True, help=_KEY)
+    check.add_argument(
+        "--earlier", metavar="CHECKPOINT.json", type=Path,
+        help="a checkpoint kept from earlier: the proof's checkpoint must extend it (log prove --from-size)",
+    )  # fmt: skip
 
 
 def _checkpoint_flags(parser: argparse.ArgumentParser) -> None:
@@ -86,32 +95,39 @@ def verify(settings: Settings, public_key: Path | None) -> int:
     return 0 if report.intact and not attested.problems and not problems else 1
 
 
-def print_proof(settings: Settings, decision_id: str) -> int:
+def print_proof(settings: Settings, decision_id: str, from_size: int | None = None) -> int:
     """``opsgate log prove``: the decision's proof, as JSON, from the log read-only."""
     log_store = bootstrap.open_log(settings, read_only=True)
     try:
         files = CheckpointFiles(checkpoints_path(settings))
-        proof = asyncio.run(prove(decision_id, log_store.records, log_store.chains, files))
+        proof = asyncio.run(prove(decision_id, log_store.records, log_store.chains, files, from_size))
     finally:
         log_store.close()
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(proof), indent=2).decode() + "\n")
     return 0
 
 
-def check_proof(proof_file: Path, public_key: Path) -> int:
-    """``opsgate log check-proof``: the proof's record, path and checkpoint signature, offline."""
+def check_proof(proof_file: Path, public_key: Path, earlier_file: Path | None = None) -> int:
+    """``opsgate log check-proof``: the proof's record, path and checkpoint signature, offline; with
+    ``earlier_file``, that its checkpoint extends that earlier one (signed by the same key)."""
     try:
         proof = _PROOF.decode(proof_file.read_bytes())
+        earlier = _CHECKPOINT.decode(earlier_file.read_bytes()) if earlier_file else None
     except msgspec.DecodeError as error:
-        print(f"FAILED: {proof_file} is not a proof: {error}", file=sys.stderr)
+        print(f"FAILED: not a proof or not a checkpoint: {error}", file=sys.stderr)
         return 1
-    problem = signature_problem(load_public(public_key), proof.checkpoint) or proof_problem(proof)
+    key = load_public(public_key)
+    problem = signature_problem(key, proof.checkpoint) or proof_problem(proof)
+    if problem is None and earlier is not None:
+        problem = signature_problem(key, earlier) or consistency_problem(proof, earlier)
     if problem is not None:
         print(f"FAILED: {problem}", file=sys.stderr)
         return 1
     point = proof.checkpoint
     print(f"ok: record {proof.leaf_index + 1} of writer {point.writer} is in the tree of {point.tree_size} records "
           f"signed at {point.time} by key {point.key_id}")  # fmt: skip
+    if earlier is not None:
+        print(f"ok: that tree extends the earlier checkpoint of {earlier.tree_size} records signed at {earlier.time}")
     return 0
 
 

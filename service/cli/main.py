@@ -82,9 +82,9 @@ def cmd_check(settings: Settings) -> int:
 
 def cmd_log(settings: Settings, args: argparse.Namespace) -> int:
     if args.log_command == "prove":
-        return log_command.print_proof(settings, args.decision_id)
+        return log_command.print_proof(settings, args.decision_id, args.from_size)
     if args.log_command == "check-proof":
-        return log_command.check_proof(args.proof, args.public_key)
+        return log_command.check_proof(args.proof, args.public_key, args.earlier)
     return log_command.verify(settings, args.public_key)
 
 

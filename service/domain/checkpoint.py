@@ -74,6 +74,14 @@ def version_digest(row: VersionRow) -> str:
     return hashlib.sha256(canonical(row).encode()).hexdigest()
 
 
+class Consistency(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """RFC 9162 PROOF(from_size, tree): the checkpoint's tree extends the tree of its first ``from_size``
+    records, which an auditor holds signed from earlier."""
+
+    from_size: int
+    path: list[str]  # hex
+
+
 class Proof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One record's inclusion in its writer's tree, and the signed checkpoint of that tree: all an
     outside auditor needs, with the signer's public key, to check that one record."""
@@ -84,19 +92,45 @@ class Proof(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     leaf_hash: str  # hex
     audit_path: list[str]  # hex, the leaf's sibling first
     checkpoint: Checkpoint
+    consistency: Consistency | None = None  # asked for with an earlier tree size
     format: str = PROOF_FORMAT
 
 
-def make_proof(row: StoredRecord, leaves: list[bytes], checkpoint: Checkpoint) -> Proof:
-    """The proof of record ``row`` in the tree of ``leaves`` that ``checkpoint`` signed."""
+def make_proof(row: StoredRecord, leaves: list[bytes], checkpoint: Checkpoint, from_size: int | None = None) -> Proof:
+    """The proof of record ``row`` in the tree of ``leaves`` that ``checkpoint`` signed; with ``from_size``,
+    also that this tree extends the tree of its first ``from_size`` records."""
     path = merkle.inclusion_path(row.seq - 1, leaves)
     digest = leaf(chain_hash(row.prev_hash, row.body))
-    return Proof(row.body, row.prev_hash, row.seq - 1, digest.hex(), [p.hex() for p in path], checkpoint)
+    extends = None
+    if from_size is not None:
+        extends = Consistency(from_size, [p.hex() for p in merkle.consistency_proof(from_size, leaves)])
+    return Proof(row.body, row.prev_hash, row.seq - 1, digest.hex(), [p.hex() for p in path], checkpoint, extends)
+
+
+def consistency_problem(proof: Proof, earlier: Checkpoint) -> str | None:
+    """Why the proof's checkpoint is not shown to extend ``earlier`` (a checkpoint the auditor kept), or None."""
+    point, extends = proof.checkpoint, proof.consistency
+    if earlier.writer != point.writer:
+        return f"the earlier checkpoint is of writer {earlier.writer!r}, the proof's of {point.writer!r}"
+    if extends is None or extends.from_size != earlier.tree_size:
+        return f"the proof carries no consistency proof from tree size {earlier.tree_size} (log prove --from-size)"
+    try:
+        path = [bytes.fromhex(p) for p in extends.path]
+        old, new = bytes.fromhex(earlier.root_hash), bytes.fromhex(point.root_hash)
+    except ValueError:
+        return "the consistency proof holds a value that is not hex"
+    if not merkle.consistent(earlier.tree_size, point.tree_size, old, new, path):
+        return (f"the checkpoint of {point.tree_size} records is not an extension of the earlier checkpoint of "
+                f"{earlier.tree_size} records (signed at {earlier.time}): the log was rewritten")  # fmt: skip
+    return None
 
 
 def proof_problem(proof: Proof) -> str | None:
     """What is wrong with ``proof`` short of its signature (checked by whoever holds the key)."""
-    record = msgspec.json.decode(proof.record)
+    try:
+        record = msgspec.json.decode(proof.record)
+    except msgspec.DecodeError:
+        return "the record is not JSON"
     if not isinstance(record, dict) or "writer" not in record or "seq" not in record:
         return "the record names no writer and seq"
     point = proof.checkpoint

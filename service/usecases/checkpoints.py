@@ -17,7 +17,7 @@ import msgspec
 from service.domain import merkle
 from service.domain.checkpoint import Checkpoint, Proof, leaf, make_proof, message, version_digest
 from service.domain.record import now
-from service.errors import DecisionLogError, NotCovered, NotFound
+from service.errors import BadRequest, DecisionLogError, NotCovered, NotFound
 from service.ports.checkpoints import ChainReader, CheckpointStore, Signer
 from service.ports.log import RecordStore
 
@@ -84,9 +84,12 @@ class Proofs:
         return await prove(decision_id, self.records, self.reader, self.store)
 
 
-async def prove(decision_id: str, records: RecordStore, reader: ChainReader, store: CheckpointStore) -> Proof:
-    """The inclusion proof of decision ``decision_id`` in the newest checkpoint that covers it; NotFound,
-    or NotCovered while no checkpoint covers it yet."""
+async def prove(
+    decision_id: str, records: RecordStore, reader: ChainReader, store: CheckpointStore, from_size: int | None = None
+) -> Proof:
+    """The inclusion proof of decision ``decision_id`` in the newest checkpoint that covers it (with
+    ``from_size``: and the consistency proof from that earlier tree size); NotFound, or NotCovered while
+    no checkpoint covers it yet (BadRequest: ``from_size`` past the checkpoint)."""
     entries = [row for row in await records.get(decision_id) if row.kind == "decision"]
     if not entries:
         raise NotFound(f"no decision {decision_id!r} in the log")
@@ -99,4 +102,6 @@ async def prove(decision_id: str, records: RecordStore, reader: ChainReader, sto
     if len(leaves) != checkpoint.tree_size or merkle.root(leaves).hex() != checkpoint.root_hash:
         raise DecisionLogError(f"chain {row.writer} no longer matches its checkpoint of {checkpoint.tree_size} "
                                "records: run opsgate log verify --checkpoints")  # fmt: skip
-    return make_proof(row, leaves, checkpoint)
+    if from_size is not None and not 0 < from_size <= checkpoint.tree_size:
+        raise BadRequest(f"--from-size {from_size}: the checkpoint covers 1..{checkpoint.tree_size} records")
+    return make_proof(row, leaves, checkpoint, from_size)

@@ -205,3 +205,44 @@ def test_keys_signing_writes_a_key_only_its_owner_reads_and_never_overwrites_it(
     assert again.returncode == 2
     assert "exists: a signing key is never overwritten" in again.stderr
     assert key.read_bytes() == before
+
+
+def test_a_log_rewritten_and_re_signed_with_the_stolen_key_does_not_extend_a_kept_checkpoint(
+    signed: Signed, tmp_path: Path, opa_bin: str
+) -> None:
+    kept = next(p for p in signed.checkpoints.iterdir() if json.loads(p.read_text())["tree_size"] == 6)
+    shutil.copy(kept, tmp_path / "kept.json")  # the auditor's copy of a checkpoint of 6 records
+    decision = signed.ids[8]
+
+    honest = opsgate("log", "prove", decision, "--db", signed.db, "--checkpoints", str(signed.checkpoints),
+                     "--from-size", "6")  # fmt: skip
+    (tmp_path / "honest.json").write_text(honest.stdout)
+    checked = opsgate("log", "check-proof", str(tmp_path / "honest.json"), "--public-key", str(signed.public),
+                      "--earlier", str(tmp_path / "kept.json"))  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.endswith("ok: that tree extends the earlier checkpoint of 6 records signed at "
+                                   f"{json.loads(kept.read_text())['time']}\n")  # fmt: skip
+
+    prev = "0" * 64  # rewrite record 2 and every hash after it, then let the service sign the result
+    for row in rows(signed.db):
+        body = row.body.replace('"caller-1"', '"caller-forged"') if row.seq == 2 else row.body
+        digest = chain_hash(prev, body)
+        cols = columns(msgspec.structs.replace(row, body=body).record())
+        sql(signed.db, "UPDATE log_entries SET body = ?, prev_hash = ?, hash = ?, caller = ? WHERE id = ?",
+            (body, prev, digest, cols.caller, row.id))  # fmt: skip
+        prev = digest
+    settings = Settings(db=signed.db, writer_id="replica-1", rules_dir=RULES_DIR, rego_dir=REGO_DIR, opa_bin=opa_bin,
+                        opa_timeout_ms=OPA_TIMEOUT_MS, signing_key_file=signed.root / "signing.key",
+                        checkpoints_dir=str(signed.checkpoints))  # fmt: skip
+    decide_in_process(settings, [])  # a start signs the rewritten chain with the real key
+    forged = opsgate("log", "prove", decision, "--db", signed.db, "--checkpoints", str(signed.checkpoints),
+                     "--from-size", "6")  # fmt: skip
+    assert forged.returncode == 0, forged.stderr
+    (tmp_path / "forged.json").write_text(forged.stdout)
+    alone = opsgate("log", "check-proof", str(tmp_path / "forged.json"), "--public-key", str(signed.public))
+    assert alone.returncode == 0  # on its own the re-signed proof holds: the key was stolen
+    refused = opsgate("log", "check-proof", str(tmp_path / "forged.json"), "--public-key", str(signed.public),
+                      "--earlier", str(tmp_path / "kept.json"))  # fmt: skip
+    assert refused.returncode == 1
+    assert ("FAILED: the checkpoint of 12 records is not an extension of the earlier checkpoint of 6 records "
+            f"(signed at {json.loads(kept.read_text())['time']}): the log was rewritten") in refused.stderr  # fmt: skip
