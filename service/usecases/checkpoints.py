@@ -80,8 +80,8 @@ class Proofs:
         self.reader = reader
         self.store = store
 
-    async def prove(self, decision_id: str) -> Proof:
-        return await prove(decision_id, self.records, self.reader, self.store)
+    async def prove(self, decision_id: str, from_size: int | None = None) -> Proof:
+        return await prove(decision_id, self.records, self.reader, self.store, from_size)
 
 
 async def prove(

@@ -54,6 +54,12 @@ def test_a_live_server_signs_its_chains_serves_proofs_and_signs_a_final_checkpoi
         checked = opsgate("log", "check-proof", str(tmp_path / "proof.json"), "--public-key", str(public))
         assert checked.returncode == 0, checked.stderr
         assert proof.json()["checkpoint"]["final"] is False
+        extended = server.client.get(f"/decisions/{ids[0]}/proof", params={"from_size": "1"})
+        assert extended.status_code == 200, extended.text
+        assert extended.json()["consistency"]["from_size"] == 1
+        bad = server.client.get(f"/decisions/{ids[0]}/proof", params={"from_size": "none"})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["details"][0]["path"] == "from_size"
     finally:
         server.stop()
     held = {str(w): int(n) for w, n in sql(server.db, "SELECT writer, MAX(seq) FROM log_entries GROUP BY writer")}
