@@ -65,7 +65,10 @@ def _public_key(settings: Settings, path: Path | None) -> Ed25519PublicKey:
         return load_public(path)
     signer = load_signer(settings.signing_key_file, settings.signing_key)
     if signer is None:
-        raise InvalidSettings("checkpoints need the signer's public key: --public-key FILE (or a signing key setting)")
+        raise InvalidSettings(
+            "checking the checkpoints needs the signer's public key: --public-key FILE (make run's is "
+            "var/signing.key.pub), or OPSGATE_SIGNING_KEY_FILE"
+        )
     return signer.public
 
 
