@@ -29,9 +29,12 @@ redoc:
 browser:
 	@scripts/need-debian-package.sh chromium chromium "for the browser tests"
 
+# The first start makes the key that signs the log's checkpoints (var/signing.key, and .pub for auditors).
 run: venv opa redoc
 	@mkdir -p var
-	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/opsgate serve --host $(HOST) --port $(PORT) --db var/decisions.db
+	@test -f var/signing.key || $(BIN)/opsgate keys signing --out var/signing.key
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" OPSGATE_SIGNING_KEY_FILE="$${OPSGATE_SIGNING_KEY_FILE:-var/signing.key}" \
+	  $(BIN)/opsgate serve --host $(HOST) --port $(PORT) --db var/decisions.db
 
 check: venv opa
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/opsgate check

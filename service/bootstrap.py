@@ -10,10 +10,14 @@ the circuit breaker, health checks and batching the settings ask for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from service.adapters.attest.files import CheckpointFiles
+from service.adapters.attest.signing import load_signer
 from service.adapters.gitinfo import last_commit
 from service.adapters.metrics import Metrics
 from service.adapters.opa.binary import find_opa
@@ -37,11 +41,14 @@ from service.errors import Problem, RulesetInvalid
 from service.ports.guardrails import PolicyCheck
 from service.ports.log import Log
 from service.ports.tracing import NO_TRACER, Tracer
-from service.settings import Settings
+from service.settings import Settings, checkpoints_path
 from service.usecases.candidate import CANDIDATE_OPA_TIMEOUT_S, Candidates
+from service.usecases.checkpoints import Checkpointer, Proofs
 from service.usecases.serving import Runtime
 from service.usecases.shadow import Shadow
 from service.usecases.versions import RunningVersion
+
+log = logging.getLogger("opsgate")
 
 
 def engine() -> RuleEngine:
@@ -165,13 +172,26 @@ def require_redaction_key(settings: Settings) -> None:
 
 
 class Running:
-    """What one serving process runs on: the served versions, the decision log, the metrics and the tracer."""
+    """What one serving process runs on: the served versions, the decision log, the metrics, the tracer,
+    and the signer of its chain's checkpoints (None without a signing key)."""
 
-    def __init__(self, runtime: Runtime, log_store: Log, metrics: Metrics, tracer: Tracer = NO_TRACER) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        log_store: Log,
+        metrics: Metrics,
+        proofs: Proofs,
+        signer: Checkpointer | None = None,
+        tracer: Tracer = NO_TRACER,
+    ) -> None:
         self.runtime = runtime
         self.log = log_store
         self.metrics = metrics
         self.tracer = tracer
+        self.proofs = proofs
+        self.signer = signer
+        interval = runtime.settings.checkpoint_interval_s
+        self._signing = asyncio.create_task(signer.run(interval), name="opsgate-checkpoints") if signer else None
         metrics.watch_opa(lambda: runtime.guardrails.status())  # OPA's state: the version served now
         metrics.watch_log(log_store.health)  # the log's health and its failed writes by cause
         metrics.on_scrape(self._count_pending)  # the pending approvals gauge, counted in the store
@@ -181,8 +201,29 @@ class Running:
 
     async def close(self) -> None:
         await self.runtime.close()
-        self.log.close()
-        self.tracer.close()  # the spans still buffered are exported
+        try:
+            if self._signing is not None and self.signer is not None:
+                self._signing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._signing
+                await self.signer.sign(final=True)  # covers every record this process wrote
+        except Exception:  # noqa: BLE001 - a log or disk that is down: said, and the shutdown goes on
+            log.exception("could not sign the final checkpoint of chain %s", self.log.writer)
+        finally:
+            self.log.close()
+            self.tracer.close()  # the spans still buffered are exported
+
+
+async def checkpointer(settings: Settings, log_store: Log) -> Checkpointer | None:
+    """The signer of this process's chain, once it signed its first checkpoint; None (and a warning)
+    without a signing key."""
+    key = load_signer(settings.signing_key_file, settings.signing_key)
+    if key is None:
+        log.warning("no signing key (OPSGATE_SIGNING_KEY_FILE): checkpoints are off, truncation cannot be detected")
+        return None
+    signer = Checkpointer(log_store.writer, log_store.chains, key, CheckpointFiles(checkpoints_path(settings)))
+    await signer.sign()
+    return signer
 
 
 async def start(
@@ -199,6 +240,7 @@ async def start(
     metrics = Metrics()
     traces = tracer_factory(settings)
     try:
+        signer = await checkpointer(settings, log_store)
         catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
         served = await start_version(
             settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False, metrics=metrics,
@@ -221,4 +263,5 @@ async def start(
             settings, log_store, catalog, rules_dir, rego_dir, check_rego=True, metrics=metrics, tracer=traces
         )
 
-    return Running(Runtime(settings, log_store, served, reloaded, shadow), log_store, metrics, traces)
+    proofs = Proofs(log_store.records, log_store.chains, CheckpointFiles(checkpoints_path(settings)))
+    return Running(Runtime(settings, log_store, served, reloaded, shadow), log_store, metrics, proofs, signer, traces)

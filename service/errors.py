@@ -125,6 +125,12 @@ class NotSupportedWithWorkers(Conflict):
     code = "not_supported_with_workers"
 
 
+class NotCovered(Conflict):
+    """A proof asked for a decision that no signed checkpoint covers (yet, or checkpoints are off)."""
+
+    code = "not_covered"
+
+
 class SeparationOfDuties(OpsgateError):
     """The approver is the caller that asked for the decision."""
 

@@ -67,6 +67,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # traces (service/adapters/tracing.py), from the standard OTEL_* variables: off unless they configure it
     traces_exporter: str = "none"  # "otlp" (OTLP/HTTP), "console", or both comma-separated; "none": off
     otel_service_name: str = "opsgate"  # the traces' service.name
+    checkpoints_dir: str | None = None  # signed checkpoints; default: checkpoints/ beside a SQLite db, else var/
+    signing_key_file: Path | None = None  # the Ed25519 private key (PEM) that signs checkpoints; none: unsigned
+    signing_key: str | None = None  # the same key as PEM text or its base64 32-byte seed (over signing_key_file)
+    checkpoint_interval_s: float = 10.0  # between two checkpoints while there are new records
 
 
 def _flag(text: str) -> bool:
@@ -157,6 +161,10 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_REDACTION_KEY_FILE": ("redaction_key_file", Path),
     "OPSGATE_REDACTION_KEY": ("redaction_key", str),
     "OPSGATE_REDACTION_KEY_ID": ("redaction_key_id", str),
+    "OPSGATE_CHECKPOINTS_DIR": ("checkpoints_dir", str),
+    "OPSGATE_SIGNING_KEY_FILE": ("signing_key_file", Path),
+    "OPSGATE_SIGNING_KEY": ("signing_key", str),
+    "OPSGATE_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", positive),
 }
 
 
@@ -200,3 +208,13 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: object) -> S
                 raise InvalidSettings(f"{variable}={environ[variable]!r} is invalid: {error}") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def checkpoints_path(settings: Settings) -> Path:
+    """Where checkpoints are kept: ``checkpoints_dir``, else ``checkpoints/`` beside a SQLite log file, else
+    ``var/checkpoints`` (a PostgreSQL log)."""
+    if settings.checkpoints_dir:
+        return Path(settings.checkpoints_dir)
+    if "://" in settings.db:
+        return Path("var/checkpoints")
+    return Path(settings.db).parent / "checkpoints"

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from service import bootstrap
 from service import settings as settings_module
-from service.adapters.store import verify_log
 from service.auth.keys import ROLES
 from service.authoring.catalog import load_catalog
 from service.cli import decide as decide_command
+from service.cli import log as log_command
 from service.cli import replay as replay_command
 from service.cli import serve as serve_command
 from service.cli import test as test_command
-from service.cli.flags import common, db_flag, service_flags
+from service.cli.flags import common, service_flags
 from service.cli.keys import print_new_key
 from service.errors import OpsgateError, Problem, RulesetInvalid
 from service.settings import Settings
@@ -34,8 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     log = commands.add_parser("log", help="work with the decision log")
     log_commands = log.add_subparsers(dest="log_command", required=True)
-    verify = log_commands.add_parser("verify", help="walk every hash chain; non-zero exit on the first bad record")
-    db_flag(verify)
+    log_command.add_parsers(log_commands)
 
     test = commands.add_parser("test", help=test_command.HELP, description=test_command.DESCRIPTION)
     service_flags(test)
@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     new = keys_commands.add_parser("new", help="print a new random key once, and its entry (hash only) for the config")
     new.add_argument("--name", required=True, help="who holds the key: logged as the caller of its requests")
     new.add_argument("--roles", required=True, help=f"comma-separated, of: {', '.join(ROLES)}")
+    signing = keys_commands.add_parser("signing", help="make the Ed25519 key that signs checkpoints, and its .pub")
+    signing.add_argument("--out", type=Path, required=True, help="where to write the private key (PEM, mode 0600)")
     return parser
 
 
@@ -78,10 +80,12 @@ def cmd_check(settings: Settings) -> int:
     return 0
 
 
-def cmd_log_verify(settings: Settings) -> int:
-    report = verify_log(settings.db)
-    print(report, file=sys.stdout if report.intact else sys.stderr)
-    return 0 if report.intact else 1
+def cmd_log(settings: Settings, args: argparse.Namespace) -> int:
+    if args.log_command == "prove":
+        return log_command.print_proof(settings, args.decision_id, args.from_size)
+    if args.log_command == "check-proof":
+        return log_command.check_proof(args.proof, args.public_key, args.earlier)
+    return log_command.verify(settings, args.public_key)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,9 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "test":
             return test_command.main(settings, args)
         if args.command == "log":
-            return cmd_log_verify(settings)
+            return cmd_log(settings, args)
         if args.command == "replay":
             return replay_command.main(settings, args)
+        if args.command == "keys" and args.keys_command == "signing":
+            return log_command.new_signing_key(args.out)
         if args.command == "keys":
             return print_new_key(args.name, args.roles)
         return cmd_check(settings)

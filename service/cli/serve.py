@@ -112,6 +112,10 @@ def _table_flags(serve: argparse.ArgumentParser) -> None:
         serve.add_argument("--" + name.replace("_", "-"), dest=dest, type=kind, help=text)
     for flag, dest, text in _DB_FLAGS:
         serve.add_argument(flag, dest=dest, type=_seconds, help=text)
+    serve.add_argument(
+        "--checkpoints", dest="checkpoints_dir", metavar="DIR",
+        help="where each process writes its signed checkpoints (default: checkpoints/ beside the --db file)",
+    )  # fmt: skip
 
 
 def main(settings: Settings) -> int:

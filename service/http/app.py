@@ -93,7 +93,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         started = await bootstrap.start(settings, with_shadow=True, log_factory=log_factory)
-        app.state.runtime, app.state.metrics = started.runtime, started.metrics
+        app.state.runtime, app.state.metrics, app.state.proofs = started.runtime, started.metrics, started.proofs
         started.metrics.watch_admission(admission.stats)
         keys.revocations.attach(started.log.sessions)  # signed-out sessions: shared by the workers, kept across starts
         try:

@@ -23,13 +23,14 @@ from litestar.openapi.spec import Operation, Parameter, RequestBody
 from litestar.openapi.spec.media_type import OpenAPIMediaType
 from litestar.openapi.spec.response import OpenAPIResponse
 
+from service.domain.checkpoint import Proof
 from service.domain.record import DecisionQuery
 from service.errors import Problem
 from service.http.bodies import MAX_BATCH, ApprovalRequest, OutcomeRequest
 from service.http.envelope import DecisionEnvelope
 from service.http.limits import UNLIMITED_PREFIXES
 from service.http.media import takes_json
-from service.http.queries import DashboardQuery, PendingQuery
+from service.http.queries import DashboardQuery, PendingQuery, ProofQuery
 
 
 class ErrorInfo(msgspec.Struct, frozen=True):
@@ -163,6 +164,9 @@ DOCS: dict[tuple[str, str], Doc] = {
         json_schema(ApprovalRequest), _OBJECT, errors=(404, 409, *_BODY_ERRORS)
     ),
     ("GET", "/ready"): Doc(ok=_OBJECT, errors=(503,)),
+    ("GET", "/decisions/{decision_id:str}/proof"): Doc(
+        ok=json_schema(Proof), errors=(409,), query=json_schema(ProofQuery)
+    ),  # 409 not_covered
     ("GET", "/rulesets/{a:str}/diff/{b:str}"): Doc(ok=_TEXT, media_type="text/plain"),
     ("GET", "/metrics"): Doc(ok=_TEXT, media_type="text/plain"),
     ("POST", "/admin/reload"): Doc(ok=_OBJECT, errors=(409, 422)),

@@ -26,6 +26,10 @@ class PendingQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_PENDING_PAGE)] = 100
 
 
+class ProofQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    from_size: Annotated[int, msgspec.Meta(ge=1)] | None = None  # also the consistency proof from this tree size
+
+
 class DashboardQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     window: str | None = None  # e.g. 15m, 1h, 7d: the window ending at ``until`` (default now)
     since: str | None = None  # RFC 3339, inclusive (instead of a window)

@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from service.http.bodies import outcome_request
 from service.http.common import caller, json_response, runtime
 from service.http.guard import authenticated, roles
-from service.http.queries import decision_query
+from service.http.queries import ProofQuery, decision_query, decode_query
 
 
 @get("/decisions", summary="Logged decisions, newest first, filtered and paged with a cursor", opt=roles("audit"))
@@ -31,6 +31,16 @@ async def show_decision(state: State, decision_id: str) -> Response[bytes]:
 )
 async def explain_decision(state: State, decision_id: str) -> Response[bytes]:
     return json_response(await runtime(state).review.explain(decision_id))
+
+
+@get(
+    "/decisions/{decision_id:str}/proof",
+    summary="The decision's inclusion proof: its record, leaf hash and audit path, and the signed checkpoint",
+    opt=roles("audit"),
+)
+async def prove_decision(request: Request[Any, Any, Any], state: State, decision_id: str) -> Response[bytes]:
+    query = decode_query(request.query_params, ProofQuery)
+    return json_response(await state.proofs.prove(decision_id, query.from_size))
 
 
 @post(
@@ -88,5 +98,5 @@ async def diff_versions(state: State, a: str, b: str) -> Response[str]:
     return Response(text, media_type=MediaType.TEXT)
 
 
-ROUTES = [list_decisions, show_decision, explain_decision, replay_decision, record_outcome, log_head,
+ROUTES = [list_decisions, show_decision, explain_decision, prove_decision, replay_decision, record_outcome, log_head,
           list_versions, show_version, diff_versions]  # fmt: skip

@@ -19,6 +19,7 @@ from service.domain.record import (
     VersionInfo,
     WindowStats,
 )
+from service.ports.checkpoints import ChainReader
 
 
 class LogHealth(msgspec.Struct, frozen=True):
@@ -109,6 +110,9 @@ class Log(Protocol):
 
     @property
     def statistics(self) -> StatisticsStore: ...
+
+    @property
+    def chains(self) -> ChainReader: ...
 
     @property
     def writer(self) -> str: ...

@@ -109,6 +109,8 @@ MATRIX: list[tuple[str, str, Any, int, int, int, int, int, int]] = [
     ("GET", "/decisions", None,                                 403, 403, 403, 200, 200, 401),
     ("GET", "/decisions/{decision}", None,                      403, 403, 403, 200, 200, 401),
     ("GET", "/decisions/{decision}/explain", None,              403, 403, 403, 200, 200, 401),
+    # no signing key on this server: an allowed caller hears 409 not_covered (no checkpoint covers it)
+    ("GET", "/decisions/{decision}/proof", None,                403, 403, 403, 409, 409, 401),
     ("POST", "/decisions/{decision}/replay", None,              403, 403, 403, 200, 200, 401),
     ("GET", "/log/head", None,                                  403, 403, 403, 200, 200, 401),
     ("GET", "/rulesets", None,                                  403, 403, 403, 200, 200, 401),

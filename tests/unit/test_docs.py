@@ -180,7 +180,7 @@ def _synopsis_commands() -> dict[str, set[str]]:
         assert words and words[0] == "opsgate", f"a synopsis line that is not an opsgate command: {line!r}"
         command = []
         for word in words[1:]:  # the command's words come before its first option or argument
-            if not re.fullmatch(r"[a-z]+", word):
+            if not re.fullmatch(r"[a-z]+(-[a-z]+)*", word):
                 break
             command.append(word)
         found.setdefault(" ".join(command), set()).update(re.findall(r"--[a-z][a-z0-9-]*", line))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.adapters.store.approvals import Approvals
+from service.adapters.store.attest import ChainReads
 from service.adapters.store.database import Database, Timeouts, dialect_for
 from service.adapters.store.records import Records
 from service.adapters.store.sessions import Sessions
@@ -25,6 +26,7 @@ class StoreLog:
     sessions: SessionStore
     statistics: StatisticsStore
     description: str
+    chains: ChainReads
 
     @property
     def writer(self) -> str:
@@ -53,4 +55,5 @@ def open_log(db: str, writer: str, *, read_only: bool = False, timeouts: Timeout
         Sessions(database),
         Statistics(database),
         database.description,
+        ChainReads(database),
     )
