@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
+from service.adapters.export.config import build_sinks, load_export_config
 from service.adapters.gitinfo import last_commit
 from service.adapters.metrics import Metrics
 from service.adapters.opa.binary import find_opa
@@ -36,6 +37,7 @@ from service.ports.guardrails import PolicyCheck
 from service.ports.log import Log
 from service.settings import Settings
 from service.usecases.candidate import CANDIDATE_OPA_TIMEOUT_S, Candidates
+from service.usecases.export import Exporter
 from service.usecases.serving import Runtime
 from service.usecases.shadow import Shadow
 from service.usecases.versions import RunningVersion
@@ -88,6 +90,27 @@ def open_log(settings: Settings, writer: str | None = None, *, read_only: bool =
     return open_store(settings.db, writer or settings.writer_id, read_only=read_only, timeouts=timeouts)
 
 
+def checkpoints_dir(settings: Settings) -> Path | None:
+    """Where the signed checkpoint files are: the setting, else ``checkpoints/`` beside a SQLite log."""
+    if settings.checkpoints_dir:
+        return Path(settings.checkpoints_dir)
+    if "://" in settings.db:
+        return None
+    return Path(settings.db).parent / "checkpoints"
+
+
+def exporter(settings: Settings, log_store: Log | None) -> Exporter | None:
+    """The exporter of ``settings.export_config``'s sinks over this process's chain (None: no config);
+    InvalidSettings when the config or a sink's secret is wrong.  ``log_store`` None: only check them."""
+    if settings.export_config is None:
+        return None
+    config = load_export_config(settings.export_config)
+    sinks = build_sinks(config)
+    if log_store is None:
+        return None
+    return Exporter(config, sinks, log_store.exports, log_store.writer, checkpoints_dir(settings))
+
+
 def opa_bin(settings: Settings) -> str:
     """The opa binary the settings name (or the one found on PATH or in the cache); OpaNotFound if none."""
     return find_opa(settings.opa_bin)
@@ -138,16 +161,23 @@ async def start_version(
 class Running:
     """What one serving process runs on: the served versions, the decision log and the metrics."""
 
-    def __init__(self, runtime: Runtime, log_store: Log, metrics: Metrics) -> None:
+    def __init__(self, runtime: Runtime, log_store: Log, metrics: Metrics, export: Exporter | None = None) -> None:
         self.runtime = runtime
         self.log = log_store
         self.metrics = metrics
+        self.exporter = export
+        if export is not None:
+            metrics.on_scrape(self._export_status)  # each sink's lag, read from the log at scrape time
         metrics.watch_opa(lambda: runtime.guardrails.status())  # OPA's state: the version served now
         metrics.watch_log(log_store.health)  # the log's health and its failed writes by cause
         metrics.on_scrape(self._count_pending)  # the pending approvals gauge, counted in the store
 
     async def _count_pending(self) -> None:
         self.metrics.set_pending(await self.runtime.approvals.pending_count())
+
+    async def _export_status(self) -> None:
+        if self.exporter is not None:
+            self.metrics.set_export(await self.exporter.status())
 
     async def close(self) -> None:
         await self.runtime.close()
@@ -163,6 +193,7 @@ async def start(
     log_store = (log_factory or open_log)(settings)
     metrics = Metrics()
     try:
+        export = exporter(settings, log_store)  # a bad export config stops the start here
         catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
         served = await start_version(
             settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False, metrics=metrics
@@ -180,4 +211,4 @@ async def start(
     async def reloaded(catalog: Catalog, rules_dir: Path, rego_dir: Path) -> RunningVersion:
         return await start_version(settings, log_store, catalog, rules_dir, rego_dir, check_rego=True, metrics=metrics)
 
-    return Running(Runtime(settings, log_store, served, reloaded, shadow), log_store, metrics)
+    return Running(Runtime(settings, log_store, served, reloaded, shadow), log_store, metrics, export)

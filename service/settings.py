@@ -61,6 +61,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For/-Proto are believed; none by default
     max_in_flight: int = 64  # decisions one process decides at a time; past it 503 overloaded (a batch: its items)
     admission_queue_ms: float = 50.0  # how long a decision may wait for room before it is shed; 0: shed at once
+    export_config: Path | None = None  # serve: YAML naming the export sinks fed from the log (docs/export.md)
+    checkpoints_dir: str | None = None  # signed checkpoint files; None: var/checkpoints beside a SQLite db
 
 
 def _flag(text: str) -> bool:
@@ -148,6 +150,8 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_TRUSTED_PROXIES": ("trusted_proxies", proxies),
     "OPSGATE_MAX_IN_FLIGHT": ("max_in_flight", positive_int),
     "OPSGATE_ADMISSION_QUEUE_MS": ("admission_queue_ms", non_negative),
+    "OPSGATE_EXPORT_CONFIG": ("export_config", Path),
+    "OPSGATE_CHECKPOINTS_DIR": ("checkpoints_dir", str),
 }
 
 

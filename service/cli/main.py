@@ -12,6 +12,7 @@ from service.adapters.store import verify_log
 from service.auth.keys import ROLES
 from service.authoring.catalog import load_catalog
 from service.cli import decide as decide_command
+from service.cli import export as export_command
 from service.cli import replay as replay_command
 from service.cli import serve as serve_command
 from service.cli import test as test_command
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     log_commands = log.add_subparsers(dest="log_command", required=True)
     verify = log_commands.add_parser("verify", help="walk every hash chain; non-zero exit on the first bad record")
     db_flag(verify)
+    export_command.add_parser(log_commands)
 
     test = commands.add_parser("test", help=test_command.HELP, description=test_command.DESCRIPTION)
     service_flags(test)
@@ -94,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             return decide_command.main(settings, args.file, args.ruleset, args.explain)
         if args.command == "test":
             return test_command.main(settings, args)
+        if args.command == "log" and args.log_command == "export":
+            return export_command.main(settings, args.since, args.out)
         if args.command == "log":
             return cmd_log_verify(settings)
         if args.command == "replay":

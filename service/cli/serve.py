@@ -105,13 +105,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _table_flags(serve: argparse.ArgumentParser) -> None:
-    """The flags kept in the tables above: admission, proxies, the OPA client, connections, the log's timeouts."""
+    """The flags kept in the tables above (admission, proxies, the OPA client, connections, the log's timeouts)
+    and the export config."""
     for dest, kind, text in (*_ADMISSION_FLAGS, *_ACCESS_FLAGS, *_OPA_FLAGS):
         serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
     for name, dest, kind, text in _CONNECTION_FLAGS:
         serve.add_argument("--" + name.replace("_", "-"), dest=dest, type=kind, help=text)
     for flag, dest, text in _DB_FLAGS:
         serve.add_argument(flag, dest=dest, type=_seconds, help=text)
+    serve.add_argument(
+        "--export-config", dest="export_config", type=Path,
+        help="YAML file naming the sinks the log is exported to (NATS JetStream, HTTP); see docs/export.md",
+    )  # fmt: skip
 
 
 def main(settings: Settings) -> int:

@@ -19,6 +19,7 @@ from service.domain.record import (
     VersionInfo,
     WindowStats,
 )
+from service.ports.export import ExportCursors
 
 
 class LogHealth(msgspec.Struct, frozen=True):
@@ -105,6 +106,9 @@ class Log(Protocol):
 
     @property
     def statistics(self) -> StatisticsStore: ...
+
+    @property
+    def exports(self) -> ExportCursors: ...
 
     @property
     def writer(self) -> str: ...
