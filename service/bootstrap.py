@@ -105,7 +105,7 @@ def exporter(settings: Settings, log_store: Log | None) -> Exporter | None:
     if settings.export_config is None:
         return None
     config = load_export_config(settings.export_config)
-    sinks = build_sinks(config)
+    sinks = build_sinks(config, settings.export_config)
     if log_store is None:
         return None
     return Exporter(config, sinks, log_store.exports, log_store.writer, checkpoints_dir(settings))

@@ -29,9 +29,15 @@ def load_export_config(path: Path) -> ExportConfig:
     return config
 
 
-def build_sinks(config: ExportConfig) -> list[Sink]:
-    """One sink per entry; nothing connects yet (the exporter connects, and reconnects, in the background)."""
-    return [
-        WebhookSink(entry, read_secret(entry)) if isinstance(entry, HttpSinkConfig) else JetStreamSink(entry)
-        for entry in config.sinks
-    ]
+def build_sinks(config: ExportConfig, source: Path) -> list[Sink]:
+    """One sink per entry of the config read from ``source``; nothing connects yet (the exporter
+    connects, and reconnects, in the background).  InvalidSettings naming the entry and the reason."""
+    sinks: list[Sink] = []
+    for index, entry in enumerate(config.sinks):
+        try:
+            sinks.append(
+                WebhookSink(entry, read_secret(entry)) if isinstance(entry, HttpSinkConfig) else JetStreamSink(entry)
+            )
+        except InvalidSettings as error:
+            raise InvalidSettings(f"export config {source}: {error.message} - at `$.sinks[{index}]`") from None
+    return sinks
