@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -35,6 +36,11 @@ class _State:
         self.ok = True
         self.error: str | None = None
         self.checkpoints = 0
+        self.shipped: set[str] | None = None  # checkpoint names the sink took (read from the log once)
+        self.next_scan = 0.0  # when the checkpoints directory may be listed again
+
+
+_SCAN_S = 1.0
 
 
 class Exporter:
@@ -66,7 +72,9 @@ class Exporter:
         while True:
             try:
                 sent = await self._round(sink, state)
-            except (SinkUnavailable, OpsgateError) as error:
+            except Exception as error:  # whatever fails, the export goes on: reported, then retried
+                if not isinstance(error, (SinkUnavailable, OpsgateError)):
+                    log.exception("export to %s: unexpected failure", sink.name)
                 if state.ok:
                     log.warning("export to %s failed, retrying from seq %d: %s", sink.name, state.seq + 1, error)
                 state.ok, state.error = False, str(error)
@@ -80,33 +88,40 @@ class Exporter:
                 await asyncio.sleep(self.config.poll_s)
 
     async def _round(self, sink: Sink, state: _State) -> bool:
-        """Send one batch of records and the new checkpoint files; whether anything was sent."""
+        """Send one batch of records, then (once caught up) the new checkpoint files; whether anything was sent."""
         rows = await self.cursors.after(state.seq, self.config.batch)
         if rows:
             await sink.send([record_message(row) for row in rows])
             await self.cursors.advance(sink.name, rows[-1].seq)
             state.seq = rows[-1].seq
-        shipped = await self._checkpoints(sink)
+        if len(rows) == self.config.batch:
+            return True
+        # caught up with the chain as it was read: every record a checkpoint written before covers
+        # is sent, so a consumer never gets a checkpoint before its records
+        shipped = await self._checkpoints(sink, state)
         state.checkpoints += shipped
         return bool(rows) or shipped > 0
 
-    async def _checkpoints(self, sink: Sink) -> int:
-        """Ship this writer's checkpoint files the sink has not taken yet, oldest name first."""
-        if self.checkpoints_dir is None:
+    async def _checkpoints(self, sink: Sink, state: _State) -> int:
+        """Ship this writer's checkpoint files the sink has not taken yet, oldest name first (the
+        directory is listed at most once a second)."""
+        now = time.monotonic()
+        if self.checkpoints_dir is None or now < state.next_scan:
             return 0
+        state.next_scan = now + _SCAN_S
         names = await asyncio.to_thread(_checkpoint_names, self.checkpoints_dir)
         mine = [name for name in names if self._own_checkpoint.search(name)]
-        if not mine:
-            return 0
-        done = await self.cursors.exported_checkpoints(sink.name)
+        if state.shipped is None and mine:
+            state.shipped = await self.cursors.exported_checkpoints(sink.name)
         count = 0
         for name in mine:
-            if name in done:
+            if state.shipped is None or name in state.shipped:
                 continue
             text = await asyncio.to_thread((self.checkpoints_dir / name).read_text, encoding="utf-8")
             messages: list[Message] = [CheckpointMessage(name=name, body=text)]
             await sink.send(messages)
             await self.cursors.checkpoint_exported(sink.name, name)
+            state.shipped.add(name)
             count += 1
         return count
 
