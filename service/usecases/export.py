@@ -15,6 +15,7 @@ are shipped by the process whose writer the file names.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -55,10 +56,13 @@ class Exporter:
         self.checkpoints_dir = checkpoints_dir
         self._own_checkpoint = re.compile(rf".-{re.escape(writer)}-[0-9]+\.json$")
         self._states = {sink.name: _State() for sink in sinks}
+        self._head = 0
 
     async def status(self) -> dict[str, ExportStatus]:
         """Each sink's lag and state now (the chain's head is read from the log)."""
-        head = await self.cursors.head()
+        with contextlib.suppress(OpsgateError):  # the log cannot be read now (/ready says so): the last head stands
+            self._head = await self.cursors.head()
+        head = self._head
         return {
             name: ExportStatus(max(head - state.seq, 0), state.seq, state.ok, state.error, state.checkpoints)
             for name, state in self._states.items()
