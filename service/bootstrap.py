@@ -96,7 +96,7 @@ def checkpoints_dir(settings: Settings) -> Path | None:
         return Path(settings.checkpoints_dir)
     if "://" in settings.db:
         return None
-    return Path(settings.db).parent / "checkpoints"
+    return Path(settings.db.removeprefix("sqlite:")).parent / "checkpoints"
 
 
 def exporter(settings: Settings, log_store: Log | None) -> Exporter | None:

@@ -9,8 +9,10 @@ import pytest
 
 from service.adapters.export.config import build_sinks, load_export_config
 from service.adapters.export.webhook import signature
+from service.bootstrap import checkpoints_dir
 from service.domain.export import CheckpointMessage, RecordMessage, decode, encode, verify_stream
 from service.errors import InvalidSettings
+from service.settings import Settings
 
 ZEROS = "0" * 64
 
@@ -89,3 +91,18 @@ def test_a_bad_export_config_is_refused_with_the_field_and_the_reason(tmp_path: 
     with pytest.raises(InvalidSettings) as raised:
         build_sinks(load_export_config(path), path)
     assert reason in raised.value.message and str(path) in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("db", "configured", "expected"),
+    [
+        ("var/decisions.db", None, Path("var/checkpoints")),
+        ("sqlite:/srv/opsgate/log.db", None, Path("/srv/opsgate/checkpoints")),
+        ("postgresql://opsgate@db/opsgate", None, None),
+        ("postgresql://opsgate@db/opsgate", "/srv/checkpoints", Path("/srv/checkpoints")),
+    ],
+)
+def test_the_checkpoints_directory_defaults_to_beside_a_sqlite_log(
+    db: str, configured: str | None, expected: Path | None
+) -> None:
+    assert checkpoints_dir(Settings(db=db, checkpoints_dir=configured)) == expected
