@@ -68,7 +68,7 @@ class NatsSinkConfig(_Sink, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     url: str = "nats://127.0.0.1:4222"
     stream: str = "OPSGATE_LOG"  # created (subjects <subject>.>) when it does not exist
     subject: str = "opsgate.log"  # a record goes to <subject>.<writer>, a checkpoint to <subject>.checkpoints
-    ack_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    ack_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 2.0  # this long without progress: the batch fails
 
 
 class HttpSinkConfig(_Sink, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="http"):

@@ -3,9 +3,9 @@
 A record goes to ``<subject>.<writer>`` and a checkpoint to ``<subject>.checkpoints``, each with
 the header ``Nats-Msg-Id`` (``writer:seq``, ``checkpoint:<name>``) so the stream drops a message
 sent again within its duplicate window.  A batch is published in order on one connection without
-waiting between messages, then every acknowledgement is awaited; a batch not fully acknowledged in
-time fails, the connection is dropped (a silent network must not keep a stale one), and the
-exporter sends the batch again.
+waiting between messages, then every acknowledgement is awaited; when ``ack_timeout_s`` pass
+without one more message published or acknowledged, the batch fails, the connection is dropped
+(a silent network must not keep a stale one), and the exporter sends the batch again.
 """
 
 from __future__ import annotations
@@ -47,17 +47,24 @@ class JetStreamSink:
     async def send(self, messages: list[Message]) -> None:
         try:
             js = await self._connected()
-            await asyncio.wait_for(self._publish(js, messages), self.config.ack_timeout_s)
+            await self._publish(js, messages)
         except (TimeoutError, NatsError, OSError) as error:
             await self._drop()
             raise SinkUnavailable(f"NATS {self.config.url}: {type(error).__name__} {error}".strip()) from error
 
     async def _publish(self, js: JetStreamContext, messages: list[Message]) -> None:
-        acks = [
-            await js.publish_async(self.subject(m), encode(m), headers={"Nats-Msg-Id": m.message_id}) for m in messages
-        ]
-        for ack in acks:
-            await ack  # an APIError (e.g. no such stream) raises here
+        """Publish in order, then await every ack; fails when ``ack_timeout_s`` pass without progress
+        (a deadline on the whole batch would never let a large batch through a slow link)."""
+        loop, wait = asyncio.get_running_loop(), self.config.ack_timeout_s
+        async with asyncio.timeout(wait) as deadline:
+            acks = []
+            for message in messages:
+                headers = {"Nats-Msg-Id": message.message_id}
+                acks.append(await js.publish_async(self.subject(message), encode(message), headers=headers))
+                deadline.reschedule(loop.time() + wait)
+            for ack in acks:
+                await ack  # an APIError (e.g. no such stream) raises here
+                deadline.reschedule(loop.time() + wait)
 
     async def _connected(self) -> JetStreamContext:
         if self._js is not None and self._client is not None and self._client.is_connected:
