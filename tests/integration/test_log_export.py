@@ -12,9 +12,11 @@ from pathlib import Path
 
 from service.adapters.store import StoreLog, open_log
 from service.domain.export import decode, verify_stream
+from service.domain.record import Record
 from service.settings import Settings
 from tests.conftest import OPA_TIMEOUT_MS, ROOT, decide_in_process, opsgate, sql
 from tests.e2e.test_ops_decisions import ops_facts
+from tests.records import typed
 
 CHECKPOINT = "20261204T000000Z-replica-1-6.json"
 
@@ -111,6 +113,11 @@ def test_cursors_are_kept_per_sink_and_writer_and_never_go_back(log_db: str) -> 
 
 
 async def _move_cursors(first: StoreLog, second: StoreLog) -> None:
+    assert (await first.exports.head(), await first.exports.after(0, 10)) == (0, [])
+    await first.records.append_many([_outcome(n) for n in range(4)])
+    await second.records.append_many([_outcome(9)])
+    assert (await first.exports.head(), await second.exports.head()) == (4, 1)
+    assert [(r.writer, r.seq) for r in await first.exports.after(1, 2)] == [("replica-a", 2), ("replica-a", 3)]
     assert await first.exports.position("hook") == 0
     await first.exports.advance("hook", 7)
     await first.exports.advance("hook", 5)  # a late, older acknowledgement does not move it back
@@ -121,3 +128,8 @@ async def _move_cursors(first: StoreLog, second: StoreLog) -> None:
     await second.exports.checkpoint_exported("hook", CHECKPOINT)  # shipped twice: kept once
     assert await first.exports.exported_checkpoints("hook") == {CHECKPOINT}
     assert await first.exports.exported_checkpoints("stream") == set()
+
+
+def _outcome(n: int) -> Record:
+    return typed({"kind": "outcome", "decision_id": f"d-{n}", "created_at": "2026-12-04T10:00:00.000000+00:00",
+                  "caller": "exec", "outcome": {"status": "SUCCEEDED", "detail": "done"}})  # fmt: skip
