@@ -33,7 +33,7 @@ log = logging.getLogger("opsgate.export")
 
 class _State:
     def __init__(self) -> None:
-        self.seq = 0
+        self.seq = -1  # the sink's cursor once read from the log
         self.ok = True
         self.error: str | None = None
         self.checkpoints = 0
@@ -64,17 +64,20 @@ class Exporter:
             self._head = await self.cursors.head()
         head = self._head
         return {
-            name: ExportStatus(max(head - state.seq, 0), state.seq, state.ok, state.error, state.checkpoints)
+            name: ExportStatus(
+                max(head - max(state.seq, 0), 0), max(state.seq, 0), state.ok, state.error, state.checkpoints
+            )
             for name, state in self._states.items()
         }
 
     async def run(self, sink: Sink) -> None:
         """Feed ``sink`` until cancelled."""
         state = self._states[sink.name]
-        state.seq = await self.cursors.position(sink.name)
         pause = self.config.poll_s
         while True:
             try:
+                if state.seq < 0:  # the cursor is read in the loop: a log unreadable at start is retried too
+                    state.seq = await self.cursors.position(sink.name)
                 sent = await self._round(sink, state)
             except Exception as error:  # whatever fails, the export goes on: reported, then retried
                 if not isinstance(error, (SinkUnavailable, OpsgateError)):
