@@ -80,11 +80,7 @@ class Exporter:
                     state.seq = await self.cursors.position(sink.name)
                 sent = await self._round(sink, state)
             except Exception as error:  # whatever fails, the export goes on: reported, then retried
-                if not isinstance(error, (SinkUnavailable, OpsgateError)):
-                    log.exception("export to %s: unexpected failure", sink.name)
-                if state.ok:
-                    log.warning("export to %s failed, retrying from seq %d: %s", sink.name, state.seq + 1, error)
-                state.ok, state.error = False, str(error)
+                _failed(sink.name, state, error)
                 pause = min(max(pause * 2, self.config.poll_s), self.config.retry_max_s)
                 await asyncio.sleep(pause)
                 continue
@@ -138,6 +134,16 @@ class Exporter:
                 await sink.close()
             except Exception:  # closing a sink that is down must not stop the shutdown
                 log.exception("closing export sink %s", sink.name)
+
+
+def _failed(name: str, state: _State, error: Exception) -> None:
+    """Mark the sink down; log the first failure (an unexpected one with its traceback), not every retry."""
+    if state.ok or str(error) != state.error:
+        if isinstance(error, (SinkUnavailable, OpsgateError)):
+            log.warning("export to %s failed, retrying from seq %d: %s", name, state.seq + 1, error)
+        else:
+            log.exception("export to %s: unexpected failure, retrying from seq %d", name, state.seq + 1)
+    state.ok, state.error = False, str(error)
 
 
 def _checkpoint_names(directory: Path) -> list[str]:
