@@ -18,6 +18,7 @@ from pathlib import Path
 
 from service.adapters.attest.files import CheckpointFiles
 from service.adapters.attest.signing import load_signer
+from service.adapters.export.config import build_sinks, load_export_config
 from service.adapters.gitinfo import last_commit
 from service.adapters.metrics import Metrics
 from service.adapters.opa.binary import find_opa
@@ -44,6 +45,7 @@ from service.ports.tracing import NO_TRACER, Tracer
 from service.settings import Settings, checkpoints_path
 from service.usecases.candidate import CANDIDATE_OPA_TIMEOUT_S, Candidates
 from service.usecases.checkpoints import Checkpointer, Proofs
+from service.usecases.export import Exporter
 from service.usecases.serving import Runtime
 from service.usecases.shadow import Shadow
 from service.usecases.versions import RunningVersion
@@ -96,6 +98,18 @@ def open_log(settings: Settings, writer: str | None = None, *, read_only: bool =
         keepalive_s=settings.db_keepalive_s,
     )
     return open_store(settings.db, writer or settings.writer_id, read_only=read_only, timeouts=timeouts)
+
+
+def exporter(settings: Settings, log_store: Log | None) -> Exporter | None:
+    """The exporter of ``settings.export_config``'s sinks over this process's chain (None: no config);
+    InvalidSettings when the config or a sink's secret is wrong.  ``log_store`` None: only check them."""
+    if settings.export_config is None:
+        return None
+    config = load_export_config(settings.export_config)
+    sinks = build_sinks(config, settings.export_config)
+    if log_store is None:
+        return None
+    return Exporter(config, sinks, log_store.exports, log_store.writer, checkpoints_path(settings))
 
 
 def opa_bin(settings: Settings) -> str:
@@ -183,8 +197,12 @@ class Running:
         proofs: Proofs,
         signer: Checkpointer | None = None,
         tracer: Tracer = NO_TRACER,
+        export: Exporter | None = None,
     ) -> None:
         self.runtime = runtime
+        self.exporter = export
+        if export is not None:
+            metrics.on_scrape(self._export_status)  # each sink's lag, read from the log at scrape time
         self.log = log_store
         self.metrics = metrics
         self.tracer = tracer
@@ -198,6 +216,10 @@ class Running:
 
     async def _count_pending(self) -> None:
         self.metrics.set_pending(await self.runtime.approvals.pending_count())
+
+    async def _export_status(self) -> None:
+        if self.exporter is not None:
+            self.metrics.set_export(await self.exporter.status())
 
     async def close(self) -> None:
         await self.runtime.close()
@@ -241,6 +263,7 @@ async def start(
     traces = tracer_factory(settings)
     try:
         signer = await checkpointer(settings, log_store)
+        export = exporter(settings, log_store)  # a bad export config stops the start here
         catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
         served = await start_version(
             settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False, metrics=metrics,
@@ -264,4 +287,5 @@ async def start(
         )
 
     proofs = Proofs(log_store.records, log_store.chains, CheckpointFiles(checkpoints_path(settings)))
-    return Running(Runtime(settings, log_store, served, reloaded, shadow), log_store, metrics, proofs, signer, traces)
+    runtime = Runtime(settings, log_store, served, reloaded, shadow)
+    return Running(runtime, log_store, metrics, proofs, signer, traces, export)

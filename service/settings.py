@@ -71,6 +71,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     signing_key_file: Path | None = None  # the Ed25519 private key (PEM) that signs checkpoints; none: unsigned
     signing_key: str | None = None  # the same key as PEM text or its base64 32-byte seed (over signing_key_file)
     checkpoint_interval_s: float = 10.0  # between two checkpoints while there are new records
+    export_config: Path | None = None  # serve: YAML naming the export sinks fed from the log (docs/export.md)
 
 
 def _flag(text: str) -> bool:
@@ -165,6 +166,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_SIGNING_KEY_FILE": ("signing_key_file", Path),
     "OPSGATE_SIGNING_KEY": ("signing_key", str),
     "OPSGATE_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", positive),
+    "OPSGATE_EXPORT_CONFIG": ("export_config", Path),
 }
 
 
@@ -217,4 +219,4 @@ def checkpoints_path(settings: Settings) -> Path:
         return Path(settings.checkpoints_dir)
     if "://" in settings.db:
         return Path("var/checkpoints")
-    return Path(settings.db).parent / "checkpoints"
+    return Path(settings.db.removeprefix("sqlite:")).parent / "checkpoints"

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from service.adapters.opa.breaker import CLOSED, HALF_OPEN, OPEN
 from service.domain.decision import Violation
+from service.ports.export import ExportStatus
 from service.ports.log import LogHealth
 from service.ports.metrics import AdmissionStats, Answered
 
@@ -57,6 +58,14 @@ class Metrics:
             ["policy", "id"], registry=r,
         )  # fmt: skip
         self.pending = Gauge("opsgate_pending_approvals", "Decisions waiting for a human approval", registry=r)
+        self.export_lag = Gauge(
+            "opsgate_export_lag", "Records of this process's chain not yet acknowledged by an export sink",
+            ["sink"], registry=r,
+        )  # fmt: skip
+        self.export_up = Gauge(
+            "opsgate_export_up", "1 while an export sink acknowledges, 0 from a failed send until one succeeds",
+            ["sink"], registry=r,
+        )  # fmt: skip
         self._opa = _OpaCollector()
         r.register(self._opa)
         self._log = _LogCollector()
@@ -96,6 +105,12 @@ class Metrics:
     def set_pending(self, count: int) -> None:
         """The number of decisions waiting for approval now."""
         self.pending.set(count)
+
+    def set_export(self, sinks: Mapping[str, ExportStatus]) -> None:
+        """Each export sink's lag and state now (service/usecases/export.py)."""
+        for name, status in sinks.items():
+            self.export_lag.labels(name).set(status.lag)
+            self.export_up.labels(name).set(int(status.ok))
 
     def on_scrape(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Await ``hook`` before each scrape (e.g. to ``set_pending`` from the store)."""

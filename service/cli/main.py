@@ -12,6 +12,7 @@ from service import settings as settings_module
 from service.auth.keys import ROLES
 from service.authoring.catalog import load_catalog
 from service.cli import decide as decide_command
+from service.cli import export as export_command
 from service.cli import log as log_command
 from service.cli import replay as replay_command
 from service.cli import serve as serve_command
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     log = commands.add_parser("log", help="work with the decision log")
     log_commands = log.add_subparsers(dest="log_command", required=True)
     log_command.add_parsers(log_commands)
+    export_command.add_parser(log_commands)
 
     test = commands.add_parser("test", help=test_command.HELP, description=test_command.DESCRIPTION)
     service_flags(test)
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             return decide_command.main(settings, args.file, args.ruleset, args.explain)
         if args.command == "test":
             return test_command.main(settings, args)
+        if args.command == "log" and args.log_command == "export":
+            return export_command.main(settings, args.since, args.out)
         if args.command == "log":
             return cmd_log(settings, args)
         if args.command == "replay":

@@ -105,7 +105,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _table_flags(serve: argparse.ArgumentParser) -> None:
-    """The flags kept in the tables above: admission, proxies, the OPA client, connections, the log's timeouts."""
+    """The flags kept in the tables above (admission, proxies, the OPA client, connections, the log's timeouts)
+    and the export config."""
     for dest, kind, text in (*_ADMISSION_FLAGS, *_ACCESS_FLAGS, *_OPA_FLAGS):
         serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
     for name, dest, kind, text in _CONNECTION_FLAGS:
@@ -115,6 +116,10 @@ def _table_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--checkpoints", dest="checkpoints_dir", metavar="DIR",
         help="where each process writes its signed checkpoints (default: checkpoints/ beside the --db file)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--export-config", dest="export_config", type=Path,
+        help="YAML file naming the sinks the log is exported to (NATS JetStream, HTTP); see docs/export.md",
     )  # fmt: skip
 
 

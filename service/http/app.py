@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import msgspec
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
@@ -34,6 +35,7 @@ from service.ports.log import Log
 from service.settings import Settings
 from service.usecases.admission import Admission
 from service.usecases.approvals import sweeping
+from service.usecases.export import exporting
 from service.usecases.watch import watching
 
 log = logging.getLogger("opsgate.http")
@@ -59,11 +61,19 @@ async def ready(state: State) -> Response[bytes]:
             "cause": log_health.cause,
             "error": log_health.error,
         },  # fmt: skip
+        "export": await _export(state),  # lag is reported, never a reason to refuse decisions
         "version": current.catalog.version,
         "rulesets": current.catalog.ruleset_versions,
         "auth": state.auth.describe(),
     }
     return _json(body, 200 if body["ready"] else 503)
+
+
+async def _export(state: State) -> dict[str, object]:
+    exporter = state.exporter
+    if exporter is None:
+        return {}
+    return {name: msgspec.to_builtins(status) for name, status in (await exporter.status()).items()}
 
 
 def _routes() -> list[ControllerRouterHandler]:
@@ -86,6 +96,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
     """The Litestar app for ``settings``; OPA and the log start with it and stop with it.  ``log_factory``
     opens the decision log instead of the one ``settings`` name (the benchmark's log-off run)."""
     keys = from_settings(settings)  # a bad key configuration stops the start here
+    bootstrap.exporter(settings, None)  # and so does a bad export config (before any worker forks)
     admission = Admission(settings.max_in_flight, settings.admission_queue_ms / 1000)  # this process's own
     if keys.open:
         log.warning(guard.OPEN_MODE_WARNING)
@@ -94,10 +105,15 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         started = await bootstrap.start(settings, with_shadow=True, log_factory=log_factory)
         app.state.runtime, app.state.metrics, app.state.proofs = started.runtime, started.metrics, started.proofs
+        app.state.exporter = started.exporter
         started.metrics.watch_admission(admission.stats)
         keys.revocations.attach(started.log.sessions)  # signed-out sessions: shared by the workers, kept across starts
         try:
-            async with watching(started.runtime), sweeping(started.runtime.approvals, settings.approval_sweep_s):
+            async with (
+                watching(started.runtime),
+                sweeping(started.runtime.approvals, settings.approval_sweep_s),
+                exporting(started.exporter),
+            ):
                 yield
         finally:
             await started.close()
@@ -107,7 +123,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         lifespan=[lifespan],
         exception_handlers={OpsgateError: opsgate_error, HTTPException: http_error, Exception: unexpected},
         request_max_body_size=settings.max_body_bytes,
-        state=State({"auth": keys, "refusals": guard.refusal_log(), "admission": admission}),
+        state=State({"exporter": None, "auth": keys, "refusals": guard.refusal_log(), "admission": admission}),
         guards=[*guards(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None)), json_only],
         middleware=[shed_when_full(admission), request_timeout(settings.request_timeout_s)],
         openapi_config=OpenAPIConfig(

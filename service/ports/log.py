@@ -20,6 +20,7 @@ from service.domain.record import (
     WindowStats,
 )
 from service.ports.checkpoints import ChainReader
+from service.ports.export import ExportCursors
 
 
 class LogHealth(msgspec.Struct, frozen=True):
@@ -113,6 +114,9 @@ class Log(Protocol):
 
     @property
     def chains(self) -> ChainReader: ...
+
+    @property
+    def exports(self) -> ExportCursors: ...
 
     @property
     def writer(self) -> str: ...

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from service.adapters.store.approvals import Approvals
 from service.adapters.store.attest import ChainReads
 from service.adapters.store.database import Database, Timeouts, dialect_for
+from service.adapters.store.exports import Exports
 from service.adapters.store.records import Records
 from service.adapters.store.sessions import Sessions
 from service.adapters.store.statistics import Statistics
 from service.adapters.store.verify import require_log
 from service.adapters.store.versions import Versions
+from service.ports.export import ExportCursors
 from service.ports.log import ApprovalStore, LogHealth, RecordStore, SessionStore, StatisticsStore, VersionStore
 
 
@@ -25,6 +27,7 @@ class StoreLog:
     versions: VersionStore
     sessions: SessionStore
     statistics: StatisticsStore
+    exports: ExportCursors
     description: str
     chains: ChainReads
 
@@ -54,6 +57,7 @@ def open_log(db: str, writer: str, *, read_only: bool = False, timeouts: Timeout
         Versions(database),
         Sessions(database),
         Statistics(database),
+        Exports(database, writer),
         database.description,
         ChainReads(database),
     )

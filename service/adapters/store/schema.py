@@ -71,6 +71,18 @@ CREATE TABLE IF NOT EXISTS version_files (
     sha256  TEXT NOT NULL,
     PRIMARY KEY (version, path)
 );
+CREATE TABLE IF NOT EXISTS export_cursors (
+    sink   TEXT NOT NULL,
+    writer TEXT NOT NULL,
+    seq    BIGINT NOT NULL,
+    PRIMARY KEY (sink, writer)
+);
+CREATE TABLE IF NOT EXISTS export_checkpoints (
+    sink        TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    exported_at TEXT NOT NULL,
+    PRIMARY KEY (sink, name)
+);
 """
 
 SQLITE_SCHEMA = _SQLITE_SCHEMA + _COMMON_SCHEMA
