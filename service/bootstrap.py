@@ -248,6 +248,11 @@ async def checkpointer(settings: Settings, log_store: Log) -> Checkpointer | Non
     return signer
 
 
+def _close(log_store: Log, traces: Tracer) -> None:
+    log_store.close()
+    traces.close()
+
+
 async def start(
     settings: Settings,
     *,
@@ -270,15 +275,13 @@ async def start(
             tracer=traces,
         )  # fmt: skip
     except BaseException:
-        log_store.close()
-        traces.close()
+        _close(log_store, traces)
         raise
     try:
         shadow = await Shadow.start(settings.shadow, candidates(settings)) if with_shadow and settings.shadow else None
     except BaseException:
         await served.close()
-        log_store.close()
-        traces.close()
+        _close(log_store, traces)
         raise
 
     async def reloaded(catalog: Catalog, rules_dir: Path, rego_dir: Path) -> RunningVersion:

@@ -92,6 +92,11 @@ def _routes() -> list[ControllerRouterHandler]:
     return handlers
 
 
+def _openapi(settings: Settings) -> OpenAPIConfig:
+    pages = http_reference.plugins(settings.default_ruleset)
+    return OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema", render_plugins=pages)
+
+
 def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | None = None) -> Litestar:
     """The Litestar app for ``settings``; OPA and the log start with it and stop with it.  ``log_factory``
     opens the decision log instead of the one ``settings`` name (the benchmark's log-off run)."""
@@ -126,12 +131,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         state=State({"exporter": None, "auth": keys, "refusals": guard.refusal_log(), "admission": admission}),
         guards=[*guards(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None)), json_only],
         middleware=[shed_when_full(admission), request_timeout(settings.request_timeout_s)],
-        openapi_config=OpenAPIConfig(
-            title="opsgate",
-            version="0.1.0",
-            path="/schema",
-            render_plugins=http_reference.plugins(settings.default_ruleset),
-        ),
+        openapi_config=_openapi(settings),
         template_config=http_ui.TEMPLATES,
         debug=False,
     )

@@ -9,10 +9,9 @@ import pytest
 
 from service.adapters.export.config import build_sinks, load_export_config
 from service.adapters.export.webhook import signature
-from service.bootstrap import checkpoints_dir
 from service.domain.export import CheckpointMessage, RecordMessage, decode, encode, verify_stream
 from service.errors import InvalidSettings
-from service.settings import Settings
+from service.settings import Settings, checkpoints_path
 
 ZEROS = "0" * 64
 
@@ -98,11 +97,11 @@ def test_a_bad_export_config_is_refused_with_the_field_and_the_reason(tmp_path: 
     [
         ("var/decisions.db", None, Path("var/checkpoints")),
         ("sqlite:/srv/opsgate/log.db", None, Path("/srv/opsgate/checkpoints")),
-        ("postgresql://opsgate@db/opsgate", None, None),
+        ("postgresql://opsgate@db/opsgate", None, Path("var/checkpoints")),
         ("postgresql://opsgate@db/opsgate", "/srv/checkpoints", Path("/srv/checkpoints")),
     ],
 )
 def test_the_checkpoints_directory_defaults_to_beside_a_sqlite_log(
-    db: str, configured: str | None, expected: Path | None
+    db: str, configured: str | None, expected: Path
 ) -> None:
-    assert checkpoints_dir(Settings(db=db, checkpoints_dir=configured)) == expected
+    assert checkpoints_path(Settings(db=db, checkpoints_dir=configured)) == expected
