@@ -9,7 +9,7 @@ GET_OPA := scripts/get-opa.sh
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test venv opa redoc browser check rego-test rule-test pytest lint clean wrk bench bench-quick bench-memory
+.PHONY: run test venv opa redoc browser image-tools image-test check rego-test rule-test pytest lint clean wrk bench bench-quick bench-memory
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,16 @@ redoc:
 # The reviewer-page tests drive Debian's Chromium (Playwright cannot download its own browser here).
 browser:
 	@scripts/need-debian-package.sh chromium chromium "for the browser tests"
+
+# The image test (tests/image/) builds the Dockerfile offline and runs it under Debian's podman with runc;
+# mmdebstrap makes its Debian base (cached in ~/.cache/opsgate/image/).
+image-tools:
+	@scripts/need-debian-package.sh podman podman "for the container image test"
+	@scripts/need-debian-package.sh runc runc "for the container image test"
+	@scripts/need-debian-package.sh mmdebstrap mmdebstrap "for the container image test"
+
+image-test: venv opa image-tools
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m pytest tests/image
 
 # The first start makes the key that signs the log's checkpoints (var/signing.key, and .pub for auditors).
 run: venv opa redoc
@@ -54,7 +64,7 @@ rego-test: opa
 rule-test: venv opa
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/opsgate test --min-coverage 100
 
-pytest: venv opa redoc browser
+pytest: venv opa redoc browser image-tools
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m pytest
 
 test: venv opa
