@@ -49,7 +49,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     session_secret: str | None = None  # signs the /ui session cookie; unset: random per process
     session_cookie_secure: bool = False  # the /ui session cookie only over HTTPS
     session_ttl_s: float = 8 * 3600.0
-    rate_limit: float = 1000.0  # requests a second per caller (token bucket); 0 turns it off
+    # requests a second per caller (token bucket); 0 turns it off.  Well above one process's capacity: the limit
+    # stops a runaway caller starving the others, and the admission bound (503 overloaded) guards capacity
+    rate_limit: float = 20_000.0
     rate_limit_burst: float = 0.0  # bucket size; 0 means one second's worth (rate_limit)
     request_timeout_s: float = 10.0  # a request running longer answers 503 request_timeout; 0 turns it off
     max_json_depth: int = 32  # facts nested deeper answer 422 json_too_deep

@@ -86,7 +86,8 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )  # fmt: skip
     serve.add_argument(
         "--rate-limit", dest="rate_limit", type=_rate,
-        help="requests a second per caller before 429 rate_limited (default: 1000; 0: off)",
+        help="requests a second per caller before 429 rate_limited (default: 20000, above one process's capacity, "
+        "so one caller at full load is not refused; 0: off)",
     )  # fmt: skip
     serve.add_argument(
         "--request-timeout", dest="request_timeout_s", type=_timeout,

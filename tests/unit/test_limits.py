@@ -196,3 +196,27 @@ def test_with_keys_an_unauthenticated_request_draws_from_its_client_address_buck
     assert rate_key(request("10.0.0.1")) == "anonymous@10.0.0.1"
     assert rate_key(request("10.0.0.2")) == "anonymous@10.0.0.2"
     assert rate_key(request("10.0.0.1", auth.keys[0])) == "ci"
+
+
+def test_the_default_rate_admits_a_burst_far_above_the_old_limit_of_1000() -> None:
+    # issue 18: one calling service at the service's capacity (1,500 a second measured on 2 cores, more with
+    # workers) must get no 429 from the default settings; the previous default refused everything past 1,000
+    from service.settings import Settings
+
+    defaults = Settings()
+    assert defaults.rate_limit == 20_000 and defaults.rate_limit_burst == 0
+    limiter = RateLimiter(defaults.rate_limit, defaults.rate_limit_burst or None, clock=Clock())  # as app.py builds it
+    assert {limiter.take("one caller") for _ in range(20_000)} == {0}  # 20 times the old limit in one instant
+    assert limiter.take("one caller") == 1  # and it is still a limit
+
+
+def test_the_default_rate_sustains_one_caller_at_several_processes_capacity() -> None:
+    from service.settings import Settings
+
+    clock = Clock()
+    limiter = RateLimiter(Settings().rate_limit, None, clock=clock)
+    refused = 0
+    for _ in range(10):  # 10 s of 15,000 requests a second, ten times the old limit
+        refused += sum(1 for _ in range(15_000) if limiter.take("one caller"))
+        clock.now += 1.0
+    assert refused == 0
