@@ -9,7 +9,7 @@ GET_OPA := scripts/get-opa.sh
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test venv opa redoc browser image-tools image-test check rego-test rule-test pytest lint clean wrk bench bench-quick bench-memory
+.PHONY: run test venv opa redoc browser image-tools image-test check rego-test rule-test pytest lint clean wrk bench bench-quick bench-memory bench-multicore
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,11 @@ bench: venv opa wrk
 
 bench-quick: venv opa wrk
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.run --quick
+
+# Raw OPA and serve --workers 1/2/4/8 pinned (taskset) to 4 and then 8 cores, wrk on cores 12-15:
+# bench/results/<date>-multicore.json. On a machine of fewer than 16 cores it says why and measures nothing.
+bench-multicore: venv opa wrk
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.multicore
 
 # RSS over 1,000,000 decisions (about 20 minutes here): bench/results/<date>-memory.json
 bench-memory: venv opa wrk

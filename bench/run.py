@@ -25,7 +25,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import rulesets, wrk
+from bench import rulesets, usage, wrk
+from bench.report import print_table, targets
 from bench.servers import PG_SERVER, ROOT, Server, http, pg_schema, start_opa, start_service
 from service.adapters.opa.binary import find_opa
 
@@ -36,7 +37,15 @@ FACTS = {
     "history": {"failures": 0, "latency": 500},
 }
 BATCH_ITEMS = 100
+COUNTING = (
+    "req/s, decisions/s and the ratios count 2xx answers only; cpu_per_decision: utime+stime deltas "
+    "(/proc/<pid>/stat) of the server's processes (service_us) and of its OPA (opa_us) over every round's "
+    "window together, divided by the 2xx decisions; log_bytes_per_decision: the log's growth (SQLite "
+    "page_count*page_size, PostgreSQL pg_total_relation_size of its tables) over the same windows"
+)
 RSS_NOTE = "serving process only, after warm-up and after the rounds; not the 1M-decision check"
+TICKS = usage.ticks_per_second()
+OPA_EVAL_QUERIES = 200
 PROFILES = {"quick": {"rounds": 2, "seconds": 1, "warmup": 1}, "full": {"rounds": 5, "seconds": 5, "warmup": 2}}
 
 
@@ -49,7 +58,9 @@ class Scenario:
     body: Path | None = None
     items: int = 1  # decisions per request
     unavailable: str = ""  # why the row could not be measured
+    shared_opa: bool = False  # the server queries the raw OPA (--opa-url): that OPA's CPU is its OPA's
     runs: dict[int, list[wrk.WrkReport]] = field(default_factory=dict)
+    windows: dict[int, list[usage.Window]] = field(default_factory=dict)
 
 
 # --- setting up -------------------------------------------------------------------
@@ -146,13 +157,26 @@ def scenarios(work: Path, servers: dict[str, Server], pg: str | None) -> tuple[l
         Scenario("workers-2", "/decide, serve --workers 2, an OPA child each, SQLite log", "workers2", "/decide",
                  facts),
         Scenario("workers-2-shared-opa", "/decide, serve --workers 2 --opa-url (a): one shared OPA, SQLite log",
-                 "workers2shared", "/decide", facts),
+                 "workers2shared", "/decide", facts, shared_opa=True),
     ]  # fmt: skip
     probe = {"opa_input": opa_body["input"], "decide_answer": answer}
     return rows, probe
 
 
 # --- measuring --------------------------------------------------------------------
+
+
+def measured(row: Scenario, servers: dict[str, Server], level: int, seconds: int) -> None:
+    """One wrk run of ``row`` at ``level``, with the CPU of the server's processes and its log's growth."""
+    server = servers[row.server]
+    shared = servers["opa"].proc.pid if row.shared_opa else None
+    size = usage.log_size(server.db) if server.db else (lambda: 0)
+    cpu, grown = usage.split_cpu(server.proc.pid, usage.process_table(), shared), size()
+    report = wrk.run(server.base + row.path, row.body or Path(), level, seconds)
+    cpu = usage.split_cpu(server.proc.pid, usage.process_table(), shared) - cpu
+    decisions = usage.successful(report.requests, report.non_2xx, row.items)
+    row.runs.setdefault(level, []).append(report)
+    row.windows.setdefault(level, []).append(usage.Window(cpu, size() - grown, decisions))
 
 
 def measure(rows: list[Scenario], servers: dict[str, Server], levels: list[int], profile: dict[str, int]) -> None:
@@ -164,15 +188,20 @@ def measure(rows: list[Scenario], servers: dict[str, Server], levels: list[int],
         shift = round_no % len(live)
         for row in live[shift:] + live[:shift]:
             for level in levels:
-                report = wrk.run(servers[row.server].base + row.path, row.body or Path(), level, profile["seconds"])
-                row.runs.setdefault(level, []).append(report)
+                measured(row, servers, level, profile["seconds"])
         print(f"round {round_no + 1}/{profile['rounds']} done", file=sys.stderr, flush=True)
 
 
+def ok_per_s(report: wrk.WrkReport) -> float:
+    """Requests a second answered 2xx (wrk's rate counts every completed request)."""
+    return report.requests_per_s * (report.requests - report.non_2xx) / report.requests if report.requests else 0.0
+
+
 def summary(rows: list[Scenario], levels: list[int]) -> list[dict[str, Any]]:
-    """One entry per scenario and concurrency: medians over the rounds, and the ratio to raw OPA."""
+    """One entry per scenario and concurrency: medians over the rounds of 2xx answers only, the ratio to raw
+    OPA, and CPU and log bytes per 2xx decision over all the rounds together."""
     table: list[dict[str, Any]] = []
-    opa = {level: statistics.median(r.requests_per_s for r in rows[0].runs[level]) for level in levels}
+    opa = {level: statistics.median(ok_per_s(r) for r in rows[0].runs[level]) for level in levels}
     for row in rows:
         for level in levels:
             entry: dict[str, Any] = {"scenario": row.name, "what": row.what, "concurrency": level}
@@ -180,55 +209,30 @@ def summary(rows: list[Scenario], levels: list[int]) -> list[dict[str, Any]]:
                 table.append({**entry, "available": False, "reason": row.unavailable})
                 continue
             runs = row.runs[level]
-            rps = statistics.median(r.requests_per_s for r in runs)
+            rps = statistics.median(ok_per_s(r) for r in runs)
             table.append({**entry, "available": True, "requests_per_s": round(rps, 1),
                           "decisions_per_s": round(rps * row.items, 1),
                           "p50_ms": round(statistics.median(r.p50_ms for r in runs), 3),
                           "p99_ms": round(statistics.median(r.p99_ms for r in runs), 3),
                           "ratio_to_opa": round(rps * row.items / opa[level], 3),
-                          "rounds": [round(r.requests_per_s, 1) for r in runs],
+                          "rounds": [round(ok_per_s(r), 1) for r in runs],
                           "non_2xx": sum(r.non_2xx for r in runs),
-                          "socket_errors": sum(r.socket_errors for r in runs)})  # fmt: skip
+                          "socket_errors": sum(r.socket_errors for r in runs),
+                          **usage.totals(row.windows[level], TICKS, opa_only=row.server == "opa")})  # fmt: skip
     return table
 
 
-# --- targets ----------------------------------------------------------------------
-
-
-def _cell(table: list[dict[str, Any]], scenario: str, level: int) -> dict[str, Any] | None:
-    for entry in table:
-        if entry["scenario"] == scenario and entry["concurrency"] == level and entry["available"]:
-            return entry
-    return None
-
-
-def _target(name: str, figure: float | None, limit: float, at_least: bool, unit: str) -> dict[str, Any]:
-    if figure is None:
-        return {"target": name, "measured": None, "met": None, "note": "not measured in this run"}
-    met = figure >= limit if at_least else figure <= limit
-    return {"target": name, "measured": round(figure, 3), "unit": unit, "met": met}
-
-
-def targets(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's targets, each with the figure this run measured."""
-
-    def ratio(a: tuple[str, int], b: tuple[str, int], key: str) -> float | None:
-        x, y = _cell(table, *a), _cell(table, *b)
-        return x[key] / y[key] if x and y and y[key] else None
-
-    log_share = ratio(("decide-sqlite", 64), ("decide-log-off", 64), "requests_per_s")
-    return [
-        _target("/decide (SQLite log) at c=64 >= 0.6x raw OPA throughput",
-                ratio(("decide-sqlite", 64), ("opa-rest", 64), "requests_per_s"), 0.6, True, "x"),
-        _target("/decide p99 at c=8 <= 2x raw OPA p99 at c=8",
-                ratio(("decide-sqlite", 8), ("opa-rest", 8), "p99_ms"), 2.0, False, "x"),
-        _target("/decide/batch (100 items) >= 10x decisions/s of single /decide (c=8)",
-                ratio(("batch-100", 8), ("decide-sqlite", 8), "decisions_per_s"), 10.0, True, "x"),
-        _target("1,000 rules >= 0.7x throughput of 5 rules (c=64)",
-                ratio(("rules-1000", 64), ("decide-sqlite", 64), "requests_per_s"), 0.7, True, "x"),
-        _target("durable log costs <= 20% of throughput vs log off (c=64)",
-                None if log_share is None else 1 - log_share, 0.2, False, "share lost"),
-    ]  # fmt: skip
+def extra_figures(rows: list[Scenario], servers: dict[str, Server], opa_body: Path) -> dict[str, Any]:
+    """OPA's own evaluation time per query (raw OPA, ``?metrics=true``), and the SQLite log's bytes per
+    decision over every window of the single /decide SQLite row."""
+    body = opa_body.read_bytes()
+    answers = [http("POST", servers["opa"].base + "/v1/data/opsgate/decision?metrics=true", body)[1]
+               for _ in range(OPA_EVAL_QUERIES)]  # fmt: skip
+    sqlite = next(row for row in rows if row.name == "decide-sqlite")
+    windows = [w for level in sqlite.windows.values() for w in level]
+    per = usage.totals(windows, TICKS)["log_bytes_per_decision"]
+    return {"opa_eval_us": usage.median_eval_us(a for a in answers if isinstance(a, dict)),
+            "opa_eval_queries": OPA_EVAL_QUERIES, "log_bytes_per_decision": per}  # fmt: skip
 
 
 # --- recording --------------------------------------------------------------------
@@ -251,22 +255,6 @@ def versions(opa_bin: str) -> dict[str, str]:
         found[dist] = metadata.version(dist)
     found["wrk"] = " ".join(first_line(["wrk", "-v"]).split()[:2])
     return found
-
-
-def print_table(table: list[dict[str, Any]], checks: list[dict[str, Any]]) -> None:
-    print(f"{'scenario':<16} {'c':>3} {'req/s':>9} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'x OPA':>6}")
-    for e in table:
-        if not e["available"]:
-            print(f"{e['scenario']:<16} {e['concurrency']:>3}   not available: {e['reason']}")
-            continue
-        errors = e["non_2xx"] + e["socket_errors"]
-        flag = f"  (errors: {e['non_2xx']} non-2xx, {e['socket_errors']} socket)" if errors else ""
-        print(f"{e['scenario']:<16} {e['concurrency']:>3} {e['requests_per_s']:>9.0f} {e['decisions_per_s']:>12.0f} "
-              f"{e['p50_ms']:>8.2f} {e['p99_ms']:>8.2f} {e['ratio_to_opa']:>6.2f}{flag}")  # fmt: skip
-    print()
-    for check in checks:
-        verdict = {True: "met", False: "NOT met", None: "not measured"}[check["met"]]
-        print(f"{verdict:>12}: {check['target']} (measured {check['measured']})")
 
 
 def result_path(out: Path, quick: bool) -> Path:
@@ -294,17 +282,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    if shutil.which("wrk") is None:
-        print("bench: wrk is not installed (make bench installs it: apt-get install -y wrk)", file=sys.stderr)
-        return 2
-    profile = dict(PROFILES["quick" if args.quick else "full"])
-    profile.update({k: v for k, v in (("rounds", args.rounds), ("seconds", args.seconds)) if v})
-    levels = [int(level) for level in args.concurrency.split(",")]
-    opa_bin = find_opa(args.opa_bin)
+def run_all(args: argparse.Namespace, profile: dict[str, int], levels: list[int], opa_bin: str) -> dict[str, Any]:
+    """Starts every server, measures, and answers what the record holds of the run itself."""
     opsgate = str(Path(sys.executable).with_name("opsgate"))
-    started, host = time.monotonic(), machine()  # the load average before anything of ours runs
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="opsgate-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         pg = stack.enter_context(pg_schema())
@@ -317,16 +298,30 @@ def main(argv: list[str] | None = None) -> int:
         rss_before = {name: s.rss_kb() for name, s in servers.items() if name != "opa"}
         measure(rows, servers, levels, profile)
         rss_after = {name: s.rss_kb() for name, s in servers.items() if name != "opa"}
+        extra = extra_figures(rows, servers, rows[0].body or Path())
     table = summary(rows, levels)
-    checks = targets(table)
+    return {"rows": table, "figures": extra, "targets": targets(table, extra), "probe": probe,
+            "rss_kb": {"before": rss_before, "after": rss_after, "note": RSS_NOTE}}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if shutil.which("wrk") is None:
+        print("bench: wrk is not installed (make bench installs it: apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    profile = dict(PROFILES["quick" if args.quick else "full"])
+    profile.update({k: v for k, v in (("rounds", args.rounds), ("seconds", args.seconds)) if v})
+    levels = [int(level) for level in args.concurrency.split(",")]
+    opa_bin = find_opa(args.opa_bin)
+    started, host = time.monotonic(), machine()  # the load average before anything of ours runs
+    measured_run = run_all(args, profile, levels, opa_bin)
     record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
               "mode": "quick" if args.quick else "full", "profile": profile, "concurrency": levels,
               "machine": host, "versions": versions(opa_bin), "wall_seconds": round(time.monotonic() - started),
-              "rows": table, "targets": checks, "probe": probe,
-              "rss_kb": {"before": rss_before, "after": rss_after, "note": RSS_NOTE}}  # fmt: skip
+              "counting": COUNTING, **measured_run}  # fmt: skip
     path = result_path(args.out, args.quick)
     path.write_text(json.dumps(record, indent=2) + "\n")
-    print_table(table, checks)
+    print_table(record["rows"], record["targets"])
     print(f"\nwrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} ({record['wall_seconds']} s)")
     return 0
 

@@ -47,6 +47,8 @@ def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0
 class Server:
     """A child process answering on ``url``; stopped (by its own pid) on close."""
 
+    db: str | None = None  # the decision log it writes (``--db``), for the benchmark's bytes per decision
+
     def __init__(self, name: str, args: list[str], port: int, ready_path: str, log: Path, env: dict[str, str]):
         self.name, self.port, self.log = name, port, log
         self.base = f"http://{HOST}:{port}"
@@ -84,30 +86,35 @@ class Server:
                 self.proc.wait()
 
 
-def start_opa(opa_bin: str, rego_dir: Path, work: Path) -> Server:
-    """``opa run --server`` on a loopback port with the bundle the service builds from ``rego_dir``."""
-    bundle = write_bundle(read_policies(rego_dir), work / "opa-bundle", "bench")
+def start_opa(opa_bin: str, rego_dir: Path, work: Path, pin: tuple[str, ...] = (), name: str = "opa") -> Server:
+    """``opa run --server`` on a loopback port with the bundle the service builds from ``rego_dir``; ``pin``:
+    a command prefix (``taskset -c 0-3``)."""
+    bundle = write_bundle(read_policies(rego_dir), work / f"{name}-bundle", "bench")
     port = free_port()
-    args = [opa_bin, "run", "--server", "--addr", f"{HOST}:{port}", "--bundle", str(bundle),
+    args = [*pin, opa_bin, "run", "--server", "--addr", f"{HOST}:{port}", "--bundle", str(bundle),
             "--skip-version-check", "--disable-telemetry", "--log-level", "error"]  # fmt: skip
-    return Server("opa", args, port, "/health", work / "opa.log", dict(os.environ))
+    return Server(name, args, port, "/health", work / f"{name}.log", dict(os.environ))
 
 
 def start_service(
     name: str, opsgate: str, rules: Path, rego: Path, db: str, work: Path, opa_bin: str, log_off: bool,
-    extra: tuple[str, ...] = (),
+    extra: tuple[str, ...] = (), pin: tuple[str, ...] = (),
 ) -> Server:  # fmt: skip
     """``opsgate serve`` on a loopback port; ``log_off``: the same service with its decision log off
     (``python -m bench.logoff``, benchmark only); ``extra``: more ``serve`` flags (--workers, --opa-url)."""
     port = free_port()
     command = [sys.executable, "-m", "bench.logoff"] if log_off else [opsgate]
-    args = [*command, "serve", "--host", HOST, "--port", str(port), "--rules-dir", str(rules), "--rego-dir", str(rego),
-            "--db", db, "--opa-bin", opa_bin, "--writer-id", f"bench-{name}", *extra]  # fmt: skip
-    # one load generator is one caller: the per-caller rate limit (1,000/s by default) is off here
+    args = [*pin, *command, "serve", "--host", HOST, "--port", str(port), "--rules-dir", str(rules),
+            "--rego-dir", str(rego), "--db", db, "--opa-bin", opa_bin, "--writer-id", f"bench-{name}",
+            *extra]  # fmt: skip
+    # one load generator is one caller: the per-caller rate limit (20,000/s by default) is off here, so that
+    # no row can be limited by it on a faster machine
     env = {**os.environ, "OPSGATE_RATE_LIMIT": "0"}
     if log_off:  # bench.logoff is found from any working directory
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return Server(name, args, port, "/ready", work / f"{name}.log", env)
+    server = Server(name, args, port, "/ready", work / f"{name}.log", env)
+    server.db = db
+    return server
 
 
 @contextmanager

@@ -66,11 +66,15 @@ def parse(text: str) -> WrkReport:
     return WrkReport(rate, total, percentiles, non_2xx, errors)
 
 
-def run(url: str, body_file: Path, connections: int, seconds: int, wrk: str = "wrk") -> WrkReport:
-    """POST ``body_file`` to ``url`` for ``seconds`` over ``connections`` keep-alive connections."""
-    threads = min(connections, 2)  # the machine has 2 cores; more wrk threads only steal from the server
-    args = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "5s",
-            "--latency", "-s", str(POST_SCRIPT), url]  # fmt: skip
+def run(
+    url: str, body_file: Path, connections: int, seconds: int, wrk: str = "wrk", threads: int = 2,
+    pin: tuple[str, ...] = (),
+) -> WrkReport:  # fmt: skip
+    """POST ``body_file`` to ``url`` for ``seconds`` over ``connections`` keep-alive connections; ``threads``:
+    at most 2 by default (a 2-core machine: more wrk threads only steal from the server); ``pin``: a command
+    prefix such as ``taskset -c 12-15``."""
+    args = [*pin, wrk, "-t", str(min(connections, threads)), "-c", str(connections), "-d", f"{seconds}s",
+            "--timeout", "5s", "--latency", "-s", str(POST_SCRIPT), url]  # fmt: skip
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=seconds + 30, check=False)
     if done.returncode != 0:
