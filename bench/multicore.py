@@ -19,7 +19,6 @@ import json
 import os
 import resource
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -64,22 +63,10 @@ class Row:
     samples: dict[int, list[dict[str, float]]] = field(default_factory=dict)
 
 
-def escalated(db: str | None, after_id: int) -> tuple[int, int, int]:
-    """(the last log id, decisions logged after ``after_id``, of which escalated)."""
-    if db is None:
-        return after_id, 0, 0
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        last, total, esc = connection.execute(
-            "SELECT max(id), count(*), sum(execution_status = 'ESCALATED') FROM log_entries "
-            "WHERE kind = 'decision' AND id > ?", (after_id,)
-        ).fetchone()  # fmt: skip
-    connection.close()
-    return int(last or after_id), int(total), int(esc or 0)
-
-
-def one_window(row: Row, level: int, after_id: int) -> tuple[dict[str, float], int]:
-    """A wrk run of ``SECONDS`` at ``level`` with what it cost; answers the sample and the last log id."""
-    pid = row.server.proc.pid
+def one_window(row: Row, level: int) -> dict[str, float]:
+    """A wrk run of ``SECONDS`` at ``level`` with what it cost."""
+    pid, db = row.server.proc.pid, row.server.db
+    start = usage.log_position(db) if db else 0
     cpu, children = usage.split_cpu(pid, usage.process_table()), resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     report = wrk.run(row.server.base + row.path, row.body, level, SECONDS, threads=WRK_THREADS,
@@ -88,7 +75,7 @@ def one_window(row: Row, level: int, after_id: int) -> tuple[dict[str, float], i
     cpu = usage.split_cpu(pid, usage.process_table()) - cpu
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wrk_s = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-    last, logged, esc = escalated(row.server.db, after_id)
+    logged, esc = usage.escalated_since(db, start) if db else (0, 0)
     ok = usage.successful(report.requests, report.non_2xx, 1)
     sample = {"requests_per_s": report.requests_per_s * ok / report.requests if report.requests else 0.0,
               "p99_ms": report.p99_ms, "non_2xx": report.non_2xx, "socket_errors": report.socket_errors,
@@ -96,19 +83,17 @@ def one_window(row: Row, level: int, after_id: int) -> tuple[dict[str, float], i
               "service_us": usage.us_per_decision(cpu.service, ok, TICKS) or 0.0,
               "opa_us": usage.us_per_decision(cpu.opa, ok, TICKS) or 0.0,
               "escalated_share": esc / logged if logged else 0.0}  # fmt: skip
-    return sample, last
+    return sample
 
 
 def measure(rows: list[Row]) -> None:
     for row in rows:
         wrk.run(row.server.base + row.path, row.body, 64, WARMUP, threads=WRK_THREADS, pin=("taskset", "-c", WRK_CORES))
-    last_ids = {row.name: 0 for row in rows}
     for round_no in range(ROUNDS):
         shift = round_no % len(rows)
         for row in rows[shift:] + rows[:shift]:
             for level in LEVELS:
-                sample, last_ids[row.name] = one_window(row, level, last_ids[row.name])
-                row.samples.setdefault(level, []).append(sample)
+                row.samples.setdefault(level, []).append(one_window(row, level))
         print(f"round {round_no + 1}/{ROUNDS} done", file=sys.stderr, flush=True)
 
 

@@ -73,6 +73,10 @@ def _figure(value: float | None, width: int) -> str:
     return f"{'-':>{width}}" if value is None else f"{value:>{width}.0f}"
 
 
+def _share(value: float | None) -> str:
+    return f"{'-':>5}" if value is None else f"{value:>5.0%}"
+
+
 def row_line(e: dict[str, Any]) -> str:
     if not e["available"]:
         return f"{e['scenario']:<20} {e['concurrency']:>3}   not available: {e['reason']}"
@@ -82,16 +86,17 @@ def row_line(e: dict[str, Any]) -> str:
     return (f"{e['scenario']:<20} {e['concurrency']:>3} {e['requests_per_s']:>8.0f} {e['decisions_per_s']:>9.0f} "
             f"{e['p50_ms']:>7.2f} {e['p99_ms']:>8.2f} {e['ratio_to_opa']:>6.2f} {_figure(cpu['service_us'], 7)} "
             f"{_figure(cpu['opa_us'], 6)} {_figure(cpu['all_in_us'], 7)} "
-            f"{_figure(e['log_bytes_per_decision'], 7)}{flag}")  # fmt: skip
+            f"{_figure(e['log_bytes_per_decision'], 7)} {_share(e['escalated_share'])}{flag}")  # fmt: skip
 
 
 HEADER = (f"{'scenario':<20} {'c':>3} {'req/s':>8} {'dec/s':>9} {'p50 ms':>7} {'p99 ms':>8} {'x OPA':>6} "
-          f"{'svc us':>7} {'opa us':>6} {'all us':>7} {'log B':>7}")  # fmt: skip
+          f"{'svc us':>7} {'opa us':>6} {'all us':>7} {'log B':>7} {'esc':>5}")  # fmt: skip
 
 
 def print_table(table: list[dict[str, Any]], checks: list[dict[str, Any]]) -> None:
     """Per row: 2xx requests and decisions a second, latency, ratio to raw OPA, CPU µs per decision (the
-    service's own processes, its OPA, both) and the log's bytes per decision; then the targets."""
+    service's own processes, its OPA, both), the log's bytes per decision and the share of the logged
+    decisions that escalated (fail-closed answers among them); then the targets."""
     print(HEADER)
     for entry in table:
         print(row_line(entry))

@@ -171,12 +171,15 @@ def measured(row: Scenario, servers: dict[str, Server], level: int, seconds: int
     server = servers[row.server]
     shared = servers["opa"].proc.pid if row.shared_opa else None
     size = usage.log_size(server.db) if server.db else (lambda: 0)
+    start = usage.log_position(server.db) if server.db else 0
     cpu, grown = usage.split_cpu(server.proc.pid, usage.process_table(), shared), size()
     report = wrk.run(server.base + row.path, row.body or Path(), level, seconds)
     cpu = usage.split_cpu(server.proc.pid, usage.process_table(), shared) - cpu
+    grown = size() - grown
+    logged, escalated = usage.escalated_since(server.db, start) if server.db else (0, 0)
     decisions = usage.successful(report.requests, report.non_2xx, row.items)
     row.runs.setdefault(level, []).append(report)
-    row.windows.setdefault(level, []).append(usage.Window(cpu, size() - grown, decisions))
+    row.windows.setdefault(level, []).append(usage.Window(cpu, grown, decisions, logged, escalated))
 
 
 def measure(rows: list[Scenario], servers: dict[str, Server], levels: list[int], profile: dict[str, int]) -> None:

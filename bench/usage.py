@@ -95,6 +95,8 @@ class Window:
     cpu: Cpu
     log_bytes: int
     decisions: int  # 2xx only
+    logged: int = 0  # decisions the log received in the window
+    escalated: int = 0  # of which ESCALATED (fail-closed answers among them: cheaper, they inflate req/s)
 
 
 def totals(windows: list[Window], ticks_per_s: int, opa_only: bool = False) -> dict[str, Any]:
@@ -110,7 +112,10 @@ def totals(windows: list[Window], ticks_per_s: int, opa_only: bool = False) -> d
     }
     rounded = {k: None if v is None else round(v, 1) for k, v in cpu.items()}
     per = None if opa_only else bytes_per_decision(0, grown, decisions)
-    return {"cpu_per_decision": rounded, "log_bytes_per_decision": None if per is None else round(per, 1)}
+    logged = sum(w.logged for w in windows)
+    share = sum(w.escalated for w in windows) / logged if logged else None
+    return {"cpu_per_decision": rounded, "log_bytes_per_decision": None if per is None else round(per, 1),
+            "escalated_share": None if share is None else round(share, 4)}  # fmt: skip
 
 
 def median_eval_us(answers: Iterable[dict[str, Any]]) -> float | None:
@@ -159,6 +164,37 @@ def pg_bytes(url: str) -> int:
     with psycopg.connect(url, autocommit=True) as connection:
         row = connection.execute(query, (schema,)).fetchone()
     return int(row[0]) if row else 0
+
+
+_LAST = "SELECT coalesce(max(id), 0) FROM log_entries"
+_SINCE = (
+    "SELECT count(*), coalesce(sum(CASE WHEN execution_status = 'ESCALATED' THEN 1 ELSE 0 END), 0) "
+    "FROM log_entries WHERE kind = 'decision' AND id > {}"
+)
+
+
+def _query(db: str, sql: str) -> tuple[Any, ...]:
+    if db.startswith(("postgresql:", "postgres:")):
+        import psycopg
+
+        with psycopg.connect(db, autocommit=True) as pg:
+            row = pg.execute(sql).fetchone()
+        return tuple(row) if row else ()
+    with sqlite3.connect(f"file:{db.removeprefix('sqlite:')}?mode=ro", uri=True) as connection:
+        found = tuple(connection.execute(sql).fetchone())
+    connection.close()
+    return found
+
+
+def log_position(db: str) -> int:
+    """The log's last entry id now (the start of a window)."""
+    return int(_query(db, _LAST)[0])
+
+
+def escalated_since(db: str, after_id: int) -> tuple[int, int]:
+    """(decisions logged after entry ``after_id``, of which ESCALATED)."""
+    logged, escalated = _query(db, _SINCE.format(int(after_id)))
+    return int(logged), int(escalated)
 
 
 def log_size(db: str) -> Callable[[], int]:

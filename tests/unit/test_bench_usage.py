@@ -3,6 +3,7 @@ and log bytes per successful decision, and the targets' verdicts (issue 18, item
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from bench import report, usage
@@ -70,16 +71,37 @@ def test_log_bytes_per_decision_is_the_growth_over_the_decisions() -> None:
 
 
 def test_a_cell_adds_its_windows_before_dividing() -> None:
-    windows = [Window(Cpu(40, 20), 409_600, 1000), Window(Cpu(80, 40), 819_200, 2000)]
+    windows = [Window(Cpu(40, 20), 409_600, 1000, 1000, 10), Window(Cpu(80, 40), 819_200, 2000, 2000, 290)]
     figures = usage.totals(windows, ticks_per_s=100)
     # (40 + 80) ticks = 1.2 s of service CPU over 3,000 decisions: 400 µs; OPA 0.6 s: 200 µs
     assert figures == {
         "cpu_per_decision": {"service_us": 400.0, "opa_us": 200.0, "all_in_us": 600.0},
         "log_bytes_per_decision": 409.6,
+        "escalated_share": 0.1,  # 300 of 3,000 logged
     }
     raw_opa = usage.totals([Window(Cpu(0, 31), 0, 1000)], ticks_per_s=100, opa_only=True)
     assert raw_opa == {"cpu_per_decision": {"service_us": None, "opa_us": 310.0, "all_in_us": 310.0},
-                       "log_bytes_per_decision": None}  # fmt: skip
+                       "log_bytes_per_decision": None, "escalated_share": None}  # fmt: skip
+
+
+def test_a_window_reads_the_log_s_size_and_its_escalations_from_a_real_sqlite_file(tmp_path: Path) -> None:
+    db = tmp_path / "log.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute(
+            "CREATE TABLE log_entries (id INTEGER PRIMARY KEY, kind TEXT, execution_status TEXT, body TEXT)"
+        )
+        connection.executemany("INSERT INTO log_entries (kind, execution_status, body) VALUES (?, ?, ?)",
+                               [("decision", "APPROVED", "x" * 100)] * 3)  # fmt: skip
+    size = usage.log_size(f"sqlite:{db}")
+    start, before = usage.log_position(str(db)), size()
+    assert start == 3 and before % 4096 == 0
+    with sqlite3.connect(db) as connection:
+        rows = [("decision", "ESCALATED", "y" * 4000)] * 5 + [("decision", "APPROVED", "z")] * 15
+        connection.executemany("INSERT INTO log_entries (kind, execution_status, body) VALUES (?, ?, ?)",
+                               rows + [("version", None, "v")])  # fmt: skip
+    assert usage.escalated_since(str(db), start) == (20, 5)  # the version entry is no decision
+    assert size() - before >= 5 * 4000  # the committed WAL pages are counted
 
 
 def test_opa_evaluation_is_the_median_of_its_own_metrics() -> None:
