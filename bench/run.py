@@ -41,7 +41,8 @@ COUNTING = (
     "req/s, decisions/s and the ratios count 2xx answers only; cpu_per_decision: utime+stime deltas "
     "(/proc/<pid>/stat) of the server's processes (service_us) and of its OPA (opa_us) over every round's "
     "window together, divided by the 2xx decisions; log_bytes_per_decision: the log's growth (SQLite "
-    "page_count*page_size, PostgreSQL pg_total_relation_size of its tables) over the same windows"
+    "page_count*page_size, PostgreSQL pg_total_relation_size of its tables) over the same windows; "
+    "escalated_share: of the decisions logged in those windows, the ESCALATED (fail-closed answers among them)"
 )
 RSS_NOTE = "serving process only, after warm-up and after the rounds; not the 1M-decision check"
 TICKS = usage.ticks_per_second()
