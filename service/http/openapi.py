@@ -24,10 +24,12 @@ from litestar.openapi.spec.media_type import OpenAPIMediaType
 from litestar.openapi.spec.response import OpenAPIResponse
 
 from service.domain.checkpoint import Proof
+from service.domain.proposed import ExternalDecision
 from service.domain.record import DecisionQuery
 from service.errors import Problem
-from service.http.bodies import MAX_BATCH, ApprovalRequest, OutcomeRequest
+from service.http.bodies import MAX_BATCH, ApprovalRequest, EvaluateRequest, OutcomeRequest
 from service.http.envelope import DecisionEnvelope
+from service.http.evaluate import EvaluationEnvelope
 from service.http.limits import UNLIMITED_PREFIXES
 from service.http.media import takes_json
 from service.http.queries import DashboardQuery, PendingQuery, ProofQuery
@@ -141,6 +143,15 @@ class Doc:
 
 
 _BODY_ERRORS = (413, 422)
+
+
+def _evaluate_body() -> dict[str, Any]:
+    """``EvaluateRequest``'s schema, its undecoded ``facts`` described as the generic routes' facts."""
+    schema = json_schema(EvaluateRequest)
+    schema["properties"]["facts"] = _FACTS
+    return schema
+
+
 _EXPLAIN = {
     "type": "object",
     "properties": {"explain": {"enum": ["full"], "description": "also say why each other rule did not fire"}},
@@ -150,6 +161,11 @@ DOCS: dict[tuple[str, str], Doc] = {
     ("POST", "/decide/{ruleset:str}"): Doc(_FACTS, _DECISION, errors=(404, *_BODY_ERRORS), query=_EXPLAIN),
     ("POST", "/run"): Doc(_FACTS, _DECISION, errors=(404, *_BODY_ERRORS), query=_EXPLAIN),
     ("GET", "/decisions"): Doc(ok=_OBJECT, query=json_schema(DecisionQuery)),
+    ("POST", "/v1/policy/evaluate"): Doc(
+        _evaluate_body(), json_schema(EvaluationEnvelope), errors=(404, *_BODY_ERRORS)
+    ),
+    ("POST", "/v1/policy/decisions"): Doc(json_schema(ExternalDecision), _OBJECT, 201, errors=_BODY_ERRORS),
+    ("GET", "/v1/policy/decisions"): Doc(ok=_OBJECT, query=json_schema(DecisionQuery)),
     ("GET", "/operations/decisions/pending"): Doc(ok=_OBJECT, query=json_schema(PendingQuery)),
     ("GET", "/dashboard"): Doc(ok=_OBJECT, query=json_schema(DashboardQuery)),
     ("POST", "/decide/batch"): Doc(_BATCH, _BATCH_RESULTS, errors=(404, *_BODY_ERRORS)),
