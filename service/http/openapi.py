@@ -50,6 +50,10 @@ class DecisionResponse(DecisionEnvelope, frozen=True):
     pass  # the published name of the decision body
 
 
+class EvaluationResponse(EvaluationEnvelope, frozen=True):
+    pass  # the published name of a guarded proposal's body
+
+
 class BatchResponse(msgspec.Struct, frozen=True):
     status: Literal["success"]
     count: int
@@ -65,8 +69,8 @@ def ref(name: str) -> dict[str, Any]:
     return {"$ref": REF.format(name=name)}
 
 
-_RESPONSES = (DecisionResponse, ErrorResponse, BatchResponse)
-_DECISION, _ERROR, _BATCH_RESULTS = (ref(kind.__name__) for kind in _RESPONSES)
+_RESPONSES = (DecisionResponse, ErrorResponse, BatchResponse, EvaluationResponse)
+_DECISION, _ERROR, _BATCH_RESULTS, _EVALUATION = (ref(kind.__name__) for kind in _RESPONSES)
 
 
 def components(*kinds: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -161,9 +165,7 @@ DOCS: dict[tuple[str, str], Doc] = {
     ("POST", "/decide/{ruleset:str}"): Doc(_FACTS, _DECISION, errors=(404, *_BODY_ERRORS), query=_EXPLAIN),
     ("POST", "/run"): Doc(_FACTS, _DECISION, errors=(404, *_BODY_ERRORS), query=_EXPLAIN),
     ("GET", "/decisions"): Doc(ok=_OBJECT, query=json_schema(DecisionQuery)),
-    ("POST", "/v1/policy/evaluate"): Doc(
-        _evaluate_body(), json_schema(EvaluationEnvelope), errors=(404, *_BODY_ERRORS)
-    ),
+    ("POST", "/v1/policy/evaluate"): Doc(_evaluate_body(), _EVALUATION, errors=(404, *_BODY_ERRORS)),
     ("POST", "/v1/policy/decisions"): Doc(json_schema(ExternalDecision), _OBJECT, 201, errors=_BODY_ERRORS),
     ("GET", "/v1/policy/decisions"): Doc(ok=_OBJECT, query=json_schema(DecisionQuery)),
     ("GET", "/operations/decisions/pending"): Doc(ok=_OBJECT, query=json_schema(PendingQuery)),
