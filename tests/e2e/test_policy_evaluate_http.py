@@ -80,6 +80,8 @@ def test_a_dispatch_at_0_9_is_approved_and_logged_with_its_proposer(server: Serv
     assert record["proposer"] == AGENT
     assert record["rules_would"]["agrees"] is True
     assert record["fired_rules"] == [] and record["proposal"]["rules"] == []
+    explained = server.client.get(f"/decisions/{result['decision_id']}/explain").json()["sentences"]
+    assert explained[0] == "ops-copilot (gpt-x 2026-11) proposed it; the ruleset's guardrails judged it."
     page = server.client.get(f"/ui/decisions/{result['decision_id']}").text
     shown = re.search(r'id="proposer">(.*?)</dd>', page, re.S)
     assert shown and html.unescape(shown.group(1)) == "ops-copilot (gpt-x 2026-11) · run r-17"
@@ -142,6 +144,10 @@ def test_a_ruleset_that_requires_approval_on_disagreement_holds_the_proposal_for
     assert approval["message"] == "the rules would propose OPS.RETRY, not OPS.DISPATCH"
     pending = server.client.get("/operations/decisions/pending").json()["items"]
     assert [item["decision_id"] for item in pending] == [held["decision_id"]]
+    page = server.client.get(f"/ui/decisions/{held['decision_id']}")
+    assert page.status_code == 200 and "RULES-DISAGREE" in page.text
+    shown = re.search(r'id="rules-would">(.*?)</dd>', page.text)
+    assert shown and shown.group(1) == "disagree: OPS.RETRY with confidence 0.7 (retry-after-failure)"
     agreed = guarded(server, facts(), proposal("OPS.DISPATCH", 0.9, DISPATCH))["result"]
     assert agreed["execution"]["status"] == "APPROVED"
 
