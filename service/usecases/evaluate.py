@@ -9,7 +9,6 @@ proposed (a second opinion, which can hold the decision for a person: ``proposed
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import msgspec
@@ -47,7 +46,7 @@ async def evaluate(
     """Guard ``proposed`` (checked against ``ruleset``: 422 naming what it does not know) on validated
     ``facts``, log the decision with ``proposer`` and the rules' opinion, and answer."""
     prop.check(ruleset, proposed)
-    timer = Timer(started if started is not None else time.perf_counter())
+    timer = Timer(started)
     with traced(service.tracer, ruleset, timer, parent) as answers:
         timer.lap("decode")
         timer.lap("context", keep=False)
