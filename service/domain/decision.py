@@ -247,12 +247,14 @@ def decide(
     proposal: Proposal | None,
     verdict: Verdict,
     error: str | None = None,
+    by: str | None = None,
 ) -> Outcome:
-    """Apply the verdict: approve, hold for approval, or escalate (fail closed)."""
+    """Apply the verdict: approve, hold for approval, or escalate (fail closed).  ``by``: who made the
+    proposal when not the rules (a proposal made elsewhere), as the summary names it."""
     reason = _escalation_reason(ruleset, proposal, verdict, error)
     if reason is not None:
         decision = escalation(ruleset, facts, proposal, reason)
-        summary = _summary_escalated(fired, proposal, verdict, reason)
+        summary = _summary_escalated(fired, proposal, verdict, reason, by)
         return Outcome(
             decision, Execution(ESCALATED, decision.proposed_actions), fired, proposal, verdict, summary, error
         )
@@ -260,10 +262,10 @@ def decide(
     decision = Decision(proposal.decision_type, proposal.confidence, proposal.priority, proposal.actions)
     if verdict.requires_approval:
         held = "; ".join(a.message for a in verdict.approvals) or "a guardrail requires approval"
-        summary = f"{_because(fired, proposal)}; it waits for human approval ({held})."
+        summary = f"{_because(fired, proposal, by)}; it waits for human approval ({held})."
         return Outcome(decision, Execution(PENDING_APPROVAL, proposal.actions), fired, proposal, verdict, summary)
     status = ESCALATED if proposal.decision_type == ruleset.escalation_decision else APPROVED
-    summary = f"{_because(fired, proposal)}; guardrails allowed it."
+    summary = f"{_because(fired, proposal, by)}; guardrails allowed it."
     return Outcome(decision, Execution(status, proposal.actions), fired, proposal, verdict, summary)
 
 
@@ -298,19 +300,23 @@ def escalation(ruleset: Ruleset, facts: dict[str, Any], proposal: Proposal | Non
     return Decision(ruleset.escalation_decision, confidence, priority, [action])
 
 
-def _because(fired: list[FiredRule], proposal: Proposal) -> str:
+def _because(fired: list[FiredRule], proposal: Proposal, by: str | None = None) -> str:
     won = [f for f in fired if f.won]
     names = ", ".join(f"{f.id} ({f.file}:{f.line})" for f in won)
     word = "Rule" if len(won) == 1 else "Rules"
-    return f"{word} {names} proposed {proposal.decision_type} with confidence {proposal.confidence:g}"
+    who = by if by is not None else f"{word} {names}"
+    return f"{who} proposed {proposal.decision_type} with confidence {proposal.confidence:g}"
 
 
-def _summary_escalated(fired: list[FiredRule], proposal: Proposal | None, verdict: Verdict, reason: str) -> str:
+def _summary_escalated(
+    fired: list[FiredRule], proposal: Proposal | None, verdict: Verdict, reason: str, by: str | None = None
+) -> str:
     if proposal is None:
         return f"Escalated to a human: {reason}."
+    because = _because(fired, proposal, by)
     if verdict.available and not verdict.allow:
         denials = "; ".join(f"{v.policy}: {v.message}" for v in verdict.violations) or "no reason given"
-        return f"{_because(fired, proposal)}, but guardrails denied it ({denials}); escalated to a human."
+        return f"{because}, but guardrails denied it ({denials}); escalated to a human."
     if not verdict.available:
-        return f"{_because(fired, proposal)}, but {reason}; escalated to a human (fail closed)."
-    return f"{_because(fired, proposal)}; guardrails allowed the escalation to a human."
+        return f"{because}, but {reason}; escalated to a human (fail closed)."
+    return f"{because}; guardrails allowed the escalation to a human."

@@ -74,7 +74,9 @@ def sentences(record: DecisionRecord, ruleset: Ruleset | None) -> list[str]:
     for fired in record.fired_rules:
         rule = rules.get(fired.id)
         out.append(rule_sentence(rule, values, fired.won, version) if rule else _fired_sentence(fired, version))
-    if not record.fired_rules:
+    if record.proposer:  # a proposal made elsewhere: no rule of the ruleset made it
+        out.append(f"{record.proposer.describe()} proposed it; the ruleset's guardrails judged it.")
+    elif not record.fired_rules:
         out.append("No rule matched these facts.")
     guardrails = record.guardrails
     out.extend(_violation_sentence(v, "denied") for v in guardrails.violations)

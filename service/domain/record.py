@@ -33,6 +33,7 @@ from service.domain.decision import (
     WhyNot,
     answer,
 )
+from service.domain.proposed import ExternalDecision, Proposer, RulesWould
 
 GENESIS = "0" * 64
 OutcomeStatus = Literal["SUCCEEDED", "FAILED", "CANCELLED"]
@@ -115,6 +116,8 @@ class DecisionRecord(_Entry, frozen=True, kw_only=True, tag="decision"):
     latency_ms: dict[str, float]
     not_fired: list[WhyNot] | UnsetType = UNSET  # only when asked with ?explain=full
     approval: ApprovalTerms | UnsetType = UNSET  # only while it waits for a person
+    proposer: Proposer | UnsetType = UNSET  # only for a proposal made elsewhere (POST /v1/policy/evaluate)
+    rules_would: RulesWould | UnsetType = UNSET  # with it: the ruleset's own rules as a second opinion
 
     def answer(self) -> Answer:
         return answer(self.decision, self.execution, self.fired_rules, self.proposal, self.guardrails)
@@ -165,7 +168,14 @@ class ExpiryRecord(_Entry, frozen=True, kw_only=True, tag="expiry"):  # nobody a
     approval: ExpiryTerms
 
 
-Record = DecisionRecord | OutcomeRecord | ApprovalRecord | ExpiryRecord
+class ExternalRecord(_Entry, frozen=True, kw_only=True, tag="external"):
+    """A decision made and executed elsewhere, recorded for audit only (POST /v1/policy/decisions):
+    never one of opsgate's own, which are ``decision`` records."""
+
+    external: ExternalDecision
+
+
+Record = DecisionRecord | OutcomeRecord | ApprovalRecord | ExpiryRecord | ExternalRecord
 _RECORD: msgspec.json.Decoder[Record] = msgspec.json.Decoder(Record)
 
 
@@ -189,6 +199,8 @@ class Columns(msgspec.Struct, frozen=True):
 def columns(record: Record) -> Columns:
     """The indexed columns of a record."""
     base = Columns(record.kind, record.decision_id, record.created_at, record.caller)
+    if isinstance(record, ExternalRecord):
+        return _external_columns(base, record.external)
     if not isinstance(record, DecisionRecord):
         return base
     org_id = record.facts.get("org_id")
@@ -204,6 +216,17 @@ def columns(record: Record) -> Columns:
         org_id=None if org_id is None else str(org_id),
         fired=tuple((r.id, r.won) for r in record.fired_rules),
         denied=tuple((v.policy, v.id) for v in record.guardrails.violations),
+    )
+
+
+def _external_columns(base: Columns, external: ExternalDecision) -> Columns:
+    org_id = external.facts.get("org_id")
+    return msgspec.structs.replace(
+        base,
+        ruleset=external.ruleset,
+        decision_type=external.decision_type,
+        execution_status=external.status,
+        org_id=None if org_id is None else str(org_id),
     )
 
 

@@ -19,6 +19,7 @@ from service.domain.limits import RateLimiter
 from service.errors import OpsgateError
 from service.http import admin as http_admin
 from service.http import decide as http_decide
+from service.http import evaluate as http_evaluate
 from service.http import guard
 from service.http import metrics as http_metrics
 from service.http import openapi as http_openapi
@@ -80,6 +81,7 @@ def _routes() -> list[ControllerRouterHandler]:
     """Every route, in the order the app registers them, with its OpenAPI description."""
     handlers: list[ControllerRouterHandler] = [
         *http_decide.ROUTES,
+        *http_evaluate.ROUTES,
         health,
         ready,
         *http_review.ROUTES,

@@ -11,10 +11,11 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 
 from service.domain.limits import JsonLimits
+from service.domain.proposed import ExternalDecision, ProposedDecision, Proposer
 from service.domain.record import OutcomeStatus
 from service.domain.ruleset import Ruleset
 from service.domain.schema import decoded, facts_problem
-from service.errors import InvalidBody, OpsgateError, PayloadTooLarge, Problem
+from service.errors import InvalidBody, InvalidFacts, OpsgateError, PayloadTooLarge, Problem
 
 T = TypeVar("T")
 
@@ -32,6 +33,15 @@ class OutcomeRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     items: list[msgspec.Raw]
+
+
+# POST /v1/policy/evaluate's body; its facts are decoded by the ruleset's own schema (``evaluate_facts``).
+# A comment, not a docstring: msgspec would publish a docstring as the schema's description.
+class EvaluateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    ruleset: str
+    facts: msgspec.Raw
+    proposal: ProposedDecision
+    proposer: Proposer
 
 
 def decode_body(body: bytes, kind: type[T], what: str) -> T:
@@ -88,3 +98,27 @@ def _item_facts(ruleset: Ruleset, raw: msgspec.Raw, limits: JsonLimits, index: i
         return ruleset.decoder.decode_json(raw)
     except OpsgateError as error:
         return error
+
+
+def evaluate_request(body: bytes) -> EvaluateRequest:
+    """The envelope of a proposal to guard: 422 naming the field (``proposal.confidence``, ...)."""
+    return decode_body(body, EvaluateRequest, "proposal")
+
+
+def evaluate_facts(ruleset: Ruleset, request: EvaluateRequest) -> dict[str, Any]:
+    """The proposal's ``facts`` by ``ruleset``'s schema: 422 ``invalid_facts`` as /decide's, under ``facts``."""
+    try:
+        return ruleset.decoder.decode_json(request.facts)
+    except InvalidFacts as error:
+        problems = [msgspec.structs.replace(p, path=_under("facts", p.path)) for p in error.problems]
+        first = problems[0] if problems else Problem(error.message, path="facts")
+        raise InvalidFacts(f"invalid facts: {first.path}: {first.reason}", problems) from None
+
+
+def _under(parent: str, path: str) -> str:
+    return parent if path in ("", "$") else f"{parent}.{path}"
+
+
+def external_decision(body: bytes) -> ExternalDecision:
+    """A decision made elsewhere, to record (``POST /v1/policy/decisions``): 422 naming the field."""
+    return decode_body(body, ExternalDecision, "decision")

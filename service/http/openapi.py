@@ -24,10 +24,12 @@ from litestar.openapi.spec.media_type import OpenAPIMediaType
 from litestar.openapi.spec.response import OpenAPIResponse
 
 from service.domain.checkpoint import Proof
+from service.domain.proposed import ExternalDecision
 from service.domain.record import DecisionQuery
 from service.errors import Problem
-from service.http.bodies import MAX_BATCH, ApprovalRequest, OutcomeRequest
+from service.http.bodies import MAX_BATCH, ApprovalRequest, EvaluateRequest, OutcomeRequest
 from service.http.envelope import DecisionEnvelope
+from service.http.evaluate import EvaluationEnvelope
 from service.http.limits import UNLIMITED_PREFIXES
 from service.http.media import takes_json
 from service.http.queries import DashboardQuery, PendingQuery, ProofQuery
@@ -48,6 +50,10 @@ class DecisionResponse(DecisionEnvelope, frozen=True):
     pass  # the published name of the decision body
 
 
+class EvaluationResponse(EvaluationEnvelope, frozen=True):
+    pass  # the published name of a guarded proposal's body
+
+
 class BatchResponse(msgspec.Struct, frozen=True):
     status: Literal["success"]
     count: int
@@ -63,8 +69,8 @@ def ref(name: str) -> dict[str, Any]:
     return {"$ref": REF.format(name=name)}
 
 
-_RESPONSES = (DecisionResponse, ErrorResponse, BatchResponse)
-_DECISION, _ERROR, _BATCH_RESULTS = (ref(kind.__name__) for kind in _RESPONSES)
+_RESPONSES = (DecisionResponse, ErrorResponse, BatchResponse, EvaluationResponse)
+_DECISION, _ERROR, _BATCH_RESULTS, _EVALUATION = (ref(kind.__name__) for kind in _RESPONSES)
 
 
 def components(*kinds: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -141,6 +147,15 @@ class Doc:
 
 
 _BODY_ERRORS = (413, 422)
+
+
+def _evaluate_body() -> dict[str, Any]:
+    """``EvaluateRequest``'s schema, its undecoded ``facts`` described as the generic routes' facts."""
+    schema = json_schema(EvaluateRequest)
+    schema["properties"]["facts"] = _FACTS
+    return schema
+
+
 _EXPLAIN = {
     "type": "object",
     "properties": {"explain": {"enum": ["full"], "description": "also say why each other rule did not fire"}},
@@ -150,6 +165,9 @@ DOCS: dict[tuple[str, str], Doc] = {
     ("POST", "/decide/{ruleset:str}"): Doc(_FACTS, _DECISION, errors=(404, *_BODY_ERRORS), query=_EXPLAIN),
     ("POST", "/run"): Doc(_FACTS, _DECISION, errors=(404, *_BODY_ERRORS), query=_EXPLAIN),
     ("GET", "/decisions"): Doc(ok=_OBJECT, query=json_schema(DecisionQuery)),
+    ("POST", "/v1/policy/evaluate"): Doc(_evaluate_body(), _EVALUATION, errors=(404, *_BODY_ERRORS)),
+    ("POST", "/v1/policy/decisions"): Doc(json_schema(ExternalDecision), _OBJECT, 201, errors=_BODY_ERRORS),
+    ("GET", "/v1/policy/decisions"): Doc(ok=_OBJECT, query=json_schema(DecisionQuery)),
     ("GET", "/operations/decisions/pending"): Doc(ok=_OBJECT, query=json_schema(PendingQuery)),
     ("GET", "/dashboard"): Doc(ok=_OBJECT, query=json_schema(DashboardQuery)),
     ("POST", "/decide/batch"): Doc(_BATCH, _BATCH_RESULTS, errors=(404, *_BODY_ERRORS)),

@@ -48,8 +48,9 @@ class RecordStore(Protocol):
     async def get_many(self, decision_ids: list[str]) -> list[StoredRecord]:
         """Every record about any of these decisions, in the log's order."""
 
-    async def query(self, query: DecisionQuery) -> tuple[list[StoredRecord], str | None]:
-        """Decisions matching every filter (``status``: the current one), newest first, and the next cursor."""
+    async def query(self, query: DecisionQuery, kind: str = "decision") -> tuple[list[StoredRecord], str | None]:
+        """Decisions matching every filter (``status``: the current one), newest first, and the next cursor;
+        ``kind="external"``: those recorded from elsewhere (POST /v1/policy/decisions) instead."""
 
     async def heads(self) -> list[Head]: ...
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -155,6 +156,26 @@ class DecisionService:
             stored = await self.log.append_many([self._record(ruleset, resp, caller, laps) for resp in responses])
             self._observe(responses, timer)
         return [_logged(response, record) for response, record in zip(responses, stored, strict=True)]
+
+    async def rules_opinion(self, ruleset: Ruleset, facts: dict[str, Any]) -> Proposal | None:
+        """What the ruleset's own rules propose for ``facts`` (None: no rule matched, or it failed)."""
+        (rules,) = await self._rules_passes(ruleset, [facts])
+        return rules.proposal
+
+    async def guard(self, ruleset: Ruleset, facts: dict[str, Any], proposal: Proposal) -> Verdict:
+        """The guardrails' verdict on ``proposal``, asked as for the rules' own proposals."""
+        return await self.guardrails.check(self._guardrail_input(ruleset, facts, proposal))
+
+    async def log_outcome(
+        self, ruleset: Ruleset, facts: dict[str, Any], outcome: Outcome, caller: str, timer: Timer, answers: Answers,
+        amend: Callable[[DecisionRecord], DecisionRecord],
+    ) -> DecisionResponse:  # fmt: skip
+        """Answer ``outcome`` as ``decide_facts`` does, its record ``amend``-ed before it is logged."""
+        response = self._response(ruleset, facts, outcome)
+        _answered_to(answers, response)
+        stored = await self.log.append(amend(self._record(ruleset, response, caller, dict(timer.laps))))
+        self._observe([response], timer)
+        return _logged(response, stored)
 
     def _observe(self, responses: list[DecisionResponse], timer: Timer) -> None:
         """The log append's time is the "log" lap (after the record took its laps), then the observer."""

@@ -13,7 +13,15 @@ from __future__ import annotations
 import msgspec
 
 from service.domain.decision import PENDING_APPROVAL
-from service.domain.record import ApprovalRecord, DecisionRecord, ExpiryRecord, OutcomeRecord, Record, StoredRecord
+from service.domain.record import (
+    ApprovalRecord,
+    DecisionRecord,
+    ExpiryRecord,
+    ExternalRecord,
+    OutcomeRecord,
+    Record,
+    StoredRecord,
+)
 
 #: the statuses a decision can have now, in the order the pages list them
 STATUSES = ("APPROVED", "PENDING_APPROVAL", "EXECUTED", "REJECTED", "EXPIRED", "ESCALATED",
@@ -49,6 +57,8 @@ def _step(stored: StoredRecord, record: Record) -> Step:
             return of("expired", record.approval.status, record.approval.reason + escalated)
         case OutcomeRecord():
             return of("outcome", record.outcome.status, record.outcome.detail)
+        case ExternalRecord():  # decided elsewhere: its status there, nothing after it
+            return of("recorded", record.external.status, "made and executed elsewhere; recorded for audit")
 
 
 def history(records: list[StoredRecord]) -> list[Step]:

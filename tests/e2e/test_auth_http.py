@@ -91,6 +91,13 @@ FACTS = ops_facts()
 BATCH = {"items": [ops_facts()]}
 OUTCOME = {"status": "SUCCEEDED", "detail": "role matrix"}
 REASON = {"reason": "role matrix"}
+EVALUATE = {
+    "ruleset": "ops",
+    "facts": FACTS,
+    "proposer": {"agent": "role-matrix"},
+    "proposal": {"decision_type": "OPS.DISPATCH", "confidence": 0.9, "actions": [{"type": "TRIGGER_PROCESS"}]},
+}
+EXTERNAL = {"decision_type": "OPS.DISPATCH", "status": "EXECUTED"}
 CALLERS = ("decide", "approve", "author", "audit", "admin", None)
 
 # Written by hand from the roles table (docs/production.md "Production configuration"): the status each caller gets.
@@ -105,6 +112,9 @@ MATRIX: list[tuple[str, str, Any, int, int, int, int, int, int]] = [
     ("POST", "/decide/batch", BATCH,                            200, 403, 403, 403, 200, 401),
     ("POST", "/decide/ops/batch", BATCH,                        200, 403, 403, 403, 200, 401),
     ("POST", "/run", FACTS,                                     200, 403, 403, 403, 200, 401),
+    ("POST", "/v1/policy/evaluate", EVALUATE,                   200, 403, 403, 403, 200, 401),
+    ("POST", "/v1/policy/decisions", EXTERNAL,                  201, 403, 403, 403, 201, 401),
+    ("GET", "/v1/policy/decisions", None,                       403, 403, 403, 200, 200, 401),
     ("POST", "/decisions/{decision}/outcome", OUTCOME,          403, 201, 403, 403, 201, 401),
     ("GET", "/decisions", None,                                 403, 403, 403, 200, 200, 401),
     ("GET", "/decisions/{decision}", None,                      403, 403, 403, 200, 200, 401),

@@ -30,6 +30,8 @@ from service.domain.record import (
 RECORD_COLUMNS = ("id, writer, seq, body, prev_hash, hash, kind, decision_id, created_at, caller, ruleset, "
                   "ruleset_version, bundle_revision, decision_type, execution_status, org_id")  # fmt: skip
 
+KINDS_QUERIED = ("decision", "external")  # opsgate's own decisions, and those recorded from elsewhere
+
 _INSERT = (
     "INSERT INTO log_entries (writer, seq, kind, decision_id, created_at, caller, ruleset, ruleset_version, "
     "bundle_revision, decision_type, execution_status, org_id, body, prev_hash, hash) "
@@ -133,10 +135,10 @@ class Records:
         where = f"decision_id IN ({', '.join('?' for _ in decision_ids)})"
         return await self.database.read(lambda c: self._records(c, where, tuple(decision_ids), "ORDER BY id"))
 
-    async def query(self, query: DecisionQuery) -> tuple[list[StoredRecord], str | None]:
+    async def query(self, query: DecisionQuery, kind: str = "decision") -> tuple[list[StoredRecord], str | None]:
         """Decisions matching every filter (``status``: the current status), newest first, and the
-        cursor of the next page."""
-        where, params = _filters(query, current_status_sql(self.database.dialect))
+        cursor of the next page; ``kind="external"``: the decisions recorded from elsewhere instead."""
+        where, params = _filters(query, current_status_sql(self.database.dialect), kind)
         tail = f"ORDER BY id DESC LIMIT {int(query.limit) + 1}"
         rows = await self.database.read(lambda c: self._records(c, where, params, tail))
         more = len(rows) > query.limit
@@ -167,8 +169,10 @@ def current_status_sql(dialect: Dialect, entry: str = "log_entries") -> str:
     )
 
 
-def _filters(query: DecisionQuery, current: str) -> tuple[str, tuple[Any, ...]]:
-    clauses, params = ["kind = 'decision'"], []
+def _filters(query: DecisionQuery, current: str, kind: str) -> tuple[str, tuple[Any, ...]]:
+    if kind not in KINDS_QUERIED:
+        raise ValueError(f"records of kind {kind!r} are not queried")
+    clauses, params = [f"kind = '{kind}'"], []  # a literal, as the query planner best reads it
     simple = (
         ("created_at >= ?", normalize_time(query.since) if query.since else None),
         ("created_at < ?", normalize_time(query.until) if query.until else None),
