@@ -140,3 +140,20 @@ def test_a_broken_reload_leaves_every_worker_and_rollback_activate_and_a_restart
             version_a,
             CONFIDENCE["A"],
         )
+
+
+def test_a_reload_whose_call_timed_out_still_moves_every_worker(
+    start_server: Callable[..., Server], copied_dirs: tuple[Path, Path]
+) -> None:
+    rules, rego = copied_dirs
+    # a reload checks and starts the version in both workers, one after the other: well over 0.3 s
+    server = start_server(rules, rego, OPSGATE_WORKERS="2", OPSGATE_WRITER_ID="node", OPSGATE_REQUEST_TIMEOUT_S="0.3")
+    version_a = _workers(server)[0]["version"]
+    text = (rules / "ops.yaml").read_text()
+    (rules / "ops.yaml").write_text(text.replace(RETRY_CONFIDENCE, RETRY_CONFIDENCE.replace("0.85", "0.80")))
+    abandoned = _post(server, "/admin/reload")
+    assert abandoned.status_code == 503 and abandoned.json()["error"]["code"] == "request_timeout"
+    workers = _workers(server, moved=lambda w: w["version"] != version_a)
+    assert len({w["version"] for w in workers}) == 1
+    result = server.client.post("/decide", json=ops_facts(failures=1), headers={"Connection": "close"}).json()
+    assert result["result"]["decision"]["confidence"] == CONFIDENCE["B"]
