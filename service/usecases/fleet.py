@@ -48,6 +48,7 @@ class Fleet:
         self.runtime = runtime
         self.directory = runtime.settings.workers_dir  # None: one process
         self._wake = asyncio.Event()
+        self._moving = asyncio.Lock()  # a change this worker makes, or its following another's: one at a time
         self._changes: set[asyncio.Future[dict[str, Any]]] = set()
 
     @property
@@ -98,7 +99,7 @@ class Fleet:
             log.info("a version change ended with %r", task.exception())
 
     async def _everywhere(self, directory: Path, swap: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-        async with _locked(directory / "lock"):
+        async with _locked(directory / "lock"), self._moving:
             result = await swap()  # refused (422, 409, 404): raised here, target.json unchanged
             self._write_roster()
             if _read_target(directory) != result["version"]:
@@ -127,17 +128,19 @@ class Fleet:
 
     async def sync(self) -> None:
         """Serve the target version, if another worker has set one this worker does not serve yet."""
-        assert self.directory is not None
-        target = _read_target(self.directory)
-        if target is not None and target != self.runtime.current.version:
-            try:
-                await self.runtime.activate(target)
-            except OpsgateError as error:
-                log.error("could not serve version %s (%s); still serving %s", target[:12], error.message,
-                          self.runtime.current.version[:12])  # fmt: skip
-            except Exception:  # the worker goes on serving what it serves, and tries again at the next signal
-                log.exception("could not serve version %s", target[:12])
-        self._write_roster()
+        if self.directory is None:
+            return
+        async with self._moving:  # never while this worker's own change has swapped but not yet set the target
+            target = _read_target(self.directory)
+            if target is not None and target != self.runtime.current.version:
+                try:
+                    await self.runtime.activate(target)
+                except OpsgateError as error:
+                    log.error("could not serve version %s (%s); still serving %s", target[:12], error.message,
+                              self.runtime.current.version[:12])  # fmt: skip
+                except Exception:  # the worker goes on serving what it serves, and tries again at the next signal
+                    log.exception("could not serve version %s", target[:12])
+            self._write_roster()
 
     def _entry(self) -> dict[str, Any]:
         served = self.runtime.current
