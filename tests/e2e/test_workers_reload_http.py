@@ -97,10 +97,12 @@ def test_twenty_reloads_with_two_workers_fail_no_request_and_every_worker_moves(
 
 
 def test_a_broken_reload_leaves_every_worker_and_rollback_activate_and_a_restart_move_them_all(
-    start_server: Callable[..., Server], copied_dirs: tuple[Path, Path]
+    start_server: Callable[..., Server], copied_dirs: tuple[Path, Path], log_db: str
 ) -> None:
     rules, rego = copied_dirs
-    server = start_server(rules, rego, OPSGATE_WORKERS="2", OPSGATE_WRITER_ID="node", OPSGATE_REQUEST_TIMEOUT_S="0")
+    server = start_server(
+        rules, rego, log_db, OPSGATE_WORKERS="2", OPSGATE_WRITER_ID="node", OPSGATE_REQUEST_TIMEOUT_S="0"
+    )
     version_a = _workers(server)[0]["version"]
     text = (rules / "ops.yaml").read_text()
 
