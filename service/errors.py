@@ -118,13 +118,6 @@ class NotPending(Conflict):
     code = "not_pending"
 
 
-class NotSupportedWithWorkers(Conflict):
-    """POST /admin/reload, /admin/rollback or /admin/activate on one of several workers (serve --workers N):
-    it would change the version of the one worker that accepted the connection only."""
-
-    code = "not_supported_with_workers"
-
-
 class NotCovered(Conflict):
     """A proof asked for a decision that no signed checkpoint covers (yet, or checkpoints are off)."""
 

@@ -19,6 +19,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1  # serve: processes sharing the listening socket (service/cli/workers.py)
+    worker: int = 0  # serve --workers N: which worker this process is (0 watches with --watch)
+    workers_dir: Path | None = None  # serve --workers N: the supervisor's directory (service/usecases/fleet.py)
     rules_dir: Path = Path("rules")
     rego_dir: Path = Path("rego")
     db: str = "var/decisions.db"  # a SQLite file, or a postgresql:// URL

@@ -4,7 +4,9 @@ The parent binds the socket, forks the workers and supervises them: a worker tha
 again (with backoff); SIGTERM or SIGINT stops them all.  Each worker is a whole service: its own
 event loop, rules engine, OPA child (one per served version, as with one process) and decision-log
 writer.  Each writes its own hash chain, ``<writer_id>-w<k>``, so the workers never wait for one
-another's chain lock; ``opsgate log verify`` walks every chain.
+another's chain lock; ``opsgate log verify`` walks every chain.  The parent keeps a directory the
+workers share (``Settings.workers_dir``): the version they all serve and each worker's roster
+(service/usecases/fleet.py); a SIGUSR1 it receives is forwarded to every worker, to serve that version.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import ctypes
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import msgspec
@@ -43,11 +48,10 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def worker_settings(settings: Settings, index: int) -> Settings:
-    """Worker ``index``'s settings: its own chain in the decision log.  ``workers`` stays N, so the
-    worker knows it is one of several (POST /admin/reload and the like answer 409); a worker runs
-    the service directly (service/cli/serve.py's _serve_on), never that module's main, so it does
-    not fork workers of its own."""
-    return msgspec.structs.replace(settings, writer_id=f"{settings.writer_id}-w{index}")
+    """Worker ``index``'s settings: its own chain in the decision log.  A worker runs the service
+    directly (service/cli/serve.py's _serve_on), never that module's main, so it does not fork
+    workers of its own."""
+    return msgspec.structs.replace(settings, writer_id=f"{settings.writer_id}-w{index}", worker=index)
 
 
 class Supervisor(Generic[App]):
@@ -61,16 +65,28 @@ class Supervisor(Generic[App]):
         if settings.session_secret is None:  # one secret for all: a session or CSRF token signed by one
             # worker must hold at every other (each connection may reach any worker), and after a restart
             settings = msgspec.structs.replace(settings, session_secret=secrets.token_hex(32))
+        self.directory = Path(tempfile.mkdtemp(prefix="opsgate-workers-"))
+        settings = msgspec.structs.replace(settings, workers_dir=self.directory)
         self.settings = settings
-        self.apps = [build(worker_settings(settings, index)) for index in range(settings.workers)]
+        try:
+            self.apps = [build(worker_settings(settings, index)) for index in range(settings.workers)]
+        except BaseException:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
         self.serve = serve
         self.children: dict[int, int] = {}  # pid -> worker index
         self.stopping = False
 
     def run(self) -> int:
-        sock = bind(self.settings.host, self.settings.port)
+        try:
+            return self._supervise(bind(self.settings.host, self.settings.port))
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _supervise(self, sock: socket.socket) -> int:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGUSR1, self._forward)
         log.info("opsgate: %d workers on %s:%d", self.settings.workers, self.settings.host, self.settings.port)
         for index in range(self.settings.workers):
             self._fork(index, sock)
@@ -102,6 +118,7 @@ class Supervisor(Generic[App]):
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until the app follows it (usecases/fleet.py)
                 ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
                 self.serve(self.apps[index], sock)
             except BaseException:  # noqa: BLE001 - a worker must never return into the parent's loop
@@ -115,6 +132,12 @@ class Supervisor(Generic[App]):
 
     def _stop(self, signum: int, _frame: object) -> None:
         self.stopping = True
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def _forward(self, signum: int, _frame: object) -> None:
+        """A worker changed the version every worker serves: wake them all (it included)."""
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)

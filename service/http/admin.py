@@ -1,43 +1,30 @@
-"""Authors' endpoints: reload rules/ and rego/, roll back, activate a stored version, the shadow summary."""
+"""Authors' endpoints: reload rules/ and rego/, roll back, activate a stored version, the shadow summary.
+
+With ``serve --workers N`` each change reaches every worker (service/usecases/fleet.py): the answer
+comes once they all serve the new version, and its ``workers`` lists the version each one serves."""
 
 from __future__ import annotations
 
 from litestar import Response, get, post
 from litestar.datastructures import State
 
-from service.errors import NotSupportedWithWorkers, ShadowNotConfigured
-from service.http.common import json_response, runtime
+from service.errors import ShadowNotConfigured
+from service.http.common import fleet, json_response, runtime
 from service.http.guard import roles
-from service.usecases.serving import Runtime
-
-
-def single_process(state: State, what: str) -> Runtime:
-    """The runtime, unless this process is one of several workers (serve --workers N): a version
-    change would reach only the worker that accepted the connection, and the workers would then
-    serve different versions."""
-    current = runtime(state)
-    workers = current.settings.workers
-    if workers > 1:
-        raise NotSupportedWithWorkers(
-            f"{what} is not supported with {workers} workers: it would reach only the worker that accepted "
-            "the connection; start serve with --watch (every worker polls rules/ and rego/ and reloads itself) "
-            "or restart the service"
-        )
-    return current
 
 
 @post(
     "/admin/reload",
-    summary="Load rules/ and rego/ as a new version; 422 with file:line:column if invalid",
+    summary="Load rules/ and rego/ as a new version, served by every worker; 422 with file:line:column if invalid",
     opt=roles("author"),
 )
 async def reload(state: State) -> Response[bytes]:
-    return json_response(await single_process(state, "POST /admin/reload").reload())
+    return json_response(await fleet(state).reload())
 
 
 @post("/admin/rollback", summary="Serve the version served before the current one", opt=roles("author"))
 async def rollback(state: State) -> Response[bytes]:
-    return json_response(await single_process(state, "POST /admin/rollback").rollback())
+    return json_response(await fleet(state).rollback())
 
 
 @post(
@@ -46,7 +33,7 @@ async def rollback(state: State) -> Response[bytes]:
     opt=roles("author"),
 )
 async def activate(state: State, version: str) -> Response[bytes]:
-    return json_response(await single_process(state, "POST /admin/activate").activate(version))
+    return json_response(await fleet(state).activate(version))
 
 
 @get(

@@ -27,8 +27,8 @@ from service.http import operations as http_operations
 from service.http import reference as http_reference
 from service.http import review as http_review
 from service.http import ui as http_ui
+from service.http.common import fleet, runtime
 from service.http.common import json_response as _json
-from service.http.common import runtime
 from service.http.errors import http_error, opsgate_error, unexpected
 from service.http.limits import guards, request_timeout, shed_when_full
 from service.http.media import json_only
@@ -37,6 +37,7 @@ from service.settings import Settings
 from service.usecases.admission import Admission
 from service.usecases.approvals import sweeping
 from service.usecases.export import exporting
+from service.usecases.fleet import Fleet
 from service.usecases.watch import watching
 
 log = logging.getLogger("opsgate.http")
@@ -65,6 +66,7 @@ async def ready(state: State) -> Response[bytes]:
         "export": await _export(state),  # lag is reported, never a reason to refuse decisions
         "version": current.catalog.version,
         "rulesets": current.catalog.ruleset_versions,
+        "workers": fleet(state).workers(),  # with serve --workers N, the version each worker serves
         "auth": state.auth.describe(),
     }
     return _json(body, 200 if body["ready"] else 503)
@@ -112,12 +114,13 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         started = await bootstrap.start(settings, with_shadow=True, log_factory=log_factory)
         app.state.runtime, app.state.metrics, app.state.proofs = started.runtime, started.metrics, started.proofs
-        app.state.exporter = started.exporter
+        app.state.exporter, app.state.fleet = started.exporter, Fleet(started.runtime)
         started.metrics.watch_admission(admission.stats)
         keys.revocations.attach(started.log.sessions)  # signed-out sessions: shared by the workers, kept across starts
         try:
             async with (
-                watching(started.runtime),
+                app.state.fleet.running(),
+                watching(app.state.fleet),
                 sweeping(started.runtime.approvals, settings.approval_sweep_s),
                 exporting(started.exporter),
             ):

@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from service.http.guard import auth_of, authenticated
 from service.ports.tracing import TraceParent
 from service.usecases.admission import Admission
+from service.usecases.fleet import Fleet
 from service.usecases.serving import Runtime
 
 _JSON = msgspec.json.Encoder()
@@ -53,6 +54,12 @@ def trace_parent(request: ASGIConnection[Any, Any, Any, Any]) -> TraceParent | N
 
 def runtime(state: State) -> Runtime:
     value: Runtime = state.runtime
+    return value
+
+
+def fleet(state: State) -> Fleet:
+    """The version changes that reach every worker of ``serve --workers N`` (with one process, its own)."""
+    value: Fleet = state.fleet
     return value
 
 

@@ -21,7 +21,7 @@ from service.domain.redaction import redacted_paths
 from service.errors import DecisionLogError, LoginRequired, OpsgateError, Problem
 from service.http import guard, worklist
 from service.http.charts import duration
-from service.http.common import runtime
+from service.http.common import fleet, runtime
 from service.http.guard import roles
 from service.http.queries import decision_query
 from service.usecases.status import STATUSES
@@ -102,7 +102,8 @@ async def replay_page(state: State, decision_id: str) -> Template:
 
 @get("/rulesets", include_in_schema=False)
 async def versions_page(state: State) -> Template:
-    return Template("rulesets.html", context={"listing": await runtime(state).review.versions()})
+    listing = await runtime(state).review.versions()
+    return Template("rulesets.html", context={"listing": listing, "workers": fleet(state).workers()})
 
 
 @get("/rulesets/diff", include_in_schema=False)

@@ -4,7 +4,8 @@ Polling a content hash needs no platform file-notification API and sees edits
 made through any path (editors that write a new file and rename it, copies,
 git checkouts).  A change goes through the runtime's ``reload``, the same path as
 ``POST /admin/reload``: a broken change is logged with its file:line:column
-problems and the version being served stays.
+problems and the version being served stays.  With ``serve --workers N`` worker 0 watches, and its
+reload reaches every worker (service/usecases/fleet.py), so they all move to the same version.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ log = logging.getLogger("opsgate.watch")
 
 
 class Reloadable(Protocol):
-    """What the watch needs of the serving process (service/usecases/serving.py's Runtime)."""
+    """What the watch needs of the serving process (service/usecases/fleet.py's Fleet)."""
 
     @property
     def settings(self) -> Settings: ...
@@ -93,8 +94,9 @@ async def _reload(runtime: Reloadable) -> None:
 
 @asynccontextmanager
 async def watching(runtime: Reloadable) -> AsyncIterator[None]:
-    """Run the watch beside the app when ``settings.watch`` is on; cancel it on the way out."""
-    if not runtime.settings.watch:
+    """Run the watch beside the app when ``settings.watch`` is on (in worker 0 of several); cancel it
+    on the way out."""
+    if not runtime.settings.watch or runtime.settings.worker != 0:
         yield
         return
     async with beside(watch(runtime, runtime.settings.watch_interval_s), "opsgate-watch", log):

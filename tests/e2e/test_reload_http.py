@@ -117,6 +117,9 @@ def test_rollback_and_activate_return_to_earlier_versions(
 
     again = server.client.post(f"/admin/activate/{version_b[:10]}", headers=JSON).json()
     assert again["version"] == version_b
+    ready = server.client.get("/ready").json()  # one process: its own entry, as with several workers
+    this = {"pid": server.proc.pid, "writer": ready["decision_log"]["writer"], "version": version_b}
+    assert ready["workers"] == again["workers"] == [{**this, "rulesets": again["rulesets"]}]
     decided = result_of(server, ops_facts(failures=1))
     assert decided["decision"]["confidence"] == CONFIDENCE["B"]
     assert decided["explanation"]["guardrails"]["revision"] == version_b

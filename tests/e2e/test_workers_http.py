@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import EXAMPLE_FACTS, REGO_DIR, RULES_DIR, opsgate, verified
-from tests.e2e.server import JSON, Server
+from tests.e2e.server import Server
 from tests.e2e.test_ops_decisions import ops_facts
 from tests.e2e.test_shadow_http import candidate
 
@@ -90,7 +90,7 @@ def test_two_workers_share_the_port_each_with_its_own_opa_and_chain(tmp_path: Pa
     assert "100 records verified, chain intact" in verified(server.db, opa_bin)
 
 
-def test_with_workers_version_changes_are_409_and_watch_reloads_every_worker(
+def test_with_workers_watch_reloads_every_worker(
     tmp_path: Path, opa_bin: str, ops_only_dirs: tuple[Path, Path]
 ) -> None:
     rules, rego = ops_only_dirs
@@ -101,14 +101,6 @@ def test_with_workers_version_changes_are_409_and_watch_reloads_every_worker(
         assert sorted(workers) == ["node-w0", "node-w1"]
         first = workers["node-w0"]["version"]
         assert workers["node-w1"]["version"] == first
-
-        for path in ["/admin/reload", "/admin/rollback", f"/admin/activate/{first}"] * 3:
-            with httpx.Client(base_url=server.url, timeout=10) as fresh:  # either worker may accept it
-                answer = fresh.post(path, headers=JSON)
-            assert answer.status_code == 409, answer.text
-            error = answer.json()["error"]
-            assert error["code"] == "not_supported_with_workers"
-            assert "--watch" in error["message"] and "restart" in error["message"]
 
         original = (rules / "ops.yaml").read_text()
         confidence = "confidence: 0.90 - 0.05 * process.attempts"
@@ -121,6 +113,8 @@ def test_with_workers_version_changes_are_409_and_watch_reloads_every_worker(
             assert time.monotonic() < deadline, f"not every worker reloaded: {versions}"
             time.sleep(0.2)
         assert versions["node-w0"] == versions["node-w1"]  # the same content: the same version id
+        watching = [line for line in server.log_text().splitlines() if "opsgate.watch" in line and " watching " in line]
+        assert len(watching) == 1  # worker 0 watches, and its reload moves both workers
 
         def served(_: int) -> tuple[str, float]:
             with httpx.Client(base_url=server.url, timeout=30) as fresh:

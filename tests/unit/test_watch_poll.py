@@ -18,7 +18,7 @@ from service.usecases.watch import watching
 
 class CountingRuntime:
     def __init__(self, rules: Path, rego: Path) -> None:
-        self.settings = SimpleNamespace(rules_dir=rules, rego_dir=rego, watch=True, watch_interval_s=0.02)
+        self.settings = SimpleNamespace(rules_dir=rules, rego_dir=rego, watch=True, watch_interval_s=0.02, worker=0)
         self.current = SimpleNamespace(version="v" * 12)
         self.catalog = SimpleNamespace(warnings=[])
         self.reloads = 0
