@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from service.domain.context import ContextSource
 from service.domain.decision import (
     Answer,
     Decision,
@@ -115,6 +116,7 @@ class DecisionRecord(_Entry, frozen=True, kw_only=True, tag="decision"):
     latency_ms: dict[str, float]
     not_fired: list[WhyNot] | UnsetType = UNSET  # only when asked with ?explain=full
     approval: ApprovalTerms | UnsetType = UNSET  # only while it waits for a person
+    context: dict[str, ContextSource] | UnsetType = UNSET  # only when fact groups were fetched: their sources
 
     def answer(self) -> Answer:
         return answer(self.decision, self.execution, self.fired_rules, self.proposal, self.guardrails)

@@ -16,6 +16,7 @@ import msgspec
 
 from service.authoring.catalog import Catalog
 from service.domain import decision as dec
+from service.domain.context import ContextSource
 from service.domain.decision import (
     FiredRule,
     GuardrailsReport,
@@ -37,6 +38,7 @@ from service.ports.log import RecordStore
 from service.ports.metrics import Answered, DecisionObserver
 from service.ports.rules import RuleEngine
 from service.ports.tracing import NO_TRACER, TraceParent, Tracer
+from service.usecases.context import ContextBuilder, Filled
 from service.usecases.timing import Answers, Timer, traced
 
 
@@ -54,6 +56,7 @@ class Explanation(msgspec.Struct, frozen=True):
     summary: str
     error: str | None = None
     not_fired: list[WhyNot] | msgspec.UnsetType = msgspec.UNSET  # only with ?explain=full
+    context: dict[str, ContextSource] | msgspec.UnsetType = msgspec.UNSET  # the groups fetched, by group
 
 
 class Result(msgspec.Struct, frozen=True):
@@ -95,8 +98,10 @@ class DecisionService:
         observer: DecisionObserver | None = None,
         tracer: Tracer = NO_TRACER,
         redaction: RedactionKey | None = None,
+        context: ContextBuilder | None = None,
     ) -> None:
         self.catalog = catalog
+        self.context = context or ContextBuilder(None, 0)  # without one, a group left out fails closed
         self.redaction = redaction  # the key the ``redact:`` fields of records are hashed under
         self.observer = observer
         self.tracer = tracer
@@ -121,8 +126,11 @@ class DecisionService:
         the caller's trace context, which the decision's span continues."""
         timer = Timer(started)
         with traced(self.tracer, ruleset, timer, parent) as answers:
-            outcome = await self.evaluate(ruleset, facts, timer)
-            response = self._response(ruleset, facts, outcome, explain_full=explain_full)
+            timer.lap("decode")
+            filled = await self.context.build_context(ruleset, facts)
+            timer.lap("context", keep=False)
+            outcome = await self._judged(ruleset, filled.facts, timer, filled.error)
+            response = self._response(ruleset, filled, outcome, explain_full=explain_full and not filled.error)
             _answered_to(answers, response)
             stored = await self.log.append(self._record(ruleset, response, caller, dict(timer.laps)))
             self._observe([response], timer)
@@ -143,12 +151,14 @@ class DecisionService:
         timer = Timer(started)
         with traced(self.tracer, ruleset, timer, parent, batch=True) as answers:
             timer.lap("decode")
+            filled = await self.context.build_many(ruleset, valid)
             timer.lap("context", keep=False)
-            passes = await self._rules_passes(ruleset, valid)
+            complete = [item.facts for item in filled]
+            passes = await self._rules_passes(ruleset, complete, [item.error for item in filled])
             timer.lap("rules")
-            outcomes = await self._judge_all(ruleset, valid, passes)
+            outcomes = await self._judge_all(ruleset, complete, passes)
             timer.lap("guardrails")
-            responses = [self._response(ruleset, facts, out) for facts, out in zip(valid, outcomes, strict=True)]
+            responses = [self._response(ruleset, item, out) for item, out in zip(filled, outcomes, strict=True)]
             for response in responses:
                 _answered_to(answers, response)
             laps = dict(timer.laps)  # as the records carry them: without the log's own time
@@ -173,15 +183,17 @@ class DecisionService:
         ]
 
     def _response(
-        self, ruleset: Ruleset, facts: dict[str, Any], outcome: Outcome, *, explain_full: bool = False
+        self, ruleset: Ruleset, filled: Filled, outcome: Outcome, *, explain_full: bool = False
     ) -> DecisionResponse:
         explanation = self._explanation(ruleset, outcome)
+        if filled.sources:
+            explanation = msgspec.structs.replace(explanation, context=filled.sources)
         if explain_full:
             fired = {rule.id for rule in outcome.fired_rules}
-            explanation = msgspec.structs.replace(explanation, not_fired=why_not(ruleset, facts, fired))
+            explanation = msgspec.structs.replace(explanation, not_fired=why_not(ruleset, filled.facts, fired))
         result = Result(
             decision=outcome.decision,
-            context=facts,
+            context=filled.facts,
             execution=outcome.execution,
             decision_log_id=0,
             run_id=uuid.uuid4().hex,
@@ -197,21 +209,35 @@ class DecisionService:
         # the context: the facts as the rules see them, complete (decoded with their defaults filled in,
         # nothing fetched from elsewhere): a stage of the trace, not one of the record's laps
         timer.lap("context", keep=False)
-        outcome = await self._outcome(ruleset, facts, timer)
+        return await self._judged(ruleset, facts, timer)
+
+    async def _judged(
+        self, ruleset: Ruleset, facts: dict[str, Any], timer: Timer, missing: str | None = None
+    ) -> Outcome:
+        """The rules, the guardrails and the final word; ``missing``: why the facts are incomplete
+        (a context provider failed), and the decision escalates without asking the rules."""
+        outcome = await self._outcome(ruleset, facts, timer, missing)
         timer.lap("guardrails")
         return outcome
 
-    async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any], timer: Timer) -> Outcome:
-        (rules,) = await self._rules_passes(ruleset, [facts])
+    async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any], timer: Timer, missing: str | None) -> Outcome:
+        (rules,) = await self._rules_passes(ruleset, [facts], [missing])
         timer.lap("rules")
         verdict = None
         if rules.proposal is not None:
             verdict = await self.guardrails.check(self._guardrail_input(ruleset, facts, rules.proposal))
         return self._final(ruleset, facts, rules, verdict)
 
-    async def _rules_passes(self, ruleset: Ruleset, items: list[dict[str, Any]]) -> list[_RulesPass]:
-        matched = await self.engine.match_many_async(self.loaded[ruleset.name], items)
-        return [self._proposed(ruleset, facts, fired_ids) for facts, fired_ids in zip(items, matched, strict=True)]
+    async def _rules_passes(
+        self, ruleset: Ruleset, items: list[dict[str, Any]], missing: list[str | None]
+    ) -> list[_RulesPass]:
+        """The rules over each item; an item whose facts are ``missing`` (the reason) is not matched."""
+        asked = [facts for facts, why in zip(items, missing, strict=True) if why is None]
+        matched = iter(await self.engine.match_many_async(self.loaded[ruleset.name], asked) if asked else [])
+        return [
+            self._proposed(ruleset, facts, next(matched)) if why is None else _RulesPass([], None, why)
+            for facts, why in zip(items, missing, strict=True)
+        ]
 
     @staticmethod
     def _proposed(ruleset: Ruleset, facts: dict[str, Any], fired_ids: list[str] | EngineError) -> _RulesPass:
@@ -275,6 +301,7 @@ class DecisionService:
             error=explanation.error,
             latency_ms=latency_ms,
             not_fired=explanation.not_fired,
+            context=explanation.context,
             approval=_approval(result.execution.status, ruleset, created_at),
         )
         return self._redacted(ruleset, record)
