@@ -130,6 +130,13 @@ def request_fields(facts: dict[str, FieldSpec], provided: set[str]) -> dict[str,
     }
 
 
+def left_out(providers: dict[str, Provider], facts: dict[str, Any]) -> str | None:
+    """Why ``facts`` cannot be decided on where nothing fetches (a replay, a test case): the provided
+    groups they lack; None when they lack none."""
+    missing = [group for group in providers if facts.get(group) is None]
+    return f"{MISSING_CONTEXT}: {', '.join(missing)}: left out, and not fetched here" if missing else None
+
+
 class MissingPlaceholder(Exception):
     """A fact the URL names has no value in this request."""
 

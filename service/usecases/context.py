@@ -65,6 +65,8 @@ class ContextBuilder:
 
     async def build_many(self, ruleset: Ruleset, items: list[dict[str, Any]]) -> list[Filled]:
         """``build_context`` for each item of a batch, all at once."""
+        if not ruleset.context:  # most rulesets: nothing to schedule
+            return [Filled(facts) for facts in items]
         return list(await asyncio.gather(*(self.build_context(ruleset, facts) for facts in items)))
 
     async def close(self) -> None:

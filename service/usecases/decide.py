@@ -16,7 +16,7 @@ import msgspec
 
 from service.authoring.catalog import Catalog
 from service.domain import decision as dec
-from service.domain.context import ContextSource
+from service.domain.context import ContextSource, left_out
 from service.domain.decision import (
     FiredRule,
     GuardrailsReport,
@@ -209,7 +209,7 @@ class DecisionService:
         # the context: the facts as the rules see them, complete (decoded with their defaults filled in,
         # nothing fetched from elsewhere): a stage of the trace, not one of the record's laps
         timer.lap("context", keep=False)
-        return await self._judged(ruleset, facts, timer)
+        return await self._judged(ruleset, facts, timer, left_out(ruleset.context, facts))
 
     async def _judged(
         self, ruleset: Ruleset, facts: dict[str, Any], timer: Timer, missing: str | None = None

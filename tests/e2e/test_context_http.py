@@ -3,11 +3,13 @@ context source of this test's own on loopback (a real HTTP server counting its h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,7 +47,8 @@ class Source:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the slow answer, long after
+                    self.wfile.write(body)  # opsgate gave up on it
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass
@@ -70,8 +73,12 @@ def source() -> Iterator[Source]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, opa_bin: str, source: Source) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("context")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("context")
+
+
+@pytest.fixture(scope="module")
+def served(root: Path, opa_bin: str, source: Source) -> Iterator[Server]:
     rules, rego = copy_ops_only(root)
     provider = f'{{http: "{source.url}/history/{{resource.id}}", timeout_ms: {TIMEOUT_MS}, cache_s: 60}}'
     block = f"\ncontext:\n  history: {provider}\n"
@@ -146,6 +153,13 @@ def test_a_provider_past_its_timeout_escalates_with_the_reason(served: Server, s
     assert reason == f"the rules could not decide: missing context: history from {url}: timed out after {TIMEOUT_MS} ms"
     assert result["explanation"]["fired_rules"] == []
     assert result["context"]["history"] is None
+    replayed = served.client.post(
+        f"/decisions/{result['decision_id']}/replay", headers={"Content-Type": "application/json"}
+    )
+    assert replayed.status_code == 200, replayed.text
+    after = replayed.json()["after"]  # nothing fetches in a replay: the missing group still escalates
+    assert after["decision.decision_type"] == "OPS.ESCALATE"
+    assert (after["execution.status"], after["fired_rules"]) == ("ESCALATED", [])
 
 
 def test_data_the_schema_refuses_escalates_with_the_field(served: Server, source: Source) -> None:
@@ -175,3 +189,22 @@ def test_the_schema_lets_a_request_leave_out_a_provided_group_only(served: Serve
     answer = served.decide(body, "/decide/ops")
     assert answer.status_code == 422
     assert answer.json()["error"]["details"] == [{"path": "resource", "reason": "required field is missing"}]
+
+
+def test_a_reload_with_a_bad_block_is_refused_at_its_line_and_the_provider_keeps_serving(
+    served: Server, source: Source, root: Path
+) -> None:
+    ops = root / "rules" / "ops.yaml"
+    good = ops.read_text()
+    ops.write_text(good.replace("timeout_ms: ", "timeout_ms: -"))
+    try:
+        refused = served.client.post("/admin/reload", headers={"Content-Type": "application/json"})
+    finally:
+        ops.write_text(good)
+    assert refused.status_code == 422, refused.text
+    (problem,) = refused.json()["error"]["details"]
+    line = good.splitlines().index("context:") + 2
+    assert (problem["file"], problem["line"], problem["path"]) == ("rules/ops.yaml", line, "context.history.timeout_ms")
+    assert problem["reason"] == "timeout_ms is the milliseconds the provider may take: a number from 1 to 60000"
+    result = decided(served, facts("worker-after-reload"))
+    assert result["explanation"]["context"]["history"]["source"] == f"{source.url}/history/worker-after-reload"
