@@ -47,7 +47,7 @@ class ContextBuilder:
 
     async def build_context(self, ruleset: Ruleset, facts: dict[str, Any]) -> Filled:
         """``facts`` with each group a provider declares and the request left out (or sent as null)
-        fetched; the first failure's reason instead when any fails."""
+        fetched; the reasons of those that failed instead, when any did."""
         missing = [p for group, p in ruleset.context.items() if facts.get(group) is None]
         if not missing:
             return Filled(facts)
