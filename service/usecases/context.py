@@ -44,6 +44,7 @@ class ContextBuilder:
         self.fetcher = fetcher
         self.budget_s = budget_ms / 1000
         self._cache: dict[str, tuple[float, _Cached]] = {}  # url -> (expires, value)
+        self._asking: dict[str, asyncio.Task[_Cached]] = {}  # url -> the fetch under way, for cached providers
 
     async def build_context(self, ruleset: Ruleset, facts: dict[str, Any]) -> Filled:
         """``facts`` with each group a provider declares and the request left out (or sent as null)
@@ -70,6 +71,8 @@ class ContextBuilder:
         return list(await asyncio.gather(*(self.build_context(ruleset, facts) for facts in items)))
 
     async def close(self) -> None:
+        for asking in list(self._asking.values()):
+            asking.cancel()
         if self.fetcher is not None:
             await self.fetcher.close()
 
@@ -88,26 +91,35 @@ class ContextBuilder:
         cached = self._cache.get(url)
         if cached is not None and time.monotonic() < cached[0]:
             return cached[1], True
-        if self.fetcher is None:
+        fetcher = self.fetcher
+        if fetcher is None:
             raise ContextUnavailable(f"{provider.group} from {url}: no context client in this process")
         timeout = min(provider.timeout_ms / 1000, deadline - time.monotonic())
         if timeout <= 0:
             raise ContextUnavailable(f"{provider.group} from {url}: the request's context budget is spent")
+        if provider.cache_s <= 0:
+            return await self._fetch(fetcher, provider, url, timeout), False
+        # a cached provider is asked once for concurrent decisions (a batch, a burst): they share the fetch
+        asking = self._asking.get(url)
+        if asking is None:
+            asking = self._asking[url] = asyncio.ensure_future(self._fetch(fetcher, provider, url, timeout))
+            asking.add_done_callback(lambda done: self._done(url, done))
         try:
-            async with asyncio.timeout(timeout):  # the whole call, not each of httpx's phases
-                value = await self.fetcher.get_json(url, timeout)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(asking), False
         except TimeoutError:
             raise ContextUnavailable(f"{provider.group} from {url}: timed out after {timeout * 1000:g} ms") from None
-        except ContextUnavailable as error:
-            raise ContextUnavailable(f"{provider.group} from {url}: {error.message}") from None
-        try:  # checked before it is cached: data the schema refuses is asked for again next time
-            checked = provider.decoder.convert({provider.group: value})[provider.group]
-        except InvalidFacts as error:
-            raise ContextUnavailable(f"{provider.group} from {url}: invalid data: {error.message}") from None
-        entry = _Cached(checked, time.monotonic(), now())
+
+    def _done(self, url: str, done: asyncio.Task[_Cached]) -> None:
+        self._asking.pop(url, None)
+        if not done.cancelled():
+            done.exception()  # each waiter got it; none left is no error of the loop's
+
+    async def _fetch(self, fetcher: ContextFetcher, provider: Provider, url: str, timeout: float) -> _Cached:
+        entry = await _fetch(fetcher, provider, url, timeout)
         if provider.cache_s > 0:
             self._keep(url, entry, entry.fetched + provider.cache_s)
-        return entry, False
+        return entry
 
     def _keep(self, url: str, entry: _Cached, expires: float) -> None:
         if len(self._cache) >= MAX_CACHED:
@@ -116,3 +128,19 @@ class ContextBuilder:
             if len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
         self._cache[url] = (expires, entry)
+
+
+async def _fetch(fetcher: ContextFetcher, provider: Provider, url: str, timeout: float) -> _Cached:
+    """``url``'s JSON within ``timeout``, checked by ``provider``'s group schema."""
+    try:
+        async with asyncio.timeout(timeout):  # the whole call, not each of httpx's phases
+            value = await fetcher.get_json(url, timeout)
+    except TimeoutError:
+        raise ContextUnavailable(f"{provider.group} from {url}: timed out after {timeout * 1000:g} ms") from None
+    except ContextUnavailable as error:
+        raise ContextUnavailable(f"{provider.group} from {url}: {error.message}") from None
+    try:  # checked before it is cached: data the schema refuses is asked for again next time
+        checked = provider.decoder.convert({provider.group: value})[provider.group]
+    except InvalidFacts as error:
+        raise ContextUnavailable(f"{provider.group} from {url}: invalid data: {error.message}") from None
+    return _Cached(checked, time.monotonic(), now())

@@ -248,6 +248,36 @@ def test_the_cache_answers_a_repeat_within_cache_s_and_says_how_old() -> None:
     assert second.sources["stock"].age_ms >= 0.0
 
 
+def test_concurrent_decisions_share_one_fetch_of_a_cached_provider() -> None:
+    class Held(Fetcher):
+        """Answers once released: every decision of the burst has asked by then."""
+
+        def __init__(self) -> None:
+            super().__init__({})
+            self.release = asyncio.Event()
+
+        async def get_json(self, url: str, timeout_s: float) -> Any:
+            self.calls.append(url)
+            await self.release.wait()
+            return {"left": 2}
+
+    held = Held()
+    builder, rs = ContextBuilder(held, 5000), ruleset(STOCK)
+
+    async def burst() -> list[Any]:
+        asked = [asyncio.ensure_future(builder.build_context(rs, FACTS)) for _ in range(5)]
+        while not held.calls:  # the loop runs the five until the one fetch waits
+            await asyncio.sleep(0)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        held.release.set()
+        return list(await asyncio.gather(*asked))
+
+    filled = asyncio.run(burst())
+    assert held.calls == [URL]
+    assert [f.facts["stock"] for f in filled] == [{"left": 2}] * 5
+
+
 def test_without_cache_s_every_decision_asks() -> None:
     fetcher = Fetcher({URL: {"left": 3}})
     builder, rs = ContextBuilder(fetcher, 200), ruleset(STOCK.replace(", cache_s: 60", ""))
