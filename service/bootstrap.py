@@ -18,6 +18,7 @@ from pathlib import Path
 
 from service.adapters.attest.files import CheckpointFiles
 from service.adapters.attest.signing import load_signer
+from service.adapters.context import HttpContextFetcher
 from service.adapters.export.config import build_sinks, load_export_config
 from service.adapters.gitinfo import last_commit
 from service.adapters.metrics import Metrics
@@ -45,6 +46,7 @@ from service.ports.tracing import NO_TRACER, Tracer
 from service.settings import Settings, checkpoints_path
 from service.usecases.candidate import CANDIDATE_OPA_TIMEOUT_S, Candidates
 from service.usecases.checkpoints import Checkpointer, Proofs
+from service.usecases.context import ContextBuilder
 from service.usecases.export import Exporter
 from service.usecases.serving import Runtime
 from service.usecases.shadow import Shadow
@@ -138,6 +140,7 @@ async def start_version(
     check_rego: bool,
     metrics: Metrics | None = None,
     tracer: Tracer = NO_TRACER,
+    context: ContextBuilder | None = None,
 ) -> RunningVersion:
     """Check (``check_rego``: ``opa check``, then ``opa test`` with the entrypoint's contract), compile
     and start the version ``catalog`` was loaded from ``rules_dir`` and ``rego_dir``, and register it
@@ -152,8 +155,9 @@ async def start_version(
     limits = JsonLimits(settings.max_json_depth, settings.max_list_length)
     key = await asyncio.to_thread(required_redaction_key, settings, _redacting(catalog))
     version = await RunningVersion.start(
-        catalog, engine(), guardrails(settings), log_store.records, limits, metrics, tracer, redaction=key
-    )
+        catalog, engine(), guardrails(settings), log_store.records, limits, metrics, tracer, redaction=key,
+        context=context,
+    )  # fmt: skip
     try:
         git = await asyncio.to_thread(last_commit, rules_dir)
         await log_store.versions.register_version(catalog.version, list(catalog.files), catalog.ruleset_versions, git)
@@ -198,8 +202,10 @@ class Running:
         signer: Checkpointer | None = None,
         tracer: Tracer = NO_TRACER,
         export: Exporter | None = None,
+        context: ContextBuilder | None = None,
     ) -> None:
         self.runtime = runtime
+        self.context = context
         self.exporter = export
         if export is not None:
             metrics.on_scrape(self._export_status)  # each sink's lag, read from the log at scrape time
@@ -223,6 +229,8 @@ class Running:
 
     async def close(self) -> None:
         await self.runtime.close()
+        if self.context is not None:
+            await self.context.close()  # the providers' HTTP client
         try:
             if self._signing is not None and self.signer is not None:
                 self._signing.cancel()
@@ -248,7 +256,8 @@ async def checkpointer(settings: Settings, log_store: Log) -> Checkpointer | Non
     return signer
 
 
-def _close(log_store: Log, traces: Tracer) -> None:
+async def _close(log_store: Log, traces: Tracer, context: ContextBuilder) -> None:
+    await context.close()
     log_store.close()
     traces.close()
 
@@ -266,29 +275,29 @@ async def start(
     log_store = (log_factory or open_log)(settings)
     metrics = Metrics()
     traces = tracer_factory(settings)
+    context = ContextBuilder(HttpContextFetcher(), settings.context_budget_ms)  # one HTTP client per process
     try:
         signer = await checkpointer(settings, log_store)
         export = exporter(settings, log_store)  # a bad export config stops the start here
         catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
         served = await start_version(
             settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False, metrics=metrics,
-            tracer=traces,
+            tracer=traces, context=context,
         )  # fmt: skip
     except BaseException:
-        _close(log_store, traces)
+        await _close(log_store, traces, context)
         raise
     try:
         shadow = await Shadow.start(settings.shadow, candidates(settings)) if with_shadow and settings.shadow else None
     except BaseException:
         await served.close()
-        _close(log_store, traces)
+        await _close(log_store, traces, context)
         raise
-
-    async def reloaded(catalog: Catalog, rules_dir: Path, rego_dir: Path) -> RunningVersion:
-        return await start_version(
-            settings, log_store, catalog, rules_dir, rego_dir, check_rego=True, metrics=metrics, tracer=traces
-        )
+    # a reload: the version in (catalog, rules_dir, rego_dir), checked, on the same log, metrics and context
+    reloaded = functools.partial(
+        start_version, settings, log_store, check_rego=True, metrics=metrics, tracer=traces, context=context
+    )
 
     proofs = Proofs(log_store.records, log_store.chains, CheckpointFiles(checkpoints_path(settings)))
     runtime = Runtime(settings, log_store, served, reloaded, shadow)
-    return Running(runtime, log_store, metrics, proofs, signer, traces, export)
+    return Running(runtime, log_store, metrics, proofs, signer, traces, export, context)

@@ -332,3 +332,11 @@ class ExpressionError(OpsgateError):
         super().__init__(f"{reason} (at offset {offset})")
         self.reason = reason
         self.offset = offset
+
+
+class ContextUnavailable(OpsgateError):
+    """A context provider did not answer usable data (down, too slow, not JSON); the decision that
+    needed it fails closed (service/usecases/context.py), so this never reaches a caller."""
+
+    code = "context_unavailable"
+    status = 503

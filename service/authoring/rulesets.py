@@ -12,6 +12,7 @@ import msgspec
 
 from service.authoring.yamlsrc import Key, Source, SyntaxProblem, dotted, load, validation_problem
 from service.domain import expr
+from service.domain.context import Provider, build_provider, provider_problems, request_fields
 from service.domain.expr.typecheck import type_mismatches
 from service.domain.fold import fold_params
 from service.domain.lint import lint
@@ -103,9 +104,25 @@ class _Builder:
             escalation_decision=spec.escalation.decision,
             escalation_autonomy=spec.escalation.autonomy,
             escalation_action=escalation,
-            decoder=FactDecoder(spec.name, dict(spec.facts)),
+            decoder=FactDecoder(spec.name, request_fields(dict(spec.facts), set(spec.context))),
             redact=self._redact(),
+            context=self._context(),
         )
+
+    def _context(self) -> dict[str, Provider]:
+        """The ``context:`` providers; each problem located in its block (service/domain/context.py)."""
+        built: dict[str, Provider] = {}
+        for group, spec in self.spec.context.items():
+            problems = provider_problems(group, spec, self.spec.facts, set(self.spec.context), tuple(self.spec.redact))
+            for field, offset, reason in problems:
+                key: Key = ("context", group, field) if field else ("context", group)
+                if field == "http":
+                    self._at(key, offset, reason)
+                else:
+                    self.problems.append(self.source.problem(key, reason, at_key=not field))
+            if not problems:
+                built[group] = build_provider(self.spec.name, group, spec, self.spec.facts)
+        return built
 
     def _redact(self) -> tuple[str, ...]:
         """The ``redact:`` paths; each must name a field of the fact schema (objects only on the way)."""

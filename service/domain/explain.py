@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from service.domain import expr
+from service.domain.context import MISSING_CONTEXT
 from service.domain.decision import FiredRule, Violation, WhyNot, scope
 from service.domain.record import DecisionRecord
 from service.domain.redaction import is_redacted
@@ -64,6 +65,14 @@ def _violation_sentence(violation: Violation, verb: str) -> str:
     return f"Guardrail {violation.id} ({violation.title}) {verb}{target}: {violation.message}{where}."
 
 
+def _context_sentences(record: DecisionRecord) -> list[str]:
+    sources = record.context if isinstance(record.context, dict) else {}
+    return [
+        f"The facts' {group} came from {got.source}, fetched at {got.fetched_at} ({got.age_ms:g} ms old when decided)."
+        for group, got in sources.items()
+    ]
+
+
 def sentences(record: DecisionRecord, ruleset: Ruleset | None) -> list[str]:
     """One sentence per fired rule, rendered from its title and the actual fact values,
     then one per guardrail verdict, then the outcome."""
@@ -71,11 +80,14 @@ def sentences(record: DecisionRecord, ruleset: Ruleset | None) -> list[str]:
     out: list[str] = []
     rules = {rule.id: rule for rule in ruleset.rules} if ruleset else {}
     values = scope(ruleset, record.facts) if ruleset else {}
+    out.extend(_context_sentences(record))
     for fired in record.fired_rules:
         rule = rules.get(fired.id)
         out.append(rule_sentence(rule, values, fired.won, version) if rule else _fired_sentence(fired, version))
     if record.proposer:  # a proposal made elsewhere: no rule of the ruleset made it
         out.append(f"{record.proposer.describe()} proposed it; the ruleset's guardrails judged it.")
+    elif (record.error or "").startswith(MISSING_CONTEXT):
+        out.append(f"The rules were not asked: {record.error}.")
     elif not record.fired_rules:
         out.append("No rule matched these facts.")
     guardrails = record.guardrails

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from service.domain.context import ContextSource
 from service.domain.decision import (
     Answer,
     Decision,
@@ -118,6 +119,7 @@ class DecisionRecord(_Entry, frozen=True, kw_only=True, tag="decision"):
     approval: ApprovalTerms | UnsetType = UNSET  # only while it waits for a person
     proposer: Proposer | UnsetType = UNSET  # only for a proposal made elsewhere (POST /v1/policy/evaluate)
     rules_would: RulesWould | UnsetType = UNSET  # with it: the ruleset's own rules as a second opinion
+    context: dict[str, ContextSource] | UnsetType = UNSET  # only when fact groups were fetched: their sources
 
     def answer(self) -> Answer:
         return answer(self.decision, self.execution, self.fired_rules, self.proposal, self.guardrails)

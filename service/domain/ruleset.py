@@ -13,6 +13,7 @@ from typing import Literal
 import msgspec
 
 from service.domain import expr
+from service.domain.context import Provider, ProviderSpec
 from service.domain.schema import FactDecoder, FieldSpec
 from service.errors import Problem
 
@@ -66,6 +67,7 @@ class RulesetSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     params: dict[str, Value] = {}
     priority: list[PriorityCase] = []
     redact: list[str] = []  # fact paths the log stores as keyed hashes (service/domain/redaction.py)
+    context: dict[str, ProviderSpec] = {}  # providers of fact groups a request may leave out (domain/context.py)
 
 
 # --- the built form ----------------------------------------------------------
@@ -117,6 +119,7 @@ class Ruleset(msgspec.Struct, frozen=True):
     decoder: FactDecoder
     warnings: tuple[Problem, ...] = ()  # see service/domain/lint.py: they never stop a ruleset from serving
     redact: tuple[str, ...] = ()  # fact paths the log stores as keyed hashes (service/domain/redaction.py)
+    context: dict[str, Provider] = {}  # by group: where a group the request leaves out is fetched from
 
 
 # --- what follows from a ruleset ----------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from service.errors import OpsgateError, Problem
-from service.usecases.decide import DecisionResponse, Result
+from service.usecases.answer import DecisionResponse, Result
 
 
 # The body of a decision (POST /decide, each decided batch item, ``opsgate decide``).  A comment, not a

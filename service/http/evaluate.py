@@ -20,7 +20,7 @@ from service.http.bodies import evaluate_facts, evaluate_request, external_decis
 from service.http.common import admission, caller, json_response, runtime, trace_parent
 from service.http.guard import roles
 from service.http.queries import decision_query
-from service.usecases.decide import Result
+from service.usecases.answer import Result
 from service.usecases.evaluate import evaluate
 from service.usecases.history import DecisionHistory
 

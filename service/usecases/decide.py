@@ -7,8 +7,6 @@ takes a ruleset and its validated facts, never a request's bytes.
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -17,16 +15,8 @@ import msgspec
 
 from service.authoring.catalog import Catalog
 from service.domain import decision as dec
-from service.domain.decision import (
-    FiredRule,
-    GuardrailsReport,
-    Outcome,
-    Proposal,
-    RuleOutputError,
-    RulesetRef,
-    Verdict,
-    WhyNot,
-)
+from service.domain.context import left_out
+from service.domain.decision import FiredRule, GuardrailsReport, Outcome, Proposal, RuleOutputError, RulesetRef, Verdict
 from service.domain.explain import why_not
 from service.domain.limits import JsonLimits
 from service.domain.record import ApprovalTerms, DecisionRecord, StoredRecord, later, now
@@ -38,6 +28,8 @@ from service.ports.log import RecordStore
 from service.ports.metrics import Answered, DecisionObserver
 from service.ports.rules import RuleEngine
 from service.ports.tracing import NO_TRACER, TraceParent, Tracer
+from service.usecases.answer import DecisionResponse, Explanation, Result, uuid7
+from service.usecases.context import ContextBuilder, Filled
 from service.usecases.timing import Answers, Timer, traced
 
 
@@ -45,42 +37,6 @@ class _RulesPass(msgspec.Struct, frozen=True):
     fired: list[FiredRule]
     proposal: Proposal | None
     error: str | None
-
-
-class Explanation(msgspec.Struct, frozen=True):
-    ruleset: RulesetRef
-    fired_rules: list[FiredRule]
-    proposal: Proposal | None
-    guardrails: GuardrailsReport
-    summary: str
-    error: str | None = None
-    not_fired: list[WhyNot] | msgspec.UnsetType = msgspec.UNSET  # only with ?explain=full
-
-
-class Result(msgspec.Struct, frozen=True):
-    decision: dec.Decision
-    context: dict[str, Any]
-    execution: dec.Execution
-    decision_log_id: int
-    run_id: str
-    decision_id: str
-    explanation: Explanation
-
-
-class DecisionResponse(msgspec.Struct, frozen=True):
-    """What one decide call returns: the ruleset's agent and the result (``service.http.envelope`` wraps it)."""
-
-    agent: str
-    result: Result
-
-
-def uuid7() -> str:
-    """A time-ordered UUID (RFC 9562 version 7)."""
-    millis = time.time_ns() // 1_000_000
-    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return str(uuid.UUID(int=value))
 
 
 class DecisionService:
@@ -96,8 +52,10 @@ class DecisionService:
         observer: DecisionObserver | None = None,
         tracer: Tracer = NO_TRACER,
         redaction: RedactionKey | None = None,
+        context: ContextBuilder | None = None,
     ) -> None:
         self.catalog = catalog
+        self.context = context or ContextBuilder(None, 0)  # without one, a group left out fails closed
         self.redaction = redaction  # the key the ``redact:`` fields of records are hashed under
         self.observer = observer
         self.tracer = tracer
@@ -122,8 +80,11 @@ class DecisionService:
         the caller's trace context, which the decision's span continues."""
         timer = Timer(started)
         with traced(self.tracer, ruleset, timer, parent) as answers:
-            outcome = await self.evaluate(ruleset, facts, timer)
-            response = self._response(ruleset, facts, outcome, explain_full=explain_full)
+            timer.lap("decode")
+            filled = await self.context.build_context(ruleset, facts)
+            timer.lap("context", keep=False)
+            outcome = await self._judged(ruleset, filled.facts, timer, filled.error)
+            response = self._response(ruleset, filled, outcome, explain_full=explain_full and not filled.error)
             _answered_to(answers, response)
             stored = await self.log.append(self._record(ruleset, response, caller, dict(timer.laps)))
             self._observe([response], timer)
@@ -144,12 +105,14 @@ class DecisionService:
         timer = Timer(started)
         with traced(self.tracer, ruleset, timer, parent, batch=True) as answers:
             timer.lap("decode")
+            filled = await self.context.build_many(ruleset, valid)
             timer.lap("context", keep=False)
-            passes = await self._rules_passes(ruleset, valid)
+            complete = [item.facts for item in filled]
+            passes = await self._rules_passes(ruleset, complete, [item.error for item in filled])
             timer.lap("rules")
-            outcomes = await self._judge_all(ruleset, valid, passes)
+            outcomes = await self._judge_all(ruleset, complete, passes)
             timer.lap("guardrails")
-            responses = [self._response(ruleset, facts, out) for facts, out in zip(valid, outcomes, strict=True)]
+            responses = [self._response(ruleset, item, out) for item, out in zip(filled, outcomes, strict=True)]
             for response in responses:
                 _answered_to(answers, response)
             laps = dict(timer.laps)  # as the records carry them: without the log's own time
@@ -157,9 +120,10 @@ class DecisionService:
             self._observe(responses, timer)
         return [_logged(response, record) for response, record in zip(responses, stored, strict=True)]
 
-    async def rules_opinion(self, ruleset: Ruleset, facts: dict[str, Any]) -> Proposal | None:
-        """What the ruleset's own rules propose for ``facts`` (None: no rule matched, or it failed)."""
-        (rules,) = await self._rules_passes(ruleset, [facts])
+    async def rules_opinion(self, ruleset: Ruleset, facts: dict[str, Any], missing: str | None) -> Proposal | None:
+        """What the ruleset's own rules propose for ``facts`` (None: no rule matched, it failed, or the
+        facts are ``missing`` a group)."""
+        (rules,) = await self._rules_passes(ruleset, [facts], [missing])
         return rules.proposal
 
     async def guard(self, ruleset: Ruleset, facts: dict[str, Any], proposal: Proposal) -> Verdict:
@@ -167,11 +131,11 @@ class DecisionService:
         return await self.guardrails.check(self._guardrail_input(ruleset, facts, proposal))
 
     async def log_outcome(
-        self, ruleset: Ruleset, facts: dict[str, Any], outcome: Outcome, caller: str, timer: Timer, answers: Answers,
+        self, ruleset: Ruleset, filled: Filled, outcome: Outcome, caller: str, timer: Timer, answers: Answers,
         amend: Callable[[DecisionRecord], DecisionRecord],
     ) -> DecisionResponse:  # fmt: skip
         """Answer ``outcome`` as ``decide_facts`` does, its record ``amend``-ed before it is logged."""
-        response = self._response(ruleset, facts, outcome)
+        response = self._response(ruleset, filled, outcome)
         _answered_to(answers, response)
         stored = await self.log.append(amend(self._record(ruleset, response, caller, dict(timer.laps))))
         self._observe([response], timer)
@@ -194,15 +158,17 @@ class DecisionService:
         ]
 
     def _response(
-        self, ruleset: Ruleset, facts: dict[str, Any], outcome: Outcome, *, explain_full: bool = False
+        self, ruleset: Ruleset, filled: Filled, outcome: Outcome, *, explain_full: bool = False
     ) -> DecisionResponse:
         explanation = self._explanation(ruleset, outcome)
+        if filled.sources:
+            explanation = msgspec.structs.replace(explanation, context=filled.sources)
         if explain_full:
             fired = {rule.id for rule in outcome.fired_rules}
-            explanation = msgspec.structs.replace(explanation, not_fired=why_not(ruleset, facts, fired))
+            explanation = msgspec.structs.replace(explanation, not_fired=why_not(ruleset, filled.facts, fired))
         result = Result(
             decision=outcome.decision,
-            context=facts,
+            context=filled.facts,
             execution=outcome.execution,
             decision_log_id=0,
             run_id=uuid.uuid4().hex,
@@ -218,21 +184,35 @@ class DecisionService:
         # the context: the facts as the rules see them, complete (decoded with their defaults filled in,
         # nothing fetched from elsewhere): a stage of the trace, not one of the record's laps
         timer.lap("context", keep=False)
-        outcome = await self._outcome(ruleset, facts, timer)
+        return await self._judged(ruleset, facts, timer, left_out(ruleset.context, facts))
+
+    async def _judged(
+        self, ruleset: Ruleset, facts: dict[str, Any], timer: Timer, missing: str | None = None
+    ) -> Outcome:
+        """The rules, the guardrails and the final word; ``missing``: why the facts are incomplete
+        (a context provider failed), and the decision escalates without asking the rules."""
+        outcome = await self._outcome(ruleset, facts, timer, missing)
         timer.lap("guardrails")
         return outcome
 
-    async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any], timer: Timer) -> Outcome:
-        (rules,) = await self._rules_passes(ruleset, [facts])
+    async def _outcome(self, ruleset: Ruleset, facts: dict[str, Any], timer: Timer, missing: str | None) -> Outcome:
+        (rules,) = await self._rules_passes(ruleset, [facts], [missing])
         timer.lap("rules")
         verdict = None
         if rules.proposal is not None:
             verdict = await self.guardrails.check(self._guardrail_input(ruleset, facts, rules.proposal))
         return self._final(ruleset, facts, rules, verdict)
 
-    async def _rules_passes(self, ruleset: Ruleset, items: list[dict[str, Any]]) -> list[_RulesPass]:
-        matched = await self.engine.match_many_async(self.loaded[ruleset.name], items)
-        return [self._proposed(ruleset, facts, fired_ids) for facts, fired_ids in zip(items, matched, strict=True)]
+    async def _rules_passes(
+        self, ruleset: Ruleset, items: list[dict[str, Any]], missing: list[str | None]
+    ) -> list[_RulesPass]:
+        """The rules over each item; an item whose facts are ``missing`` (the reason) is not matched."""
+        asked = [facts for facts, why in zip(items, missing, strict=True) if why is None]
+        matched = iter(await self.engine.match_many_async(self.loaded[ruleset.name], asked) if asked else [])
+        return [
+            self._proposed(ruleset, facts, next(matched)) if why is None else _RulesPass([], None, why)
+            for facts, why in zip(items, missing, strict=True)
+        ]
 
     @staticmethod
     def _proposed(ruleset: Ruleset, facts: dict[str, Any], fired_ids: list[str] | EngineError) -> _RulesPass:
@@ -296,6 +276,7 @@ class DecisionService:
             error=explanation.error,
             latency_ms=latency_ms,
             not_fired=explanation.not_fired,
+            context=explanation.context,
             approval=_approval(result.execution.status, ruleset, created_at),
         )
         return self._redacted(ruleset, record)

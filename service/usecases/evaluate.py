@@ -15,11 +15,13 @@ import msgspec
 
 from service.domain import decision as dec
 from service.domain import proposed as prop
+from service.domain.decision import Proposal, Verdict
 from service.domain.proposed import ProposedDecision, Proposer, RulesWould
 from service.domain.record import DecisionRecord
 from service.domain.ruleset import Ruleset
 from service.ports.tracing import TraceParent
-from service.usecases.decide import DecisionService, Result
+from service.usecases.answer import Result
+from service.usecases.decide import DecisionService
 from service.usecases.timing import Timer, traced
 
 
@@ -49,21 +51,33 @@ async def evaluate(
     timer = Timer(started)
     with traced(service.tracer, ruleset, timer, parent) as answers:
         timer.lap("decode")
+        filled = await service.context.build_context(ruleset, facts)  # groups left out, from their providers
         timer.lap("context", keep=False)
-        would = prop.rules_would(await service.rules_opinion(ruleset, facts), proposed)
+        facts = filled.facts
+        would = prop.rules_would(await service.rules_opinion(ruleset, facts, filled.error), proposed)
         timer.lap("rules")
         proposal = prop.as_proposal(ruleset, facts, proposed)
-        verdict = await service.guard(ruleset, facts, proposal)
+        verdict = await _verdict(service, ruleset, facts, proposal, filled.error)
         verdict = prop.on_disagreement(ruleset, verdict, would, proposed.decision_type)
-        outcome = dec.decide(ruleset, facts, [], proposal, verdict, by=proposer.describe())
+        outcome = dec.decide(ruleset, facts, [], proposal, verdict, filled.error, by=proposer.describe())
         outcome = msgspec.structs.replace(outcome, summary=f"{outcome.summary} {_opinion(would)}")
         timer.lap("guardrails")
 
         def amend(record: DecisionRecord) -> DecisionRecord:
             return msgspec.structs.replace(record, proposer=proposer, rules_would=would)
 
-        response = await service.log_outcome(ruleset, facts, outcome, caller, timer, answers, amend)
+        response = await service.log_outcome(ruleset, filled, outcome, caller, timer, answers, amend)
     return Evaluation(response.agent, response.result, proposer, would)
+
+
+async def _verdict(
+    service: DecisionService, ruleset: Ruleset, facts: dict[str, Any], proposal: Proposal, missing: str | None
+) -> Verdict:
+    """The guardrails' verdict; never asked on facts a context provider could not complete (``missing``:
+    why), and the decision escalates with that reason (fail closed)."""
+    if missing is not None:
+        return Verdict(available=False, revision=service.guardrails.revision, error="not consulted")
+    return await service.guard(ruleset, facts, proposal)
 
 
 def _opinion(would: RulesWould) -> str:

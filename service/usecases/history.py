@@ -13,7 +13,7 @@ from service.domain.proposed import ExternalDecision
 from service.domain.record import DecisionQuery, ExternalRecord, StoredRecord, normalize_time, now
 from service.errors import DecisionLogError, InvalidBody, Problem
 from service.ports.log import RecordStore
-from service.usecases.decide import uuid7
+from service.usecases.answer import uuid7
 from service.usecases.review import present
 
 KIND = "external"

@@ -23,8 +23,9 @@ from service.errors import Conflict
 from service.ports.guardrails import VersionGuardrails
 from service.ports.log import Log
 from service.settings import Settings
+from service.usecases.answer import DecisionResponse
 from service.usecases.approvals import Approvals
-from service.usecases.decide import DecisionResponse, DecisionService
+from service.usecases.decide import DecisionService
 from service.usecases.review import ReviewService
 from service.usecases.shadow import Shadow
 from service.usecases.versions import RunningVersion

@@ -17,8 +17,8 @@ import msgspec
 
 from service.domain.decision import answer
 from service.domain.record import now
+from service.usecases.answer import DecisionResponse
 from service.usecases.candidate import Candidate, Candidates, NotComparable, candidate_dirs
-from service.usecases.decide import DecisionResponse
 from service.usecases.flips import NO_LIVE_VERDICT, Flip, FlipMatrix, Side, Skipped
 
 log = logging.getLogger("opsgate.shadow")

@@ -19,6 +19,7 @@ from service.ports.log import RecordStore
 from service.ports.metrics import DecisionObserver
 from service.ports.rules import RuleEngine
 from service.ports.tracing import NO_TRACER, Tracer
+from service.usecases.context import ContextBuilder
 from service.usecases.decide import DecisionService
 
 DRAIN_TIMEOUT_S = 30.0
@@ -46,6 +47,7 @@ class RunningVersion:
         observer: DecisionObserver | None = None,
         tracer: Tracer = NO_TRACER,
         redaction: RedactionKey | None = None,
+        context: ContextBuilder | None = None,
     ) -> Self:
         """Compile ``catalog``'s rules in ``engine`` and start ``guardrails`` with its policies; no checks.
         ``guardrails`` are closed again when anything fails."""
@@ -61,6 +63,7 @@ class RunningVersion:
                 observer=observer,
                 tracer=tracer,
                 redaction=redaction,
+                context=context,
             )
             await guardrails.start(catalog.policies, catalog.version)
         except BaseException:

@@ -19,7 +19,7 @@ from service import bootstrap
 from service.adapters.tracing import OpenTelemetryTracer, provider
 from service.ports.tracing import TraceParent, Tracer
 from service.settings import Settings
-from service.usecases.decide import DecisionResponse
+from service.usecases.answer import DecisionResponse
 from tests.conftest import EXAMPLE_FACTS, OPA_TIMEOUT_MS, copy_ops_only
 
 CALLER_TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
