@@ -38,7 +38,7 @@ approvals := _sorted(_approvals)
 # title: Decision
 # description: |
 #   The verdict for one item (ruleset, facts, proposal).  When no policy denies or asks
-#   approval (most decisions), the constant _allow, with nothing sorted or built.
+#   approval (most decisions), a constant allow, with nothing sorted or built.
 decision := {
 	"allow": count(violations) == 0,
 	"violations": violations,
@@ -46,6 +46,4 @@ decision := {
 	"approvals": approvals,
 } if {
 	count(_violations) + count(_approvals) > 0
-} else := _allow
-
-_allow := {"allow": true, "violations": [], "requires_approval": false, "approvals": []}
+} else := {"allow": true, "violations": [], "requires_approval": false, "approvals": []}
