@@ -6,7 +6,10 @@ Starts the real ``opa run --server`` on loopback with the bundle the service bui
 time OPA spends evaluating the query, without HTTP, JSON parsing or the service.  Every input is the
 Operations ruleset's: ``allow`` is what the service sends OPA for the benchmark's facts (bench/run.py's
 FACTS, the example of docs/authoring.md), ``deny`` breaks three policies and asks one approval at once.
-``--path`` asks another document instead, e.g. ``guardrails/ops/min_confidence/deny``.
+``none`` names a ruleset without policies (what the entrypoint costs by itself).  ``--path`` asks
+another document instead, e.g. ``guardrails/ops/min_confidence/deny``; ``--rego-dir`` given several
+times starts one OPA per directory (e.g. a checkout of the previous version's ``rego/``), and the
+queries to all of them take turns, so that before and after are measured under the same load.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import statistics
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +66,20 @@ INPUTS: dict[str, dict[str, Any]] = {"allow": _ALLOW, "deny": _DENY, "none": _NO
 DEFAULT_PATH = "opsgate/decision"
 
 
-def measure(port: int, cases: list[tuple[str, dict[str, Any]]], n: int) -> list[tuple[list[int], Any]]:
-    """``n`` evaluation times (ns) and the result of each ``(path, input)`` case, after as many warm-up
-    rounds; the cases take turns, so that a busy machine slows each of them alike."""
-    bodies = [json.dumps({"input": item}).encode() for _, item in cases]
+Case = tuple[int, str, dict[str, Any]]  # OPA's port, the document asked, the input
+
+
+def measure(cases: list[Case], n: int) -> list[tuple[list[int], Any]]:
+    """``n`` evaluation times (ns) and the result of each case, after as many warm-up rounds; the
+    cases take turns, so that a busy machine slows each of them alike."""
+    bodies = [json.dumps({"input": item}).encode() for _, _, item in cases]
     times: list[list[int]] = [[] for _ in cases]
     results: list[Any] = [None for _ in cases]
-    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    connections = {port: http.client.HTTPConnection(HOST, port, timeout=10) for port, _, _ in cases}
     try:
         for round_ in range(2 * n):
-            for i, ((path, _), body) in enumerate(zip(cases, bodies, strict=True)):
+            for i, ((port, path, _), body) in enumerate(zip(cases, bodies, strict=True)):
+                connection = connections[port]
                 connection.request("POST", f"/v1/data/{path}?metrics=true", body, {"Content-Type": "application/json"})
                 response = connection.getresponse()
                 answer = json.loads(response.read())
@@ -81,7 +89,8 @@ def measure(port: int, cases: list[tuple[str, dict[str, Any]]], n: int) -> list[
                 if round_ >= n:
                     times[i].append(int(answer["metrics"]["timer_rego_query_eval_ns"]))
     finally:
-        connection.close()
+        for connection in connections.values():
+            connection.close()
     return list(zip(times, results, strict=True))
 
 
@@ -95,7 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.opa_eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=2000, help="measured queries per input (after as many warm-up)")
     parser.add_argument("--path", action="append", help=f"a document to ask (default: {DEFAULT_PATH}); repeatable")
-    parser.add_argument("--rego-dir", type=Path, default=ROOT / "rego")
+    parser.add_argument("--rego-dir", type=Path, action="append", help="default: rego/; repeatable")
     parser.add_argument("--input", choices=sorted(INPUTS), action="append", help="default: every input")
     parser.add_argument("--show", action="store_true", help="print each input's result too")
     return parser.parse_args(argv)
@@ -103,22 +112,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="opsgate-opa-eval-") as work:
-        opa = start_opa(find_opa(), args.rego_dir, Path(work))
-        try:
+    dirs: list[Path] = args.rego_dir or [ROOT / "rego"]
+    with tempfile.TemporaryDirectory(prefix="opsgate-opa-eval-") as work, ExitStack() as stack:
+        ports = []
+        for i, rego in enumerate(dirs):
+            (Path(work) / str(i)).mkdir()
+            opa = start_opa(find_opa(), rego, Path(work) / str(i))
+            stack.callback(opa.close)
             opa.wait_ready(30)
-            names = [(path, name) for path in args.path or [DEFAULT_PATH] for name in args.input or sorted(INPUTS)]
-            found = measure(opa.port, [(path, INPUTS[name]) for path, name in names], args.n)
-            for (path, name), (times, result) in zip(names, found, strict=True):
-                figures = summary(times)
-                print(
-                    f"{path} {name}: median {figures['median_us']:.1f} us "
-                    f"(p10 {figures['p10_us']:.1f}, p90 {figures['p90_us']:.1f}; n={len(times)})"
-                )
-                if args.show:
-                    print(json.dumps(result, indent=1, sort_keys=True))
-        finally:
-            opa.close()
+            ports.append(opa.port)
+        names = [(d, p, i) for d in range(len(dirs)) for p in args.path or [DEFAULT_PATH] for i in args.input or INPUTS]
+        found = measure([(ports[d], path, INPUTS[name]) for d, path, name in names], args.n)
+        for (d, path, name), (times, result) in zip(names, found, strict=True):
+            figures = summary(times)
+            where = f"{dirs[d]}: " if len(dirs) > 1 else ""
+            print(
+                f"{where}{path} {name}: median {figures['median_us']:.1f} us "
+                f"(p10 {figures['p10_us']:.1f}, p90 {figures['p90_us']:.1f}; n={len(times)})"
+            )
+            if args.show:
+                print(json.dumps(result, indent=1, sort_keys=True))
     return 0
 
 

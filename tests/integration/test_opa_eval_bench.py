@@ -17,7 +17,7 @@ def test_each_input_gets_the_verdict_it_stands_for_with_an_evaluation_time_per_q
     try:
         opa.wait_ready(30)
         names = ["allow", "deny", "none"]
-        found = measure(opa.port, [("opsgate/decision", INPUTS[name]) for name in names], 3)
+        found = measure([(opa.port, "opsgate/decision", INPUTS[name]) for name in names], 3)
     finally:
         opa.close()
     verdicts = {name: result for name, (_, result) in zip(names, found, strict=True)}
