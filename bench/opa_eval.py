@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -107,17 +108,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rego-dir", type=Path, action="append", help="default: rego/; repeatable")
     parser.add_argument("--input", choices=sorted(INPUTS), action="append", help="default: every input")
     parser.add_argument("--show", action="store_true", help="print each input's result too")
+    parser.add_argument("--opa-bin", default=os.environ.get("OPSGATE_OPA_BIN"), help="default: $OPSGATE_OPA_BIN")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     dirs: list[Path] = args.rego_dir or [ROOT / "rego"]
+    opa_bin = find_opa(args.opa_bin)
     with tempfile.TemporaryDirectory(prefix="opsgate-opa-eval-") as work, ExitStack() as stack:
         ports = []
         for i, rego in enumerate(dirs):
             (Path(work) / str(i)).mkdir()
-            opa = start_opa(find_opa(), rego, Path(work) / str(i))
+            opa = start_opa(opa_bin, rego, Path(work) / str(i))
             stack.callback(opa.close)
             opa.wait_ready(30)
             ports.append(opa.port)
