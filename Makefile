@@ -9,7 +9,7 @@ GET_OPA := scripts/get-opa.sh
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test venv opa redoc browser image-tools image-test check rego-test rule-test pytest lint clean wrk bench bench-quick bench-memory bench-multicore
+.PHONY: run test venv opa redoc browser image-tools image-test check rego-test rule-test pytest lint clean wrk bench bench-quick bench-memory bench-multicore bench-opa
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -86,6 +86,10 @@ bench-quick: venv opa wrk
 # bench/results/<date>-multicore.json. On a machine of fewer than 16 cores it says why and measures nothing.
 bench-multicore: venv opa wrk
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.multicore
+
+# OPA's own evaluation time for data.opsgate.decision on the Operations inputs (bench/opa_eval.py)
+bench-opa: venv opa
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.opa_eval
 
 # RSS over 1,000,000 decisions (about 20 minutes here): bench/results/<date>-memory.json
 bench-memory: venv opa wrk

@@ -36,10 +36,14 @@ approvals := _sorted(_approvals)
 
 # METADATA
 # title: Decision
-# description: The verdict for one item (ruleset, facts, proposal).
+# description: |
+#   The verdict for one item (ruleset, facts, proposal).  When no policy denies or asks
+#   approval (most decisions), a constant allow, with nothing sorted or built.
 decision := {
 	"allow": count(violations) == 0,
 	"violations": violations,
 	"requires_approval": count(approvals) > 0,
 	"approvals": approvals,
-}
+} if {
+	count(_violations) + count(_approvals) > 0
+} else := {"allow": true, "violations": [], "requires_approval": false, "approvals": []}

@@ -228,7 +228,7 @@ def test_denied_decision_shows_the_guardrail_and_its_rego(page: Page, server: Se
     rego = policy.locator("pre.snippet").inner_text().splitlines()
     assert rego[0] == "# METADATA"
     assert "# title: Confidence below minimum" in rego
-    assert "\t_confidence < _min_confidence" in rego
+    assert "\tconfidence < _min_confidence" in rego
     assert "# title: Confidence missing" not in rego  # the other rule of the same policy id
     sentences = page.locator("#explanation li").all_inner_texts()
     assert sentences[0].startswith(

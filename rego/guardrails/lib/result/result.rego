@@ -11,8 +11,24 @@ package guardrails.lib.result
 #   chain is rego.metadata.chain() called from a guardrail rule; message is the
 #   human-readable reason; action_index is the index into proposal.actions, or
 #   null when the result concerns the whole proposal. Missing annotations fall
-#   back to defaults so that a result is never dropped.
+#   back to defaults so that a result is never dropped. The annotations are read
+#   field by field when all are there (the usual case, and the cheaper one).
 fail(chain, message, action_index) := {
+	"policy": concat(".", array.slice(path, 1, last)),
+	"id": id,
+	"rule": concat(".", array.concat(["data"], path)),
+	"title": title,
+	"message": message,
+	"severity": severity,
+	"action_index": action_index,
+} if {
+	entry := chain[0]
+	path := entry.path
+	last := count(path) - 1
+	id := entry.annotations.custom.id
+	title := entry.annotations.title
+	severity := entry.annotations.custom.severity
+} else := {
 	"policy": concat(".", array.slice(path, 1, count(path) - 1)),
 	"id": object.get(annotations, ["custom", "id"], ""),
 	"rule": concat(".", array.concat(["data"], path)),

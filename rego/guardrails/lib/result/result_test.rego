@@ -33,3 +33,16 @@ test_success_fail_without_annotations_uses_defaults if {
 		"action_index": null,
 	}
 }
+
+test_success_fail_with_some_annotations_uses_defaults_for_the_others if {
+	chain := [{"path": ["guardrails", "ops", "x", "approval"], "annotations": {"scope": "rule", "custom": {"id": "OPS-X"}}}]
+	result.fail(chain, "m", 0) == {
+		"policy": "ops.x",
+		"id": "OPS-X",
+		"rule": "data.guardrails.ops.x.approval",
+		"title": "approval",
+		"message": "m",
+		"severity": "",
+		"action_index": 0,
+	}
+}

@@ -9,17 +9,20 @@ package guardrails.ops.autonomy_ceiling
 
 import data.guardrails.lib.result
 
-# "L2" -> 2; undefined for anything that is not L<digits>.
-_level(label) := to_number(substring(label, 1, -1)) if {
+# "L2" -> 2; undefined for anything that is not L<digits>.  The common levels are looked up, the
+# rest parsed (a lookup costs a fraction of the parse).
+_level(label) := n if {
+	n := {"L0": 0, "L1": 1, "L2": 2, "L3": 3, "L4": 4, "L5": 5}[label]
+} else := to_number(substring(label, 1, -1)) if {
 	is_string(label)
 	regex.match(`^L[0-9]+$`, label)
 }
 
-_org_key := sprintf("%v", [input.facts.org_id])
-
-_max_label := data.config.autonomy.orgs[_org_key]
-
-_max_label := data.config.autonomy.default_max_level if not data.config.autonomy.orgs[_org_key]
+# Each computed once per query.  Fields are read one by one: passing a whole document to a
+# built-in (object.get(data.config.autonomy, ...)) costs more than the lookups.
+_max_label := label if {
+	label := data.config.autonomy.orgs[sprintf("%v", [input.facts.org_id])]
+} else := data.config.autonomy.default_max_level
 
 _max_level := n if {
 	n := _level(_max_label)

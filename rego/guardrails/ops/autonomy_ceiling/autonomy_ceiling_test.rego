@@ -89,3 +89,23 @@ test_fail_lowercase_action_level if {
 	{a.title | some a in autonomy_ceiling.approval} == {"Autonomy level unknown"} with input as _input(0, [_action("RETRY", "l1")])
 		with data.config.autonomy as _default_config
 }
+
+test_fail_level_beyond_the_common_ones_is_parsed if {
+	autonomy_ceiling.approval == {_approval("REASSIGN autonomy L12 exceeds the maximum L10 for org 42", 0)} with input as _input(42, [_action("REASSIGN", "L12")])
+		with data.config.autonomy as {"default_max_level": "L3", "orgs": {"42": "L10"}}
+}
+
+test_success_level_with_leading_zero_is_parsed if {
+	count(autonomy_ceiling.approval) == 0 with input as _input(0, [_action("RETRY", "L03")])
+		with data.config.autonomy as _default_config
+}
+
+test_fail_org_override_without_a_default if {
+	autonomy_ceiling.approval == {_approval("RETRY autonomy L2 exceeds the maximum L1 for org 42", 0)} with input as _input(42, [_action("RETRY", "L2")])
+		with data.config.autonomy as {"orgs": {"42": "L1"}}
+}
+
+test_fail_malformed_org_override_counts_as_l0_not_the_default if {
+	autonomy_ceiling.approval == {_approval("RETRY autonomy L1 exceeds the maximum L0 for org 42", 0)} with input as _input(42, [_action("RETRY", "L1")])
+		with data.config.autonomy as {"default_max_level": "L3", "orgs": {"42": "one"}}
+}

@@ -61,3 +61,11 @@ test_fail_decision_type_missing if {
 test_fail_confidence_not_a_number if {
 	{v.title | some v in min_confidence.deny} == {"Confidence missing"} with input as _proposal("OPS.REASSIGN", "0.9")
 }
+
+test_fail_decision_type_and_confidence_missing if {
+	{v.title | some v in min_confidence.deny} == {"Confidence missing"} with input as {"proposal": {"actions": []}}
+}
+
+test_success_escalate_with_non_numeric_confidence if {
+	count(min_confidence.deny) == 0 with input as _proposal("OPS.ESCALATE", "high")
+}
