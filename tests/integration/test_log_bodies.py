@@ -114,3 +114,16 @@ def test_damage_to_a_compressed_body_or_its_dictionary_is_named_by_log_verify_an
     script = subprocess.run([sys.executable, str(ROOT / "scripts" / "verify-chain.py"), db],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert (script.returncode, script.stderr) == (1, f"record #{seq} (writer replica-a, seq {seq}): broken chain\n")
+
+
+def test_the_dashboards_latency_percentiles_read_compressed_bodies(log: StoreLog) -> None:
+    append_all(log, [decision(n, latency_ms={"total": float(10 * (n + 1))}) for n in range(10)])
+    stats = asyncio.run(
+        log.statistics.window_stats("2026-11-21T00:00:00.000000+00:00", "2026-11-22T00:00:00.000000+00:00")
+    )
+    assert (stats.decisions, stats.latency_p50_ms, stats.latency_p90_ms, stats.latency_p99_ms) == (
+        10,
+        50.0,
+        90.0,
+        100.0,
+    )
