@@ -77,29 +77,34 @@ def test_a_new_writer_process_reads_an_earlier_ones_compressed_bodies_and_picks_
     assert str(verify_log(db)).splitlines()[0] == "5 records verified, chain intact"
 
 
+UNREAD = "its stored body cannot be read ("
+FIRST = hashlib.sha256(canonical_text(0, 1).encode()).hexdigest()[:12]  # the dictionary of seq 2 on
 DAMAGE = {
     "a byte of a compressed body is flipped": (
         "UPDATE log_entries SET body = CAST(substr(body, 1, 40) || x'ff' || substr(body, 42) AS BLOB) WHERE seq = 3",
         3,
+        UNREAD,
     ),
-    "a compressed body is cut short": ("UPDATE log_entries SET body = substr(body, 1, 40) WHERE seq = 3", 3),
+    "a compressed body is cut short": ("UPDATE log_entries SET body = substr(body, 1, 40) WHERE seq = 3", 3, UNREAD),
     "a compressed body is edited as text": (
         "UPDATE log_entries SET body = replace(opsgate_body(body), '10.0.0.1', '10.0.0.9') WHERE seq = 4",
         4,
+        "hash ",
     ),
     "its dictionary is altered": (
         "UPDATE blobs SET content = CAST(replace(CAST(content AS TEXT), 'café', 'cafe') AS BLOB)",
         2,
+        f"{UNREAD}dictionary {FIRST}… in blobs does not match its sha256 (it was altered)): the record was altered",
     ),
-    "its dictionary is deleted": ("DELETE FROM blobs", 2),
+    "its dictionary is deleted": ("DELETE FROM blobs", 2, f"{UNREAD}dictionary {FIRST}… is missing from blobs)"),
 }
 
 
 @pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
 def test_damage_to_a_compressed_body_or_its_dictionary_is_named_by_log_verify_and_the_script(
-    tmp_path: Path, opa_bin: str, damage: tuple[str, int]
+    tmp_path: Path, opa_bin: str, damage: tuple[str, int, str]
 ) -> None:
-    statement, seq = damage
+    statement, seq, problem = damage
     db = str(tmp_path / "decisions.db")
     store = open_log(db, "replica-a")
     try:
@@ -110,7 +115,8 @@ def test_damage_to_a_compressed_body_or_its_dictionary_is_named_by_log_verify_an
     result = opsgate("log", "verify", "--db", db, opa_bin=opa_bin)
     assert result.returncode == 1
     assert result.stderr.startswith(f"chain broken after {seq - 1} good records")
-    assert f"record #{seq} (writer replica-a, seq {seq}, decision 0000000{seq - 1:05d}): hash" in result.stderr
+    assert f"record #{seq} (writer replica-a, seq {seq}, decision 0000000{seq - 1:05d}): {problem}" in result.stderr
+    assert "the record was altered" in result.stderr
     script = subprocess.run([sys.executable, str(ROOT / "scripts" / "verify-chain.py"), db],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert (script.returncode, script.stderr) == (1, f"record #{seq} (writer replica-a, seq {seq}): broken chain\n")

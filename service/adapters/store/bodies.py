@@ -17,7 +17,7 @@ import hashlib
 import zlib
 from typing import Any
 
-from service.domain.record import StoredRecord
+from service.domain.record import UNREADABLE, StoredRecord
 
 FORMAT = 1  # the first byte of a compressed body: zlib with the preset dictionary named next
 _DIGEST = 32
@@ -26,7 +26,6 @@ _WINDOW = 13  # 8 KB: a dictionary and a body of up to 4 KB each; a larger windo
 _KEPT = 64  # dictionaries a writer keeps (one per ruleset version it decided with)
 _INSERT_DICTIONARY = "INSERT INTO blobs (sha256, content) VALUES (?, ?) ON CONFLICT (sha256) DO NOTHING"
 _DICTIONARY = "SELECT content FROM blobs WHERE sha256 = ?"
-UNDECODABLE = "\x00undecodable stored body: "  # what a body that cannot be decoded reads as (never JSON)
 
 _read_cache: dict[str, bytes] = {}  # sha256 -> dictionary; content-addressed, so any log's reader may share it
 
@@ -63,8 +62,8 @@ def compress(data: bytes, digest: bytes, dictionary: bytes) -> bytes:
 
 def decoded(connection: Any, value: Any) -> str:
     """The canonical text of a stored body (read through ``connection``'s ``blobs``); a body that
-    cannot be decoded (a missing or altered dictionary, corrupt data) reads as ``UNDECODABLE`` and a
-    reason, which no record hashes to, so verification names the record instead of failing."""
+    cannot be decoded (a missing or altered dictionary, corrupt data) reads as ``UNREADABLE`` and the
+    reason, which no record hashes to: verification names the record instead of failing."""
     if isinstance(value, str):
         return value
     data = bytes(value)
@@ -79,7 +78,7 @@ def decoded(connection: Any, value: Any) -> str:
             raise ValueError("truncated data")
         return text.decode()
     except (ValueError, zlib.error) as error:  # UnicodeDecodeError is a ValueError
-        return f"{UNDECODABLE}{error}"
+        return f"{UNREADABLE}{error}"
 
 
 def _load(connection: Any, key: str) -> bytes:
