@@ -20,6 +20,7 @@ import pytest
 
 from service import bootstrap
 from service.adapters.store import StoreLog, open_log
+from service.adapters.store.bodies import register
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,14 +174,16 @@ def log(log_db: str) -> Iterator[StoreLog]:
 
 
 def sql(db: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    """Run one statement directly against a decision log's database (to inspect or tamper)."""
+    """Run one statement directly against a decision log's database (to inspect or tamper);
+    ``opsgate_body(body)`` is a record's text however it is stored (PostgreSQL stores it as text)."""
     if db.startswith("postgresql://"):
         import psycopg
 
         with psycopg.connect(db, autocommit=True) as connection:
-            cursor = connection.execute(statement.replace("?", "%s"), params)
+            cursor = connection.execute(statement.replace("opsgate_body(body)", "body").replace("?", "%s"), params)
             return list(cursor.fetchall()) if cursor.description else []
     with sqlite3.connect(db) as connection:
+        register(connection)
         return list(connection.execute(statement, params).fetchall())
 
 

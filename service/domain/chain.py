@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 import msgspec
 from msgspec import UNSET
 
-from service.domain.record import GENESIS, StoredRecord, VersionFile, chain_hash, columns
+from service.domain.record import GENESIS, UNREADABLE, StoredRecord, VersionFile, chain_hash, columns
 from service.domain.ruleset import content_hash
 
 
@@ -51,6 +51,8 @@ def _check(row: StoredRecord, seq: int, prev_hash: str, indexes: Mapping[int, In
         return f"seq {row.seq} where {seq} was expected: a record is missing or out of order"
     if row.prev_hash != prev_hash:
         return f"prev_hash {row.prev_hash[:12]}… does not link to the previous record's hash {prev_hash[:12]}…"
+    if row.body.startswith(UNREADABLE):
+        return f"its stored body cannot be read ({row.body[len(UNREADABLE) :]}): the record was altered"
     computed = chain_hash(row.prev_hash, row.body)
     if computed != row.hash:
         return f"hash {row.hash[:12]}… does not match its content (computed {computed[:12]}…): the record was altered"

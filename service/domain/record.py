@@ -37,6 +37,8 @@ from service.domain.decision import (
 from service.domain.proposed import ExternalDecision, Proposer, RulesWould
 
 GENESIS = "0" * 64
+# how a body the store could not decode reads (then the reason): never JSON, and no record hashes to it
+UNREADABLE = "\x00unreadable: "
 OutcomeStatus = Literal["SUCCEEDED", "FAILED", "CANCELLED"]
 
 _CANONICAL = msgspec.json.Encoder(order="sorted")

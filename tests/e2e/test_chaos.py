@@ -21,6 +21,7 @@ import httpx
 import msgspec
 import pytest
 
+from service.adapters.store.bodies import register
 from tests.conftest import signal_and_wait
 from tests.e2e.chaos import record_chaos
 from tests.e2e.server import Server
@@ -149,7 +150,9 @@ def assert_every_answer_is_logged_and_fails_closed(db: str, answers: list[Answer
 
 def _logged(db: str) -> dict[str, dict[str, Any]]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        rows = connection.execute("SELECT decision_id, body FROM log_entries WHERE kind = 'decision'").fetchall()
+        register(connection)
+        query = "SELECT decision_id, opsgate_body(body) FROM log_entries WHERE kind = 'decision'"
+        rows = connection.execute(query).fetchall()
     return {decision_id: json.loads(body) for decision_id, body in rows}
 
 

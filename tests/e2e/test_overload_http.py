@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from service.adapters.store.bodies import register
 from tests.e2e.server import Server
 from tests.e2e.test_batch_http import APPROVED, LOW_CONFIDENCE
 from tests.e2e.test_metrics_http import scrape, value
@@ -119,9 +120,11 @@ class Load:
 def logged(db: str) -> tuple[int, int]:
     """(decisions in the log, of which escalated because OPA did not answer in time)."""
     with sqlite3.connect(db) as connection:
+        register(connection)
         total = connection.execute("SELECT count(*) FROM log_entries WHERE kind = 'decision'").fetchone()[0]
         late = connection.execute(
-            "SELECT count(*) FROM log_entries WHERE kind = 'decision' AND body LIKE '%OPA did not answer%'"
+            "SELECT count(*) FROM log_entries "
+            "WHERE kind = 'decision' AND opsgate_body(body) LIKE '%OPA did not answer%'"
         ).fetchone()[0]
     return int(total), int(late)
 

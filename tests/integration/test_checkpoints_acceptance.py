@@ -19,7 +19,7 @@ from service.settings import Settings
 from tests.conftest import EXAMPLE_FACTS, OPA_TIMEOUT_MS, REGO_DIR, ROOT, RULES_DIR, decide_in_process, opsgate, sql
 
 PENDING_ORG = 7  # the autonomy ceiling of org 7 is L1: its dispatches wait for approval
-COLUMNS = ("id, writer, seq, body, prev_hash, hash, kind, decision_id, created_at, caller, ruleset, "
+COLUMNS = ("id, writer, seq, opsgate_body(body), prev_hash, hash, kind, decision_id, created_at, caller, ruleset, "
            "ruleset_version, bundle_revision, decision_type, execution_status, org_id")  # fmt: skip
 
 

@@ -37,7 +37,7 @@ def append_all(store: StoreLog, records: list[dict[str, Any]]) -> list[Any]:
 
 
 def rows(db: str) -> list[tuple[Any, ...]]:
-    return sql(db, "SELECT writer, seq, body, prev_hash, hash FROM log_entries ORDER BY writer, seq")
+    return sql(db, "SELECT writer, seq, opsgate_body(body), prev_hash, hash FROM log_entries ORDER BY writer, seq")
 
 
 def test_each_record_is_sha256_of_prev_hash_and_its_canonical_json(log: StoreLog, log_db: str) -> None:
@@ -93,7 +93,7 @@ def test_each_writer_keeps_its_own_chain_and_head(log: StoreLog, log_db: str) ->
 
 TAMPERING = {
     "a field of the hashed record is edited": (
-        "UPDATE log_entries SET body = replace(body, 'OPS.DISPATCH', 'OPS.RETRY') WHERE seq = 3",
+        "UPDATE log_entries SET body = replace(opsgate_body(body), 'OPS.DISPATCH', 'OPS.RETRY') WHERE seq = 3",
         "record #3 (writer replica-a, seq 3, decision 000000000002): hash",
     ),
     "an indexed column is edited": (

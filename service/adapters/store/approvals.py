@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.adapters.store.bodies import stored
 from service.adapters.store.database import Database
 from service.adapters.store.records import RECORD_COLUMNS, Chain
 from service.domain.record import PENDING, ApprovalRecord, ExpiryRecord, PendingItem, Resolution, StoredRecord
@@ -81,7 +82,7 @@ class Approvals:
         )
         rows = connection.execute(self.database.dialect.sql(query), (at,)).fetchall()
         return [
-            PendingItem(str(d), str(rs), str(by), str(created), str(expires), StoredRecord(*rest))
+            PendingItem(str(d), str(rs), str(by), str(created), str(expires), stored(connection, rest))
             for d, rs, by, created, expires, *rest in rows
         ]
 

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from service.adapters.store.bodies import stored
 from service.adapters.store.database import Database
 from service.adapters.store.dialect import Dialect
 from service.adapters.store.records import RECORD_COLUMNS
@@ -68,7 +69,7 @@ def _streamed(dialect: Dialect, connection: Any, use: Callable[[Iterator[StoredR
     try:
         with contextlib.closing(cursor):
             cursor.execute(f"SELECT {RECORD_COLUMNS} FROM log_entries ORDER BY writer, seq")
-            return use(StoredRecord(*row) for row in cursor)
+            return use(stored(connection, row) for row in cursor)
     finally:
         if dialect.name == "postgresql":
             connection.rollback()

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from service.adapters.store.bodies import register
 from service.adapters.store.schema import POSTGRES_SCHEMA, SQLITE_SCHEMA
 from service.errors import UnsupportedDecisionLog
 
@@ -44,11 +45,16 @@ class Dialect:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=FULL")  # durable before the answer
         connection.execute("PRAGMA busy_timeout=10000")
+        register(connection)
         return connection
 
     def connect_read_only(self) -> Any:
         """A connection that cannot change the file (no journal mode set, nothing created)."""
-        return sqlite3.connect(f"{Path(self.target).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        connection = sqlite3.connect(
+            f"{Path(self.target).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+        )
+        register(connection)
+        return connection
 
     def sql(self, text: str) -> str:
         return text
@@ -88,7 +94,8 @@ class Dialect:
         return "error"
 
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
-    latency = "CAST(json_extract(body, '$.latency_ms.total') AS REAL)"  # a decision's end-to-end ms
+    # a decision's end-to-end ms (its body may be stored compressed: ``service.adapters.store.bodies``)
+    latency = "CAST(json_extract(opsgate_body(body), '$.latency_ms.total') AS REAL)"
     # the status a later record gives its decision: an outcome's, or an approval's or expiry's
     later_status = "COALESCE(json_extract(body, '$.outcome.status'), json_extract(body, '$.approval.status'))"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from service.adapters.store.bodies import stored
 from service.adapters.store.database import Database
 from service.adapters.store.records import RECORD_COLUMNS
 from service.adapters.store.verify import require_log
@@ -37,8 +38,7 @@ class Exports:
         query = self.sql(
             f"SELECT {RECORD_COLUMNS} FROM log_entries WHERE writer = ? AND seq > ? ORDER BY seq LIMIT {int(limit)}"
         )
-        rows = await self.database.read(lambda c: c.execute(query, (self.writer, seq)).fetchall())
-        return [StoredRecord(*row) for row in rows]
+        return await self.database.read(lambda c: [stored(c, row) for row in c.execute(query, (self.writer, seq))])
 
     async def head(self) -> int:
         query = self.sql("SELECT MAX(seq) FROM log_entries WHERE writer = ?")
@@ -79,7 +79,7 @@ def records_since(db: str, since: str) -> Iterator[StoredRecord]:
         for writer, first in starts:
             seq = int(first)
             while rows := connection.execute(query, (writer, seq)).fetchall():
-                yield from (StoredRecord(*row) for row in rows)
+                yield from (stored(connection, row) for row in rows)
                 seq = int(rows[-1][2]) + 1
     finally:
         connection.close()

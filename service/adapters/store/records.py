@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from service.adapters.store.bodies import Encoder, stored
 from service.adapters.store.database import Database, Dialect
 from service.domain.approval import approval_expires_at
 from service.domain.decision import PENDING_APPROVAL
@@ -45,6 +46,7 @@ class Chain:
     def __init__(self, dialect: Dialect, writer: str) -> None:
         self.dialect = dialect
         self.writer = writer
+        self.bodies = Encoder(dialect.name)
 
     def head(self, connection: Any) -> tuple[int, str]:
         """Lock the chain for this transaction; its last seq and hash (0 and GENESIS when empty)."""
@@ -72,7 +74,8 @@ class Chain:
         cols = columns(record)
         values = (self.writer, seq, cols.kind, cols.decision_id, cols.created_at, cols.caller, cols.ruleset,
                   cols.ruleset_version, cols.bundle_revision, cols.decision_type, cols.execution_status,
-                  cols.org_id, body, prev_hash, digest)  # fmt: skip
+                  cols.org_id, self.bodies.encode(connection, cols.kind, (cols.ruleset, cols.ruleset_version), body),
+                  prev_hash, digest)  # fmt: skip
         entry_id = int(connection.execute(self.dialect.sql(_INSERT), values).fetchone()[0])
         self._index(connection, entry_id, cols.fired, cols.denied)
         if isinstance(record, DecisionRecord) and cols.execution_status == PENDING_APPROVAL:
@@ -157,7 +160,7 @@ class Records:
     def _records(self, connection: Any, where: str, params: tuple[Any, ...], tail: str = "") -> list[StoredRecord]:
         query = f"SELECT {RECORD_COLUMNS} FROM log_entries WHERE {where} {tail}"
         rows = connection.execute(self.database.dialect.sql(query), params).fetchall()
-        return [StoredRecord(*row) for row in rows]
+        return [stored(connection, row) for row in rows]
 
 
 def current_status_sql(dialect: Dialect, entry: str = "log_entries") -> str:

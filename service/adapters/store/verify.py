@@ -8,10 +8,11 @@ from typing import Any
 
 import msgspec
 
+from service.adapters.store.bodies import stored
 from service.adapters.store.dialect import Dialect, Timeouts, dialect_for
 from service.adapters.store.records import RECORD_COLUMNS
 from service.domain.chain import Index, VerifyReport, verify, verify_versions
-from service.domain.record import StoredRecord, VersionFile
+from service.domain.record import VersionFile
 from service.errors import NotFound
 
 
@@ -48,7 +49,7 @@ def verify_log(db: str) -> VerifyReport:
             cursor = connection.cursor()
         with contextlib.closing(cursor):
             cursor.execute(f"SELECT {RECORD_COLUMNS} FROM log_entries ORDER BY writer, seq")
-            report = verify((StoredRecord(*row) for row in cursor), indexes)
+            report = verify((stored(connection, row) for row in cursor), indexes)
         if dialect.name == "postgresql":
             connection.rollback()
             connection.autocommit = True
