@@ -72,6 +72,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     signing_key: str | None = None  # the same key as PEM text or its base64 32-byte seed (over signing_key_file)
     checkpoint_interval_s: float = 10.0  # between two checkpoints while there are new records
     export_config: Path | None = None  # serve: YAML naming the export sinks fed from the log (docs/export.md)
+    executors: Path | None = None  # YAML: an HTTP executor per action type for approved actions (docs/executors.md)
 
 
 def _flag(text: str) -> bool:
@@ -167,6 +168,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_SIGNING_KEY": ("signing_key", str),
     "OPSGATE_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", positive),
     "OPSGATE_EXPORT_CONFIG": ("export_config", Path),
+    "OPSGATE_EXECUTORS": ("executors", Path),
 }
 
 

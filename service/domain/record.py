@@ -132,8 +132,20 @@ class OutcomeReport(msgspec.Struct, frozen=True):
     detail: str
 
 
+class ActionDelivery(msgspec.Struct, frozen=True):
+    """An action delivered to its executor (or given up on): the outcome record it ended with says which."""
+
+    index: int  # in the decision's execution actions
+    type: str
+    idempotency_key: str  # decision_id:index
+    state: str  # DELIVERED or DEAD
+    attempts: int
+    http_status: int | None  # of the last attempt; None when nothing answered
+
+
 class OutcomeRecord(_Entry, frozen=True, kw_only=True, tag="outcome"):  # reported after the decision
     outcome: OutcomeReport
+    action: ActionDelivery | UnsetType = UNSET  # only for an outcome the delivery of an action recorded
 
 
 class ApprovalAnswer(msgspec.Struct, frozen=True):

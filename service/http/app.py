@@ -35,6 +35,7 @@ from service.ports.log import Log
 from service.settings import Settings
 from service.usecases.admission import Admission
 from service.usecases.approvals import sweeping
+from service.usecases.executors import delivering
 from service.usecases.export import exporting
 from service.usecases.watch import watching
 
@@ -102,6 +103,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
     opens the decision log instead of the one ``settings`` name (the benchmark's log-off run)."""
     keys = from_settings(settings)  # a bad key configuration stops the start here
     bootstrap.exporter(settings, None)  # and so does a bad export config (before any worker forks)
+    bootstrap.deliverer(settings, None)  # and a bad executors config
     admission = Admission(settings.max_in_flight, settings.admission_queue_ms / 1000)  # this process's own
     if keys.open:
         log.warning(guard.OPEN_MODE_WARNING)
@@ -110,7 +112,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         started = await bootstrap.start(settings, with_shadow=True, log_factory=log_factory)
         app.state.runtime, app.state.metrics, app.state.proofs = started.runtime, started.metrics, started.proofs
-        app.state.exporter = started.exporter
+        app.state.exporter, app.state.deliverer = started.exporter, started.deliverer
         started.metrics.watch_admission(admission.stats)
         keys.revocations.attach(started.log.sessions)  # signed-out sessions: shared by the workers, kept across starts
         try:
@@ -118,6 +120,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
                 watching(started.runtime),
                 sweeping(started.runtime.approvals, settings.approval_sweep_s),
                 exporting(started.exporter),
+                delivering(started.deliverer),
             ):
                 yield
         finally:
@@ -128,7 +131,9 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         lifespan=[lifespan],
         exception_handlers={OpsgateError: opsgate_error, HTTPException: http_error, Exception: unexpected},
         request_max_body_size=settings.max_body_bytes,
-        state=State({"exporter": None, "auth": keys, "refusals": guard.refusal_log(), "admission": admission}),
+        state=State(
+            {"exporter": None, "deliverer": None, "auth": keys, "refusals": guard.refusal_log(), "admission": admission}
+        ),
         guards=[*guards(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None)), json_only],
         middleware=[shed_when_full(admission), request_timeout(settings.request_timeout_s)],
         openapi_config=_openapi(settings),

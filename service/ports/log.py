@@ -20,6 +20,7 @@ from service.domain.record import (
     WindowStats,
 )
 from service.ports.checkpoints import ChainReader
+from service.ports.executors import Outbox
 from service.ports.export import ExportCursors
 
 
@@ -117,6 +118,9 @@ class Log(Protocol):
 
     @property
     def exports(self) -> ExportCursors: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
 
     @property
     def writer(self) -> str: ...
