@@ -60,3 +60,9 @@ def admission(state: State) -> Admission:
     """This process's bound on the decisions in flight (the /decide routes take room in it)."""
     value: Admission = state.admission
     return value
+
+
+async def actions(state: State) -> dict[str, int] | None:
+    """The executors' outbox by state (None without executors), for the dashboards."""
+    deliverer = state.get("deliverer")
+    return None if deliverer is None else dict(await deliverer.counts())

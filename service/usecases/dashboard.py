@@ -63,10 +63,17 @@ def _by_status(counts: dict[str, dict[str, int]]) -> dict[str, int]:
 
 
 async def dashboard(
-    statistics: StatisticsStore, approvals: ApprovalStore, breaker: str, since: str, until: str, at: str
+    statistics: StatisticsStore,
+    approvals: ApprovalStore,
+    breaker: str,
+    since: str,
+    until: str,
+    at: str,
+    actions: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The dashboard of the window [``since``, ``until``) as seen ``at`` (now, in the log's form);
-    ``breaker``: the OPA circuit breaker's state now."""
+    ``breaker``: the OPA circuit breaker's state now; ``actions``: the executors' outbox by state
+    (None: no executors configured)."""
     bucket = bucket_of(since, until)
     stats = await statistics.window_stats(since, until, bucket)
     pending, oldest = await approvals.pending_count(at)
@@ -100,4 +107,5 @@ async def dashboard(
         },
         "guardrails": {"breaker": breaker, "denials_by_policy": denials},
         "latency_ms": {"p50": stats.latency_p50_ms, "p90": stats.latency_p90_ms, "p99": stats.latency_p99_ms},
+        "executors": None if actions is None else {"by_state": actions},
     }
