@@ -98,12 +98,19 @@ def _openapi(settings: Settings) -> OpenAPIConfig:
     return OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema", render_plugins=pages)
 
 
+_NOT_STARTED = {"exporter": None, "deliverer": None}  # until the lifespan starts them
+
+
+def _check_configs(settings: Settings) -> None:
+    bootstrap.exporter(settings, None)
+    bootstrap.deliverer(settings, None)
+
+
 def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | None = None) -> Litestar:
     """The Litestar app for ``settings``; OPA and the log start with it and stop with it.  ``log_factory``
     opens the decision log instead of the one ``settings`` name (the benchmark's log-off run)."""
     keys = from_settings(settings)  # a bad key configuration stops the start here
-    bootstrap.exporter(settings, None)  # and so does a bad export config (before any worker forks)
-    bootstrap.deliverer(settings, None)  # and a bad executors config
+    _check_configs(settings)  # and so does a bad export or executors config (before any worker forks)
     admission = Admission(settings.max_in_flight, settings.admission_queue_ms / 1000)  # this process's own
     if keys.open:
         log.warning(guard.OPEN_MODE_WARNING)
@@ -131,9 +138,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         lifespan=[lifespan],
         exception_handlers={OpsgateError: opsgate_error, HTTPException: http_error, Exception: unexpected},
         request_max_body_size=settings.max_body_bytes,
-        state=State(
-            {"exporter": None, "deliverer": None, "auth": keys, "refusals": guard.refusal_log(), "admission": admission}
-        ),
+        state=State({**_NOT_STARTED, "auth": keys, "refusals": guard.refusal_log(), "admission": admission}),
         guards=[*guards(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None)), json_only],
         middleware=[shed_when_full(admission), request_timeout(settings.request_timeout_s)],
         openapi_config=_openapi(settings),

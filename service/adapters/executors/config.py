@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -15,13 +16,28 @@ from service.ports.executors import ExecutorConfig, ExecutorsConfig
 def load_executors(path: Path) -> ExecutorsConfig:
     """The config at ``path``; InvalidSettings naming the file, the field and the reason."""
     try:
-        return msgspec.yaml.decode(path.read_bytes(), type=ExecutorsConfig)
+        raw = msgspec.yaml.decode(path.read_bytes())
+        return msgspec.convert(raw, ExecutorsConfig)
     except OSError as error:
         raise InvalidSettings(f"executors config {path}: {error.strerror or error}") from None
     except msgspec.ValidationError as error:
-        raise InvalidSettings(f"executors config {path}: {error}") from None
+        raise InvalidSettings(f"executors config {path}: {_located(error, raw)}") from None
     except msgspec.DecodeError as error:
         raise InvalidSettings(f"executors config {path}: not YAML: {error}") from None
+
+
+def _located(error: msgspec.ValidationError, raw: Any) -> str:
+    """The error with the action type it is about named (msgspec says ``$.executors[...]``)."""
+    entries = raw.get("executors") if isinstance(raw, dict) else None
+    if "`$.executors[...]" not in str(error) or not isinstance(entries, dict):
+        return str(error)
+    for name, entry in entries.items():
+        try:
+            msgspec.convert(entry, ExecutorConfig)
+        except msgspec.ValidationError as inner:
+            text, where = str(inner), f"$.executors.{name}"
+            return text.replace("`$", f"`{where}", 1) if " - at `$" in text else f"{text} - at `{where}`"
+    return str(error)
 
 
 def _secret(action_type: str, config: ExecutorConfig) -> bytes:
