@@ -99,7 +99,9 @@ def open_log(settings: Settings, writer: str | None = None, *, read_only: bool =
         write_s=settings.db_write_timeout_s,
         keepalive_s=settings.db_keepalive_s,
     )
-    types = frozenset(load_executors(settings.executors).executors) if settings.executors else frozenset()
+    # the action types approved decisions queue for executors: none for a reader, which never appends
+    executors = None if read_only else settings.executors
+    types = frozenset(load_executors(executors).executors) if executors is not None else frozenset()
     return open_store(
         settings.db, writer or settings.writer_id, read_only=read_only, timeouts=timeouts, action_types=types
     )

@@ -193,6 +193,8 @@ def test_an_action_nobody_accepts_is_dead_after_its_attempts_and_shown_as_such(t
                  "two dead letters")  # fmt: skip
         board = server.client.get("/dashboard").json()
         assert board["executors"] == {"by_state": {"PENDING": 0, "DELIVERED": 0, "DEAD": 2}}
+        page = server.client.get("/ui/dashboard")
+        assert '<dd id="executor-actions">PENDING 0, DELIVERED 0, DEAD 2</dd>' in page.text
         shown = server.client.get(f"/decisions/{ids[0]}").json()
         (outcome,) = shown["outcomes"]
         assert outcome["record"]["outcome"] == {
@@ -215,5 +217,6 @@ def test_without_executors_the_dashboard_shows_none_and_nothing_is_queued(server
     response = server.client.post("/decide/batch", json={"items": [ops_facts()]})
     assert response.json()["results"][0]["result"]["execution"]["status"] == "APPROVED"
     assert server.client.get("/dashboard").json()["executors"] is None
+    assert 'id="executor-actions"' not in server.client.get("/ui/dashboard").text
     assert "opsgate_executor_actions{" not in server.client.get("/metrics").text
     assert sql(server.db, "SELECT COUNT(*) FROM action_outbox") == [(0,)]
