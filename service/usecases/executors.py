@@ -77,6 +77,7 @@ class Deliverer:
         self.outbox = outbox
         self.observe = observe  # (action type, result: delivered | retried | dead) after each attempt
         self._flying: dict[str, asyncio.Task[None]] = {}
+        self._unreadable = False  # the last read of the outbox failed
 
     async def run(self) -> None:
         """Deliver until cancelled; the deliveries under way are cancelled with it (and made again later)."""
@@ -99,9 +100,12 @@ class Deliverer:
             return
         try:
             due = await self.outbox.due(now(), self.config.batch + len(self._flying))
-        except Exception:  # the log briefly unreadable: the loop goes on
-            log.exception("reading the outbox failed; trying again in %s s", self.config.poll_s)
+        except Exception:  # the log briefly unreadable: the loop goes on, said once until it reads again
+            if not self._unreadable:
+                log.exception("reading the outbox failed; trying again every %s s", self.config.poll_s)
+            self._unreadable = True
             return
+        self._unreadable = False
         for item in due:
             if item.key not in self._flying and len(self._flying) < self.config.batch:
                 self._flying[item.key] = asyncio.create_task(self._guarded(item), name=f"opsgate-deliver-{item.key}")

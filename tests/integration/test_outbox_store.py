@@ -14,7 +14,7 @@ from service.adapters.store import StoreLog, open_log, verify_log
 from service.domain.record import ActionDelivery, OutcomeRecord, OutcomeReport, Resolution
 from service.errors import DecisionLogError
 from tests.conftest import sql
-from tests.integration.test_approvals_store import BEFORE_EXPIRY, answer, decision
+from tests.integration.test_approvals_store import AFTER_EXPIRY, BEFORE_EXPIRY, answer, decision
 
 TYPES = frozenset({"DEPLOY", "NOTIFY"})
 ACTIONS = [{"type": "DEPLOY", "component": "ranker"}, {"type": "PAGE", "team": "ml"}, {"type": "NOTIFY", "to": "ml"}]
@@ -83,13 +83,15 @@ def resolve(store: StoreLog, decision_id: str, status: str) -> None:
     asyncio.run(store.approvals.resolve(answer(decision_id, "carol", status), resolution))
 
 
-def test_an_executed_approval_queues_the_actions_with_its_approval_and_a_rejection_none(
+def test_an_executed_approval_queues_the_actions_with_its_approval_a_rejection_or_expiry_none(
     outbox_log: StoreLog, log_db: str
 ) -> None:
-    append(outbox_log, [with_actions(1, "PENDING_APPROVAL"), with_actions(2, "PENDING_APPROVAL")])
+    append(outbox_log, [with_actions(n, "PENDING_APPROVAL") for n in (1, 2, 3)])
     assert rows(log_db) == []
     resolve(outbox_log, "d-0001", "EXECUTED")
     resolve(outbox_log, "d-0002", "REJECTED")
+    expired = Resolution("d-0003", "EXPIRED", AFTER_EXPIRY, "opsgate")
+    asyncio.run(outbox_log.approvals.resolve(answer("d-0003", "opsgate", "EXPIRED", AFTER_EXPIRY), expired))
     assert [r[:2] for r in rows(log_db)] == [("d-0001", 0), ("d-0001", 2)]
     (body,) = sql(log_db, "SELECT body, next_at FROM action_outbox WHERE action_index = 0")
     assert json.loads(str(body[0]))["approved_by"] == "carol" and body[1] == BEFORE_EXPIRY
