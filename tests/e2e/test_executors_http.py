@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -34,6 +36,20 @@ def fails(key: str, call: int) -> bool:
     return int(hashlib.sha256(f"{key}#{call}".encode()).hexdigest()[:8], 16) % 100 < 30
 
 
+def outside_ephemeral_range() -> int:
+    """A free port below the kernel's ephemeral range: while the receiver is down, no outgoing connection
+    of any process can be given its port, so it restarts on the same one."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(10_000, low), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port between 10000 and {low}")
+
+
 class Receiver:
     """An executor: checks the signature, fails as ``failing`` says, acts once per Idempotency-Key."""
 
@@ -43,7 +59,7 @@ class Receiver:
         self.done: dict[str, dict[str, Any]] = {}  # key -> the body it first acted on
         self.calls: Counter[str] = Counter()
         self.failed = self.duplicates = self.bad_signatures = 0
-        self.port = 0
+        self.port = outside_ephemeral_range()
         self.server: ThreadingHTTPServer | None = None
         self.start()
 
