@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import REGO_DIR, RULES_DIR, sql, verified
@@ -236,3 +237,29 @@ def test_without_executors_the_dashboard_shows_none_and_nothing_is_queued(server
     assert 'id="executor-actions"' not in server.client.get("/ui/dashboard").text
     assert "opsgate_executor_actions{" not in server.client.get("/metrics").text
     assert sql(server.db, "SELECT COUNT(*) FROM action_outbox") == [(0,)]
+
+
+def test_with_two_workers_each_worker_delivers_the_actions_it_queued(tmp_path: Path, opa_bin: str) -> None:
+    receiver = Receiver(failing=lambda key, call: False)
+    config = executors_file(tmp_path, receiver.url, 5, ("TRIGGER_PROCESS",))
+    server = Server(tmp_path, RULES_DIR, REGO_DIR, opa_bin, OPSGATE_EXECUTORS=str(config), OPSGATE_WRITER_ID=WRITER,
+                    OPSGATE_WORKERS="2", EXECUTOR_SECRET=SECRET)  # fmt: skip
+    try:
+        ids = []
+        for _ in range(20):  # new connections: the kernel spreads them over both workers
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                response = client.post("/decide/batch", json={"items": [ops_facts()] * 10})
+                ids += [entry["result"]["decision_id"] for entry in response.json()["results"]]
+        receiver.wait_until(lambda: len(receiver.done) == len(ids), 60, "every action")
+        wait_for(lambda: len(outcomes(server.db)) == len(ids), 30, "every outcome recorded")
+    finally:
+        server.stop()
+        receiver.stop()
+    assert receiver.done.keys() == {f"{i}:0" for i in ids} and receiver.duplicates == 0
+    writers = sql(server.db, "SELECT writer, COUNT(*) FROM action_outbox WHERE state = 'DELIVERED' GROUP BY writer")
+    assert {str(w) for w, _ in writers} <= {f"{WRITER}-w0", f"{WRITER}-w1"} and sum(
+        int(str(n)) for _, n in writers
+    ) == 200
+    rows = sql(server.db, "SELECT a.writer, e.writer FROM action_outbox a JOIN log_entries e "
+                          "ON e.decision_id = a.decision_id AND e.kind = 'outcome'")  # fmt: skip
+    assert all(queued == recorded for queued, recorded in rows)  # each outcome chained by the worker that queued it
