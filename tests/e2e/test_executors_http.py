@@ -2,7 +2,7 @@
 the test's own on loopback: 1,000 approved decisions delivered exactly once per idempotency key through
 30% failed calls, a receiver down for 5 s and a SIGKILL of the service; nothing for escalated, pending or
 rejected decisions; a human-approved one only once its approval is committed; dead letters after N
-attempts, shown in /metrics, /dashboard and the reviewer page."""
+attempts, shown in /metrics, /dashboard and the reviewer page; with two workers, each delivers its own."""
 
 from __future__ import annotations
 
