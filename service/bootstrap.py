@@ -224,6 +224,8 @@ class Running:
         self.deliverer = executors
         if executors is not None:
             metrics.on_scrape(self._count_actions)  # the outbox by state, counted in the store
+        # the delivery of approved actions runs for as long as this process serves, like the signer
+        self._delivering = asyncio.create_task(executors.run(), name="opsgate-executors") if executors else None
         if export is not None:
             metrics.on_scrape(self._export_status)  # each sink's lag, read from the log at scrape time
         self.log = log_store
@@ -240,6 +242,18 @@ class Running:
     async def _count_pending(self) -> None:
         self.metrics.set_pending(await self.runtime.approvals.pending_count())
 
+    async def _stop_delivering(self) -> None:
+        """Cancel the deliveries under way (they are made again after a restart) and close the executors."""
+        if self._delivering is None or self.deliverer is None:
+            return
+        self._delivering.cancel()
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._delivering
+        except Exception:  # noqa: BLE001 - said, and the shutdown goes on
+            log.exception("the delivery of approved actions had stopped")
+        await self.deliverer.close()
+
     async def _count_actions(self) -> None:
         if self.deliverer is not None:
             self.metrics.set_actions(await self.deliverer.counts())
@@ -249,6 +263,7 @@ class Running:
             self.metrics.set_export(await self.exporter.status())
 
     async def close(self) -> None:
+        await self._stop_delivering()
         await self.runtime.close()
         try:
             if self._signing is not None and self.signer is not None:

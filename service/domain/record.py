@@ -132,9 +132,7 @@ class OutcomeReport(msgspec.Struct, frozen=True):
     detail: str
 
 
-class ActionDelivery(msgspec.Struct, frozen=True):
-    """An action delivered to its executor (or given up on): the outcome record it ended with says which."""
-
+class ActionDelivery(msgspec.Struct, frozen=True):  # an action's delivery to its executor, in its outcome
     index: int  # in the decision's execution actions
     type: str
     idempotency_key: str  # decision_id:index

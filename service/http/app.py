@@ -35,7 +35,6 @@ from service.ports.log import Log
 from service.settings import Settings
 from service.usecases.admission import Admission
 from service.usecases.approvals import sweeping
-from service.usecases.executors import delivering
 from service.usecases.export import exporting
 from service.usecases.watch import watching
 
@@ -98,9 +97,6 @@ def _openapi(settings: Settings) -> OpenAPIConfig:
     return OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema", render_plugins=pages)
 
 
-_NOT_STARTED = {"exporter": None, "deliverer": None}  # until the lifespan starts them
-
-
 def _check_configs(settings: Settings) -> None:
     bootstrap.exporter(settings, None)
     bootstrap.deliverer(settings, None)
@@ -119,7 +115,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         started = await bootstrap.start(settings, with_shadow=True, log_factory=log_factory)
         app.state.runtime, app.state.metrics, app.state.proofs = started.runtime, started.metrics, started.proofs
-        app.state.exporter, app.state.deliverer = started.exporter, started.deliverer
+        app.state.exporter = started.exporter
         started.metrics.watch_admission(admission.stats)
         keys.revocations.attach(started.log.sessions)  # signed-out sessions: shared by the workers, kept across starts
         try:
@@ -127,7 +123,6 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
                 watching(started.runtime),
                 sweeping(started.runtime.approvals, settings.approval_sweep_s),
                 exporting(started.exporter),
-                delivering(started.deliverer),
             ):
                 yield
         finally:
@@ -138,7 +133,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         lifespan=[lifespan],
         exception_handlers={OpsgateError: opsgate_error, HTTPException: http_error, Exception: unexpected},
         request_max_body_size=settings.max_body_bytes,
-        state=State({**_NOT_STARTED, "auth": keys, "refusals": guard.refusal_log(), "admission": admission}),
+        state=State({"exporter": None, "auth": keys, "refusals": guard.refusal_log(), "admission": admission}),
         guards=[*guards(RateLimiter(settings.rate_limit, settings.rate_limit_burst or None)), json_only],
         middleware=[shed_when_full(admission), request_timeout(settings.request_timeout_s)],
         openapi_config=_openapi(settings),

@@ -64,5 +64,5 @@ def admission(state: State) -> Admission:
 
 async def actions(state: State) -> dict[str, int] | None:
     """The executors' outbox by state (None without executors), for the dashboards."""
-    deliverer = state.get("deliverer")
-    return None if deliverer is None else dict(await deliverer.counts())
+    current = runtime(state)
+    return None if current.settings.executors is None else await current.log.outbox.counts()

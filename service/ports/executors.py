@@ -59,7 +59,7 @@ class Outbox(Protocol):
         """Count a failed attempt of ``item`` and when to try again."""
 
     async def counts(self) -> dict[str, int]:
-        """Items by state, every writer's (the metrics and the dashboard)."""
+        """Items by state, every writer's, each state named (the metrics and the dashboard)."""
 
     async def of_decision(self, decision_id: str) -> list[OutboxItem]:
         """The decision's queued actions, by index (the reviewer page)."""

@@ -17,16 +17,13 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
-from service.background import beside
 from service.domain.record import ActionDelivery, OutcomeRecord, OutcomeReport, later, now
 from service.ports.executors import (
-    OUTBOX_STATES,
     ActionSender,
     Answered,
     ExecutorsConfig,
@@ -158,23 +155,9 @@ class Deliverer:
 
     async def counts(self) -> dict[str, int]:
         """The outbox's items by state, every state named (0 when none)."""
-        found = await self.outbox.counts()
-        return {state: found.get(state, 0) for state in OUTBOX_STATES}
+        return await self.outbox.counts()
 
     async def close(self) -> None:
         for sender in self.senders.values():
             with contextlib.suppress(Exception):
                 await sender.close()
-
-
-@asynccontextmanager
-async def delivering(deliverer: Deliverer | None) -> AsyncIterator[None]:
-    """Deliver the outbox beside the block; close the executors' connections on the way out."""
-    if deliverer is None:
-        yield
-        return
-    try:
-        async with beside(deliverer.run(), "opsgate-executors", log):
-            yield
-    finally:
-        await deliverer.close()

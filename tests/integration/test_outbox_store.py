@@ -108,7 +108,7 @@ def test_due_items_are_settled_once_with_their_outcome_and_retries_wait(outbox_l
     later = asyncio.run(outbox_log.outbox.due("2026-11-21T12:00:06.000000+00:00", 10))
     assert [(i.key, i.attempts, i.last_error) for i in later] == [("d-0001:2", 1, "POST x: answered 500")]
     assert asyncio.run(outbox_log.outbox.settle(later[0], "DEAD", outcome("d-0001", 2, "DEAD"), DUE)) is True
-    assert asyncio.run(outbox_log.outbox.counts()) == {"DELIVERED": 1, "DEAD": 1}
+    assert asyncio.run(outbox_log.outbox.counts()) == {"PENDING": 0, "DELIVERED": 1, "DEAD": 1}
     assert [(i.key, i.state, i.attempts) for i in asyncio.run(outbox_log.outbox.of_decision("d-0001"))] == [
         ("d-0001:0", "DELIVERED", 1), ("d-0001:2", "DEAD", 2),
     ]  # fmt: skip

@@ -16,7 +16,7 @@ import msgspec
 
 from service.adapters.store.database import Database, Dialect
 from service.domain.record import DecisionRecord, OutcomeRecord, canonical
-from service.ports.executors import OutboxItem, OutboxState
+from service.ports.executors import OUTBOX_STATES, OutboxItem, OutboxState
 
 _COLUMNS = "decision_id, action_index, action_type, body, attempts, state, last_error, next_at, settled_at"
 _DECISION = msgspec.json.Decoder(DecisionRecord)
@@ -125,7 +125,8 @@ class Outbox:
     async def counts(self) -> dict[str, int]:
         query = "SELECT state, COUNT(*) FROM action_outbox GROUP BY state"
         rows = await self.database.read(lambda c: c.execute(query).fetchall())
-        return {str(state): int(count) for state, count in rows}
+        found = {str(state): int(count) for state, count in rows}
+        return {state: found.get(state, 0) for state in OUTBOX_STATES}
 
     async def of_decision(self, decision_id: str) -> list[OutboxItem]:
         query = self.database.dialect.sql(
