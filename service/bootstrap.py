@@ -19,6 +19,7 @@ from pathlib import Path
 from service.adapters.attest.files import CheckpointFiles
 from service.adapters.attest.signing import load_signer
 from service.adapters.context import HttpContextFetcher
+from service.adapters.executors.config import build_executors, load_executors
 from service.adapters.export.config import build_sinks, load_export_config
 from service.adapters.gitinfo import last_commit
 from service.adapters.metrics import Metrics
@@ -47,6 +48,7 @@ from service.settings import Settings, checkpoints_path
 from service.usecases.candidate import CANDIDATE_OPA_TIMEOUT_S, Candidates
 from service.usecases.checkpoints import Checkpointer, Proofs
 from service.usecases.context import ContextBuilder
+from service.usecases.executors import Deliverer
 from service.usecases.export import Exporter
 from service.usecases.serving import Runtime
 from service.usecases.shadow import Shadow
@@ -99,7 +101,24 @@ def open_log(settings: Settings, writer: str | None = None, *, read_only: bool =
         write_s=settings.db_write_timeout_s,
         keepalive_s=settings.db_keepalive_s,
     )
-    return open_store(settings.db, writer or settings.writer_id, read_only=read_only, timeouts=timeouts)
+    # the action types approved decisions queue for executors: none for a reader, which never appends
+    executors = None if read_only else settings.executors
+    types = frozenset(load_executors(executors).executors) if executors is not None else frozenset()
+    return open_store(
+        settings.db, writer or settings.writer_id, read_only=read_only, timeouts=timeouts, action_types=types
+    )
+
+
+def deliverer(settings: Settings, log_store: Log | None, metrics: Metrics | None = None) -> Deliverer | None:
+    """The delivery of this process's outbox to ``settings.executors`` (None: no executors configured);
+    InvalidSettings when the file or a secret is wrong.  ``log_store`` None: only check them."""
+    if settings.executors is None:
+        return None
+    config = load_executors(settings.executors)
+    senders = build_executors(config, settings.executors)
+    if log_store is None:
+        return None
+    return Deliverer(config, senders, log_store.outbox, metrics.delivered if metrics else None)
 
 
 def exporter(settings: Settings, log_store: Log | None) -> Exporter | None:
@@ -203,10 +222,16 @@ class Running:
         tracer: Tracer = NO_TRACER,
         export: Exporter | None = None,
         context: ContextBuilder | None = None,
+        executors: Deliverer | None = None,
     ) -> None:
         self.runtime = runtime
         self.context = context
         self.exporter = export
+        self.deliverer = executors
+        if executors is not None:
+            metrics.on_scrape(self._count_actions)  # the outbox by state, counted in the store
+        # the delivery of approved actions runs for as long as this process serves, like the signer
+        self._delivering = asyncio.create_task(executors.run(), name="opsgate-executors") if executors else None
         if export is not None:
             metrics.on_scrape(self._export_status)  # each sink's lag, read from the log at scrape time
         self.log = log_store
@@ -223,11 +248,28 @@ class Running:
     async def _count_pending(self) -> None:
         self.metrics.set_pending(await self.runtime.approvals.pending_count())
 
+    async def _stop_delivering(self) -> None:
+        """Cancel the deliveries under way (they are made again after a restart) and close the executors."""
+        if self._delivering is None or self.deliverer is None:
+            return
+        self._delivering.cancel()
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._delivering
+        except Exception:  # noqa: BLE001 - said, and the shutdown goes on
+            log.exception("the delivery of approved actions had stopped")
+        await self.deliverer.close()
+
+    async def _count_actions(self) -> None:
+        if self.deliverer is not None:
+            self.metrics.set_actions(await self.deliverer.counts())
+
     async def _export_status(self) -> None:
         if self.exporter is not None:
             self.metrics.set_export(await self.exporter.status())
 
     async def close(self) -> None:
+        await self._stop_delivering()
         await self.runtime.close()
         if self.context is not None:
             await self.context.close()  # the providers' HTTP client
@@ -279,6 +321,7 @@ async def start(
     try:
         signer = await checkpointer(settings, log_store)
         export = exporter(settings, log_store)  # a bad export config stops the start here
+        executors = deliverer(settings, log_store, metrics)  # and so does a bad executors config
         catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
         served = await start_version(
             settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False, metrics=metrics,
@@ -300,4 +343,4 @@ async def start(
 
     proofs = Proofs(log_store.records, log_store.chains, CheckpointFiles(checkpoints_path(settings)))
     runtime = Runtime(settings, log_store, served, reloaded, shadow)
-    return Running(runtime, log_store, metrics, proofs, signer, traces, export, context)
+    return Running(runtime, log_store, metrics, proofs, signer, traces, export, context, executors)

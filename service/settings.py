@@ -77,6 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     checkpoint_interval_s: float = 10.0  # between two checkpoints while there are new records
     export_config: Path | None = None  # serve: YAML naming the export sinks fed from the log (docs/export.md)
     context_budget_ms: float = 200.0  # one decision's time for all its context providers together (docs/context.md)
+    executors: Path | None = None  # YAML: an HTTP executor per action type for approved actions (docs/executors.md)
 
 
 def _flag(text: str) -> bool:
@@ -173,6 +174,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_CHECKPOINT_INTERVAL_S": ("checkpoint_interval_s", positive),
     "OPSGATE_EXPORT_CONFIG": ("export_config", Path),
     "OPSGATE_CONTEXT_BUDGET_MS": ("context_budget_ms", positive),
+    "OPSGATE_EXECUTORS": ("executors", Path),
 }
 
 

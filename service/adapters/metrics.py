@@ -66,6 +66,7 @@ class Metrics:
             "opsgate_export_up", "1 while an export sink acknowledges, 0 from a failed send until one succeeds",
             ["sink"], registry=r,
         )  # fmt: skip
+        self.actions, self.deliveries = _executor_metrics(r)
         self._opa = _OpaCollector()
         r.register(self._opa)
         self._log = _LogCollector()
@@ -112,6 +113,15 @@ class Metrics:
             self.export_lag.labels(name).set(status.lag)
             self.export_up.labels(name).set(int(status.ok))
 
+    def set_actions(self, counts: Mapping[str, int]) -> None:
+        """The outbox's actions by state now (service/usecases/executors.py)."""
+        for state, count in counts.items():
+            self.actions.labels(state).set(count)
+
+    def delivered(self, action_type: str, result: str) -> None:
+        """One delivery attempt ended: delivered, retried or dead."""
+        self.deliveries.labels(action_type, result).inc()
+
     def on_scrape(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Await ``hook`` before each scrape (e.g. to ``set_pending`` from the store)."""
         self._hooks.append(hook)
@@ -121,6 +131,19 @@ class Metrics:
         for hook in self._hooks:
             await hook()
         return generate_latest(self.registry)
+
+
+def _executor_metrics(registry: CollectorRegistry) -> tuple[Gauge, Counter]:
+    """The outbox of approved actions by state, and this process's delivery attempts."""
+    actions = Gauge(
+        "opsgate_executor_actions", "Approved actions in the outbox by state (PENDING, DELIVERED, DEAD)",
+        ["state"], registry=registry,
+    )  # fmt: skip
+    attempts = Counter(
+        "opsgate_executor_attempts", "Delivery attempts of this process by action type and result",
+        ["action_type", "result"], registry=registry,
+    )  # fmt: skip
+    return actions, attempts
 
 
 def _denials(violations: Iterable[Violation]) -> list[tuple[str, str]]:

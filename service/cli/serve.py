@@ -107,7 +107,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _table_flags(serve: argparse.ArgumentParser) -> None:
     """The flags kept in the tables above (admission, proxies, the OPA client, connections, the log's timeouts)
-    and the export config."""
+    and the export and executors configs."""
     for dest, kind, text in (*_ADMISSION_FLAGS, *_ACCESS_FLAGS, *_OPA_FLAGS):
         serve.add_argument("--" + dest.replace("_", "-"), dest=dest, type=kind, help=text)
     for name, dest, kind, text in _CONNECTION_FLAGS:
@@ -121,6 +121,10 @@ def _table_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--export-config", dest="export_config", type=Path,
         help="YAML file naming the sinks the log is exported to (NATS JetStream, HTTP); see docs/export.md",
+    )  # fmt: skip
+    serve.add_argument(
+        "--executors", dest="executors", type=Path, metavar="FILE",
+        help="YAML file naming an HTTP executor per action type for approved actions; see docs/executors.md",
     )  # fmt: skip
 
 

@@ -139,8 +139,18 @@ class OutcomeReport(msgspec.Struct, frozen=True):
     detail: str
 
 
+class ActionDelivery(msgspec.Struct, frozen=True):  # an action's delivery to its executor, in its outcome
+    index: int  # in the decision's execution actions
+    type: str
+    idempotency_key: str  # decision_id:index
+    state: str  # DELIVERED or DEAD
+    attempts: int
+    http_status: int | None  # of the last attempt; None when nothing answered
+
+
 class OutcomeRecord(_Entry, frozen=True, kw_only=True, tag="outcome"):  # reported after the decision
     outcome: OutcomeReport
+    action: ActionDelivery | UnsetType = UNSET  # only for an outcome the delivery of an action recorded
 
 
 class ApprovalAnswer(msgspec.Struct, frozen=True):
@@ -322,21 +332,3 @@ class Resolution(msgspec.Struct, frozen=True):
     status: ResolvedStatus
     at: str
     by: str
-
-
-class WindowStats(msgspec.Struct, frozen=True):
-    """The decisions logged in [since, until)."""
-
-    decisions: int
-    by_decision_type: dict[str, int]
-    by_execution_status: dict[str, int]
-    denied_by_policy: dict[str, int]  # decisions a policy denied at least once
-    latency_p50_ms: float | None
-    latency_p99_ms: float | None
-    approvals_resolved: dict[str, int] = {}  # pending approvals EXECUTED, REJECTED or EXPIRED in the window
-    latency_p90_ms: float | None = None
-    timeline: dict[str, dict[str, int]] = {}  # bucket start (the log's time, cut) -> current status -> decisions
-
-
-#: the buckets of a dashboard's timeline, as the number of leading characters of the log's time they keep
-BUCKETS = {"minute": 16, "hour": 13, "day": 10}

@@ -101,11 +101,16 @@ def _openapi(settings: Settings) -> OpenAPIConfig:
     return OpenAPIConfig(title="opsgate", version="0.1.0", path="/schema", render_plugins=pages)
 
 
+def _check_configs(settings: Settings) -> None:
+    bootstrap.exporter(settings, None)
+    bootstrap.deliverer(settings, None)
+
+
 def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | None = None) -> Litestar:
     """The Litestar app for ``settings``; OPA and the log start with it and stop with it.  ``log_factory``
     opens the decision log instead of the one ``settings`` name (the benchmark's log-off run)."""
     keys = from_settings(settings)  # a bad key configuration stops the start here
-    bootstrap.exporter(settings, None)  # and so does a bad export config (before any worker forks)
+    _check_configs(settings)  # and so does a bad export or executors config (before any worker forks)
     admission = Admission(settings.max_in_flight, settings.admission_queue_ms / 1000)  # this process's own
     if keys.open:
         log.warning(guard.OPEN_MODE_WARNING)

@@ -67,3 +67,9 @@ def admission(state: State) -> Admission:
     """This process's bound on the decisions in flight (the /decide routes take room in it)."""
     value: Admission = state.admission
     return value
+
+
+async def actions(state: State) -> dict[str, int] | None:
+    """The executors' outbox by state (None without executors), for the dashboards."""
+    current = runtime(state)
+    return None if current.settings.executors is None else await current.log.outbox.counts()

@@ -9,7 +9,7 @@ from litestar.datastructures import State
 
 from service.domain.record import now
 from service.http.bodies import approval_request
-from service.http.common import caller, json_response, runtime
+from service.http.common import actions, caller, json_response, runtime
 from service.http.guard import roles
 from service.http.queries import dashboard_window, pending_limit
 from service.usecases.dashboard import dashboard
@@ -55,7 +55,8 @@ async def show_dashboard(request: Request[Any, Any, Any], state: State) -> Respo
     since, until = dashboard_window(request.query_params, at)
     current = runtime(state)
     log, breaker = current.log, current.guardrails.breaker.state
-    return json_response(await dashboard(log.statistics, log.approvals, breaker, since, until, at))
+    board = await dashboard(log.statistics, log.approvals, breaker, since, until, at, await actions(state))
+    return json_response(board)
 
 
 ROUTES = [pending_decisions, execute_decision, reject_decision, show_dashboard]

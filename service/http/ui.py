@@ -85,7 +85,9 @@ async def _decision_context(state: State, decision_id: str) -> dict[str, Any]:
     shown = await review.reviewed(decision_id)
     snippets = await review.snippets(shown.record)
     redacted = redacted_paths(shown.record.facts)
-    return {"shown": shown, "record": shown.record, "snippets": snippets, "replay": None, "redacted": redacted}
+    deliveries = await runtime(state).log.outbox.of_decision(decision_id)  # the actions queued for executors
+    return {"shown": shown, "record": shown.record, "snippets": snippets, "replay": None, "redacted": redacted,
+            "deliveries": deliveries}  # fmt: skip
 
 
 @get("/decisions/{decision_id:str}", include_in_schema=False)

@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 from service.domain.record import now
 from service.http import charts
 from service.http.bodies import approval_request
-from service.http.common import caller, runtime
+from service.http.common import actions, caller, runtime
 from service.http.guard import roles
 from service.http.queries import dashboard_window, pending_limit
 from service.usecases.dashboard import dashboard
@@ -98,7 +98,7 @@ async def dashboard_page(request: Request[Any, Any, Any], state: State) -> Templ
     since, until = dashboard_window(params, at)
     current = runtime(state)
     log, breaker = current.log, current.guardrails.breaker.state
-    board = await dashboard(log.statistics, log.approvals, breaker, since, until, at)
+    board = await dashboard(log.statistics, log.approvals, breaker, since, until, at, await actions(state))
     context = {"board": board, "charts": _charts(board), "windows": WINDOWS, "window": params.get("window", "1h")}
     return Template("dashboard.html", context=context)
 

@@ -17,9 +17,10 @@ from service.domain.record import (
     StoredRecord,
     VersionFile,
     VersionInfo,
-    WindowStats,
 )
+from service.domain.stats import WindowStats
 from service.ports.checkpoints import ChainReader
+from service.ports.executors import Outbox
 from service.ports.export import ExportCursors
 
 
@@ -118,6 +119,9 @@ class Log(Protocol):
 
     @property
     def exports(self) -> ExportCursors: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
 
     @property
     def writer(self) -> str: ...

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from service.domain.record import BUCKETS, PendingItem, age_s
+from service.domain.record import PendingItem, age_s
+from service.domain.stats import BUCKETS
 from service.ports.log import ApprovalStore, StatisticsStore
 from service.usecases.status import ESCALATING
 
@@ -54,6 +55,18 @@ def _pending(item: PendingItem, at: str) -> dict[str, Any]:
     }
 
 
+def _queue(
+    count: int, oldest: str | None, resolved: dict[str, int], waiting: list[PendingItem], at: str
+) -> dict[str, Any]:
+    return {
+        "count": count,
+        "oldest_created_at": oldest,
+        "oldest_age_s": age_s(oldest, at) if oldest else None,
+        "resolved_in_window": resolved,
+        "oldest": [_pending(item, at) for item in waiting],
+    }
+
+
 def _by_status(counts: dict[str, dict[str, int]]) -> dict[str, int]:
     totals: dict[str, int] = {}
     for by_status in counts.values():
@@ -63,10 +76,12 @@ def _by_status(counts: dict[str, dict[str, int]]) -> dict[str, int]:
 
 
 async def dashboard(
-    statistics: StatisticsStore, approvals: ApprovalStore, breaker: str, since: str, until: str, at: str
-) -> dict[str, Any]:
+    statistics: StatisticsStore, approvals: ApprovalStore, breaker: str, since: str, until: str, at: str,
+    actions: dict[str, int] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The dashboard of the window [``since``, ``until``) as seen ``at`` (now, in the log's form);
-    ``breaker``: the OPA circuit breaker's state now."""
+    ``breaker``: the OPA circuit breaker's state now; ``actions``: the executors' outbox by state
+    (None: no executors configured)."""
     bucket = bucket_of(since, until)
     stats = await statistics.window_stats(since, until, bucket)
     pending, oldest = await approvals.pending_count(at)
@@ -91,13 +106,8 @@ async def dashboard(
             "escalated": escalated,
             "rate": round(escalated / stats.decisions, 6) if stats.decisions else 0.0,
         },
-        "pending_approvals": {
-            "count": pending,
-            "oldest_created_at": oldest,
-            "oldest_age_s": age_s(oldest, at) if oldest else None,
-            "resolved_in_window": stats.approvals_resolved,
-            "oldest": [_pending(item, at) for item in waiting],
-        },
+        "pending_approvals": _queue(pending, oldest, stats.approvals_resolved, waiting, at),
         "guardrails": {"breaker": breaker, "denials_by_policy": denials},
         "latency_ms": {"p50": stats.latency_p50_ms, "p90": stats.latency_p90_ms, "p99": stats.latency_p99_ms},
+        "executors": None if actions is None else {"by_state": actions},
     }

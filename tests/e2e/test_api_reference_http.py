@@ -101,8 +101,9 @@ def test_the_document_follows_a_reload_that_changes_a_fact_schema_and_adds_a_rul
     assert rollout["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/RolloutFacts"
     }
-    assert after["components"]["schemas"]["RolloutFacts"]["required"] == (
-        before["components"]["schemas"]["DeployFacts"]["required"]
+    assert (
+        after["components"]["schemas"]["RolloutFacts"]["required"]
+        == (before["components"]["schemas"]["DeployFacts"]["required"])
     )
     assert "/decide/rollout/batch" in after["paths"]
     # the YAML document and the page say the same

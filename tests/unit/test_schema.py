@@ -164,9 +164,7 @@ def test_a_value_within_its_sibling_bounds_is_accepted(facts: dict[str, Any]) ->
         ({"total": 3, "errors": 2, "inner": {"total": 7, "errors": 8}}, "inner.errors", "must be <= `total` (7)"),
     ],
 )
-def test_a_value_beyond_its_sibling_bound_is_422_at_its_own_path(
-    facts: dict[str, Any], path: str, reason: str
-) -> None:
+def test_a_value_beyond_its_sibling_bound_is_422_at_its_own_path(facts: dict[str, Any], path: str, reason: str) -> None:
     error = rejection(SIBLINGS, facts)
     assert error.problems == [Problem(reason, path=path)]
     assert error.message == f"invalid facts: {path}: {reason}"

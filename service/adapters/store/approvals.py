@@ -1,7 +1,8 @@
 """The approval queue: decisions pending a person, and how each one ends.
 
 A decision's pending row is written with its record (``records.Chain``); here it is read,
-and resolved together with the approval or expiry record that ends it.
+and resolved together with the approval or expiry record that ends it (an EXECUTED one queues
+its actions for their executors in the same transaction).
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ class Approvals:
         refused = self._refusal(connection, resolution)
         if refused is not None:  # nothing written for it: the chain goes on without it
             raise refused
-        return self.chain.insert(connection, payload, seq + 1, prev_hash)
+        stored = self.chain.insert(connection, payload, seq + 1, prev_hash)
+        if resolution.status == "EXECUTED" and self.chain.actions is not None:  # queued once the approval commits
+            self.chain.actions.executed(connection, resolution.decision_id, resolution.by, resolution.at)
+        return stored
 
     def _refusal(self, connection: Any, resolution: Resolution) -> OpsgateError | None:
         """Resolve a PENDING item (a conditional update, so one of two racing approvals wins);

@@ -1,7 +1,9 @@
 """The decision log's records: one hash chain per writer, appended through the database's writer.
 
 A decision pending approval gets its row in the approval queue in the same transaction as its
-record, so the queue never names a decision the log does not hold.
+record, so the queue never names a decision the log does not hold; an APPROVED one gets its
+actions queued for their executors the same way (``outbox.ActionQueue``, when executors are
+configured).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import msgspec
 
 from service.adapters.store.bodies import Encoder, stored
 from service.adapters.store.database import Database, Dialect
+from service.adapters.store.outbox import ActionQueue
 from service.domain.approval import approval_expires_at
-from service.domain.decision import PENDING_APPROVAL
+from service.domain.decision import APPROVED, PENDING_APPROVAL
 from service.domain.record import (
     GENESIS,
     PENDING,
@@ -43,10 +46,11 @@ _INSERT = (
 class Chain:
     """One writer's chain, written inside the writer thread's transaction."""
 
-    def __init__(self, dialect: Dialect, writer: str) -> None:
+    def __init__(self, dialect: Dialect, writer: str, actions: ActionQueue | None = None) -> None:
         self.dialect = dialect
         self.writer = writer
         self.bodies = Encoder(dialect.name)
+        self.actions = actions  # None: no executors, nothing queued
 
     def head(self, connection: Any) -> tuple[int, str]:
         """Lock the chain for this transaction; its last seq and hash (0 and GENESIS when empty)."""
@@ -80,6 +84,8 @@ class Chain:
         self._index(connection, entry_id, cols.fired, cols.denied)
         if isinstance(record, DecisionRecord) and cols.execution_status == PENDING_APPROVAL:
             self._queue_approval(connection, entry_id, record, cols.caller)
+        elif isinstance(record, DecisionRecord) and cols.execution_status == APPROVED and self.actions is not None:
+            self.actions.decided(connection, record)
         return StoredRecord(entry_id, self.writer, seq, body, prev_hash, digest, *values[2:12])
 
     def _index(self, connection: Any, entry_id: int, fired: Any, denied: Any) -> None:
@@ -111,9 +117,10 @@ class Chain:
 class Records:
     """The records store: append to this writer's chain, and read any chain."""
 
-    def __init__(self, database: Database, writer: str) -> None:
+    def __init__(self, database: Database, writer: str, action_types: frozenset[str] = frozenset()) -> None:
         self.database = database
-        self.chain = Chain(database.dialect, writer)
+        actions = ActionQueue(database.dialect, writer, action_types) if action_types else None
+        self.chain = Chain(database.dialect, writer, actions)
 
     @property
     def writer(self) -> str:

@@ -77,6 +77,21 @@ CREATE TABLE IF NOT EXISTS export_cursors (
     seq    BIGINT NOT NULL,
     PRIMARY KEY (sink, writer)
 );
+CREATE TABLE IF NOT EXISTS action_outbox (
+    decision_id  TEXT NOT NULL,
+    action_index INTEGER NOT NULL,
+    writer       TEXT NOT NULL,
+    action_type  TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    attempts     INTEGER NOT NULL,
+    next_at      TEXT NOT NULL,
+    last_error   TEXT,
+    created_at   TEXT NOT NULL,
+    settled_at   TEXT,
+    PRIMARY KEY (decision_id, action_index)
+);
+CREATE INDEX IF NOT EXISTS action_outbox_due ON action_outbox (writer, state, next_at);
 CREATE TABLE IF NOT EXISTS export_checkpoints (
     sink        TEXT NOT NULL,
     name        TEXT NOT NULL,

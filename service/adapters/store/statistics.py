@@ -10,7 +10,7 @@ import msgspec
 
 from service.adapters.store.database import Database
 from service.adapters.store.records import current_status_sql
-from service.domain.record import BUCKETS, WindowStats
+from service.domain.stats import BUCKETS, WindowStats
 
 
 class Statistics:
