@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from service.adapters.executors.http import HttpExecutor
+from service.adapters.export.webhook import read_secret
 from service.errors import InvalidSettings
 from service.ports.executors import ExecutorConfig, ExecutorsConfig
 
@@ -40,26 +40,13 @@ def _located(error: msgspec.ValidationError, raw: Any) -> str:
     return str(error)
 
 
-def _secret(action_type: str, config: ExecutorConfig) -> bytes:
-    if (config.secret_env is None) == (config.secret_file is None):
-        raise InvalidSettings("set exactly one of secret_env and secret_file")
-    if config.secret_env is not None:
-        text, where = os.environ.get(config.secret_env, ""), f"variable {config.secret_env}"
-    else:
-        path = Path(config.secret_file or "")
-        text, where = (path.read_text(encoding="utf-8").strip() if path.is_file() else ""), f"file {path}"
-    if not text:
-        raise InvalidSettings(f"the secret in {where} is missing or empty")
-    return text.encode()
-
-
 def build_executors(config: ExecutorsConfig, source: Path) -> dict[str, HttpExecutor]:
     """One executor per action type of the config read from ``source``; nothing connects yet.
     InvalidSettings naming the entry and the reason."""
     executors = {}
     for action_type, entry in config.executors.items():
         try:
-            executors[action_type] = HttpExecutor(action_type, entry, _secret(action_type, entry))
+            executors[action_type] = HttpExecutor(action_type, entry, read_secret(entry.secret_env, entry.secret_file))
         except InvalidSettings as error:
             message = error.message.removeprefix(f"executor {action_type!r}: ")
             raise InvalidSettings(f"executors config {source}: {message} - at `$.executors.{action_type}`") from None

@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 
 from service.adapters.export.jetstream import JetStreamSink
-from service.adapters.export.webhook import WebhookSink, read_secret
+from service.adapters.export.webhook import WebhookSink, sink_secret
 from service.errors import InvalidSettings
 from service.ports.export import ExportConfig, HttpSinkConfig, Sink
 
@@ -36,7 +36,7 @@ def build_sinks(config: ExportConfig, source: Path) -> list[Sink]:
     for index, entry in enumerate(config.sinks):
         try:
             sinks.append(
-                WebhookSink(entry, read_secret(entry)) if isinstance(entry, HttpSinkConfig) else JetStreamSink(entry)
+                WebhookSink(entry, sink_secret(entry)) if isinstance(entry, HttpSinkConfig) else JetStreamSink(entry)
             )
         except InvalidSettings as error:
             raise InvalidSettings(f"export config {source}: {error.message} - at `$.sinks[{index}]`") from None

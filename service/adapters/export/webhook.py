@@ -33,20 +33,29 @@ def signature(secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def read_secret(config: HttpSinkConfig) -> bytes:
-    """The sink's secret from its variable or file; InvalidSettings when missing or empty."""
-    if (config.secret_env is None) == (config.secret_file is None):
-        raise InvalidSettings(f"export sink {config.name!r}: set exactly one of secret_env and secret_file")
-    if config.secret_env is not None:
-        text = os.environ.get(config.secret_env, "")
-        where = f"variable {config.secret_env}"
+def read_secret(secret_env: str | None, secret_file: str | None) -> bytes:
+    """A signing secret from exactly one of a variable or a file (an export sink's, an executor's);
+    InvalidSettings when both or neither are set, or when it is missing or empty."""
+    if (secret_env is None) == (secret_file is None):
+        raise InvalidSettings("set exactly one of secret_env and secret_file")
+    if secret_env is not None:
+        text = os.environ.get(secret_env, "")
+        where = f"variable {secret_env}"
     else:
-        path = Path(config.secret_file or "")
+        path = Path(secret_file or "")
         text = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
         where = f"file {path}"
     if not text:
-        raise InvalidSettings(f"export sink {config.name!r}: the secret in {where} is missing or empty")
+        raise InvalidSettings(f"the secret in {where} is missing or empty")
     return text.encode()
+
+
+def sink_secret(config: HttpSinkConfig) -> bytes:
+    """The sink's secret (``read_secret``), its errors naming the sink."""
+    try:
+        return read_secret(config.secret_env, config.secret_file)
+    except InvalidSettings as error:
+        raise InvalidSettings(f"export sink {config.name!r}: {error.message}") from None
 
 
 class WebhookSink:
