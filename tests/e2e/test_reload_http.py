@@ -19,6 +19,53 @@ RETRY_CONFIDENCE = "confidence: 0.85 - 0.05 * process.attempts - 0.10 * history.
 CONFIDENCE = {"A": 0.7, "B": 0.65}
 
 
+class Deciding:
+    """Three clients deciding ``ops_facts(failures=1)`` until the block ends: every status, every
+    200's (revision, confidence), every transport failure.  ``headers``: each client's own."""
+
+    def __init__(self, server: Server, timeout: float = 10, headers: dict[str, str] | None = None) -> None:
+        self.server, self.timeout, self.headers = server, timeout, headers or {}
+        self.stop = threading.Event()
+        self.statuses: Counter[int] = Counter()
+        self.answers: list[tuple[str, float]] = []
+        self.failures: list[str] = []
+        self.threads = [threading.Thread(target=self._client) for _ in range(3)]
+
+    def __enter__(self) -> Deciding:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+    def _client(self) -> None:
+        with httpx.Client(base_url=self.server.url, timeout=self.timeout, headers=self.headers) as http:
+            while not self.stop.is_set():
+                try:
+                    response = http.post("/decide", json=ops_facts(failures=1))
+                except httpx.TransportError as error:
+                    self.failures.append(repr(error))
+                    continue
+                self.statuses[response.status_code] += 1
+                if response.status_code == 200:
+                    result = response.json()["result"]
+                    self.answers.append(
+                        (result["explanation"]["guardrails"]["revision"], result["decision"]["confidence"])
+                    )
+
+    def assert_each_answer_is_one_version(self, version_a: str, version_b: str) -> None:
+        """No failure, only 200s (more than 100), and every answer whole from one version: its
+        revision and its confidence agree."""
+        assert self.failures == [] and list(self.statuses) == [200], (self.failures, self.statuses)
+        assert self.statuses[200] > 100, self.statuses
+        by_version = {version_a: CONFIDENCE["A"], version_b: CONFIDENCE["B"]}
+        assert {(revision, by_version.get(revision)) for revision, _ in self.answers} == set(by_version.items())
+        assert all(confidence == by_version[revision] for revision, confidence in self.answers)
+
+
 def test_twenty_reloads_under_load_fail_no_request_and_each_answer_is_one_version(
     start_server: Callable[..., Server], copied_dirs: tuple[Path, Path]
 ) -> None:
@@ -27,47 +74,18 @@ def test_twenty_reloads_under_load_fail_no_request_and_each_answer_is_one_versio
     text_b = text_a.replace(RETRY_CONFIDENCE, RETRY_CONFIDENCE.replace("0.85", "0.80"))
     server = start_server(rules, rego)
     version_a = server.client.get("/ready").json()["version"]
-    stop = threading.Event()
-    statuses: Counter[int] = Counter()
-    answers: list[tuple[str, float]] = []
-    failures: list[str] = []
-
-    def client() -> None:
-        with httpx.Client(base_url=server.url, timeout=10) as http:
-            while not stop.is_set():
-                try:
-                    response = http.post("/decide", json=ops_facts(failures=1))
-                except httpx.TransportError as error:
-                    failures.append(repr(error))
-                    continue
-                statuses[response.status_code] += 1
-                if response.status_code == 200:
-                    result = response.json()["result"]
-                    answers.append((result["explanation"]["guardrails"]["revision"], result["decision"]["confidence"]))
-
-    threads = [threading.Thread(target=client) for _ in range(3)]
-    for thread in threads:
-        thread.start()
     reloaded = []
-    try:
+    with Deciding(server) as deciding:
         for n in range(20):
             (rules / "ops.yaml").write_text(text_b if n % 2 == 0 else text_a)
             response = server.client.post("/admin/reload", headers=JSON)
             assert response.status_code == 200, response.text
             assert response.json()["changed"] is True
             reloaded.append(response.json()["version"])
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
 
     version_b = reloaded[0]
     assert reloaded == [version_b, version_a] * 10
-    assert failures == [] and list(statuses) == [200] and statuses[200] > 100
-    by_version = {version_a: CONFIDENCE["A"], version_b: CONFIDENCE["B"]}
-    # every answer came whole from one version: its revision and its confidence agree
-    assert {(revision, by_version.get(revision)) for revision, _ in answers} == set(by_version.items())
-    assert all(confidence == by_version[revision] for revision, confidence in answers)
+    deciding.assert_each_answer_is_one_version(version_a, version_b)
 
 
 def test_an_invalid_reload_is_refused_with_its_location_and_the_old_version_keeps_serving(

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ import httpx
 
 from tests.e2e.server import JSON, Server
 from tests.e2e.test_ops_decisions import ops_facts
-from tests.e2e.test_reload_http import CONFIDENCE, RETRY_CONFIDENCE
+from tests.e2e.test_reload_http import CONFIDENCE, RETRY_CONFIDENCE, Deciding
 
 FRESH = {**JSON, "Connection": "close"}  # a new connection per request: either worker may accept it
 
@@ -45,29 +43,8 @@ def test_twenty_reloads_with_two_workers_fail_no_request_and_every_worker_moves(
     text_b = text_a.replace(RETRY_CONFIDENCE, RETRY_CONFIDENCE.replace("0.85", "0.80"))
     server = start_server(rules, rego, OPSGATE_WORKERS="2", OPSGATE_WRITER_ID="node", OPSGATE_REQUEST_TIMEOUT_S="0")
     version_a = _workers(server)[0]["version"]
-    stop = threading.Event()
-    statuses: Counter[int] = Counter()
-    answers: list[tuple[str, float]] = []
-    failures: list[str] = []
-
-    def client() -> None:
-        with httpx.Client(base_url=server.url, timeout=30, headers={"Connection": "close"}) as http:
-            while not stop.is_set():
-                try:
-                    response = http.post("/decide", json=ops_facts(failures=1))
-                except httpx.TransportError as error:
-                    failures.append(repr(error))
-                    continue
-                statuses[response.status_code] += 1
-                if response.status_code == 200:
-                    result = response.json()["result"]
-                    answers.append((result["explanation"]["guardrails"]["revision"], result["decision"]["confidence"]))
-
-    threads = [threading.Thread(target=client) for _ in range(3)]
-    for thread in threads:
-        thread.start()
     reloaded = []
-    try:
+    with Deciding(server, timeout=30, headers={"Connection": "close"}) as deciding:
         for n in range(20):
             (rules / "ops.yaml").write_text(text_b if n % 2 == 0 else text_a)
             response = _post(server, "/admin/reload")
@@ -80,18 +57,10 @@ def test_twenty_reloads_with_two_workers_fail_no_request_and_every_worker_moves(
                 ("node-w1", body["version"]),
             ]
             reloaded.append(body["version"])
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
 
     version_b = reloaded[0]
     assert reloaded == [version_b, version_a] * 10
-    assert failures == [] and list(statuses) == [200] and statuses[200] > 100, (failures, statuses)
-    by_version = {version_a: CONFIDENCE["A"], version_b: CONFIDENCE["B"]}
-    # every answer came whole from one version: its revision and its confidence agree
-    assert {(revision, by_version.get(revision)) for revision, _ in answers} == set(by_version.items())
-    assert all(confidence == by_version[revision] for revision, confidence in answers)
+    deciding.assert_each_answer_is_one_version(version_a, version_b)
     heads = {h["writer"]: h["seq"] for h in server.client.get("/log/head").json()["chains"]}
     assert sorted(heads) == ["node-w0", "node-w1"] and min(heads.values()) > 0  # both workers decided
 
