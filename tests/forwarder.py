@@ -53,6 +53,8 @@ class Forwarder:
         except OSError:
             client.close()
             return
+        for sock in (client, upstream):  # relay each chunk as it comes: Nagle's delay is no part of the network
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._sockets += [client, upstream]
         for source, sink in ((client, upstream), (upstream, client)):
