@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from service.adapters.attest.signing import generate
 from tests.conftest import opsgate, sql, tables, verified
 from tests.e2e.server import JSON, Server
 
@@ -156,6 +157,28 @@ def test_postgresql_table_holds_no_plaintext(
         dumped = " ".join(str(row[0]) for row in sql(pg_url, f"SELECT t::text FROM {table} t"))
         assert "redaction-test@example.org" not in dumped, table
     assert "chain intact" in verified(pg_url, opa_bin)
+
+
+def test_a_redacted_decision_is_proved_and_the_proof_holds_its_keyed_hash_only(
+    tmp_path: Path, notify_dirs: tuple[Path, Path], start_server: StartServer, opa_bin: str
+) -> None:
+    public = generate(tmp_path / "signing.key")
+    db, checkpoints = str(tmp_path / "decisions.db"), tmp_path / "checkpoints"
+    server = start_server(*notify_dirs, db, OPSGATE_SIGNING_KEY_FILE=str(tmp_path / "signing.key"),
+                          **redaction_env(tmp_path))  # fmt: skip
+    decision_id = notify(server, ALICE)["decision_id"]
+    server.stop()  # its final checkpoint covers the decision
+    made = opsgate("log", "prove", decision_id, "--db", db, "--checkpoints", str(checkpoints))
+    assert made.returncode == 0, made.stderr
+    assert ALICE not in made.stdout and expected_hash(ALICE) in json.loads(made.stdout)["record"]
+    (tmp_path / "proof.json").write_text(made.stdout)
+    checked = opsgate("log", "check-proof", str(tmp_path / "proof.json"), "--public-key", str(public))
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith("ok: record 1 of writer ")
+    result = opsgate("log", "verify", "--db", db, "--checkpoints", str(checkpoints), "--public-key", str(public),
+                     opa_bin=opa_bin)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 records verified, chain intact" in result.stdout
 
 
 def test_reviewer_page_shows_the_field_as_redacted(
