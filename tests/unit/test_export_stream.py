@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +57,35 @@ def test_an_altered_body_a_broken_link_and_a_forged_start_are_named() -> None:
     assert verify_stream([a[0], *other]).error == "writer a seq 2: prev_hash does not link to seq 1's hash"
     forged = chain("a", 1, prev="f" * 64)
     assert verify_stream(forged).error == "writer a seq 1: the chain's first record does not link to GENESIS"
+
+
+def other_chain(writer: str, count: int) -> list[RecordMessage]:
+    """Another chain under the same writer id (two replicas configured alike): other bodies, own hashes."""
+    out, prev = [], ZEROS
+    for message in chain(writer, count):
+        body = message.body.replace('"kind":"decision"', '"kind":"decision","replica":"b"')
+        digest = hashlib.sha256((prev + body).encode()).hexdigest()
+        out.append(RecordMessage(writer=writer, seq=message.seq, prev_hash=prev, hash=digest, body=body))
+        prev = digest
+    return out
+
+
+def test_an_earlier_seq_delivered_again_with_another_hash_is_named_not_counted_as_a_duplicate() -> None:
+    a, b = chain("a", 3), other_chain("a", 2)
+    report = verify_stream([*a, a[0], b[0], b[1]])
+    assert (report.ok, report.error, report.records, report.duplicates) == (
+        False, "writer a seq 1: two records (another hash than the one delivered before)", {"a": 3}, 1,
+    )  # fmt: skip
+
+
+def test_the_standalone_script_names_an_earlier_seq_delivered_again_with_another_hash(tmp_path: Path) -> None:
+    a, b = chain("a", 3), other_chain("a", 2)
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"".join(encode(m) + b"\n" for m in [*a, a[1], b[0]]))
+    script = Path(__file__).resolve().parents[2] / "scripts" / "verify-export.py"
+    result = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert result.stderr == "line 5 (writer a, seq 1): two records: another hash than the one delivered before\n"
 
 
 def test_a_stream_may_start_mid_chain_and_messages_round_trip() -> None:
