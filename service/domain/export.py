@@ -69,42 +69,48 @@ class StreamReport(msgspec.Struct, frozen=True):
 def verify_stream(messages: Iterable[Message]) -> StreamReport:
     """Follow each writer's chain through ``messages`` in arrival order: each record's hash must be
     ``chain_hash(prev_hash, body)`` and link to the previous one; a repeat of a record already seen
-    (same writer, seq and hash) is a duplicate of at-least-once delivery and skipped.  A writer's
-    first message may start after seq 1 (an export ``--since``); at seq 1 it must link to GENESIS."""
-    heads: dict[str, tuple[int, str]] = {}
-    counts: dict[str, int] = {}
+    (same writer, seq and hash) is a duplicate of at-least-once delivery and skipped, and one with
+    another hash is named (two chains under one writer id, or a forgery).  A writer's first message
+    may start after seq 1 (an export ``--since``); at seq 1 it must link to GENESIS."""
+    chains: dict[str, list[str]] = {}  # writer -> the hashes of its verified run, from first_seq on
     first: dict[str, int] = {}
     duplicates = checkpoints = 0
     for message in messages:
         if isinstance(message, CheckpointMessage):
             checkpoints += 1
             continue
-        problem, repeat = _link(message, heads.get(message.writer))
+        problem, repeat = _link(message, chains.get(message.writer, []), first.get(message.writer, message.seq))
         if problem is not None:
-            return StreamReport(counts, first, duplicates, checkpoints, ok=False, error=problem)
+            return StreamReport(_counts(chains), first, duplicates, checkpoints, ok=False, error=problem)
         if repeat:
             duplicates += 1
             continue
-        heads[message.writer] = (message.seq, message.hash)
-        counts[message.writer] = counts.get(message.writer, 0) + 1
+        chains.setdefault(message.writer, []).append(message.hash)
         first.setdefault(message.writer, message.seq)
-    return StreamReport(counts, first, duplicates, checkpoints, ok=True)
+    return StreamReport(_counts(chains), first, duplicates, checkpoints, ok=True)
 
 
-def _link(message: RecordMessage, head: tuple[int, str] | None) -> tuple[str | None, bool]:
-    """(what is wrong with ``message`` after ``head``, whether it repeats a record already seen)."""
+def _counts(chains: dict[str, list[str]]) -> dict[str, int]:
+    return {writer: len(hashes) for writer, hashes in chains.items()}
+
+
+def _link(message: RecordMessage, hashes: list[str], first: int) -> tuple[str | None, bool]:
+    """(what is wrong with ``message`` after the run ``hashes`` starting at seq ``first``, whether
+    it repeats a record already seen)."""
     where = f"writer {message.writer} seq {message.seq}"
     if chain_hash(message.prev_hash, message.body) != message.hash:
         return f"{where}: its hash does not match its body (altered)", False
-    if head is None:
+    if not hashes:
         if message.seq == 1 and message.prev_hash != GENESIS:
             return f"{where}: the chain's first record does not link to GENESIS", False
         return None, False
-    seq, last_hash = head
+    seq = first + len(hashes) - 1
     if message.seq <= seq:
-        return (None, True) if message.seq < seq or message.hash == last_hash else (f"{where}: two records", False)
+        if message.seq >= first and hashes[message.seq - first] != message.hash:
+            return f"{where}: two records (another hash than the one delivered before)", False
+        return None, True  # before the run's start: not seen here, nothing to compare it with
     if message.seq != seq + 1:
         return f"{where}: after seq {seq}: records {seq + 1}..{message.seq - 1} are missing", False
-    if message.prev_hash != last_hash:
+    if message.prev_hash != hashes[-1]:
         return f"{where}: prev_hash does not link to seq {seq}'s hash", False
     return None, False
