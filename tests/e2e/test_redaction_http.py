@@ -3,8 +3,9 @@
 A test ruleset ``notify`` (beside ops, in a copy of rules/ and rego/) redacts ``customer.email`` and
 sends the address in an action.  After real decisions: the SQLite file and its -wal and -shm hold no
 byte of either address (and a PostgreSQL log's table text holds neither), the callers' answers do,
-``opsgate log verify`` passes, one address has one keyed hash and another a different one, the
-reviewer page says "redacted", replay names the field, and ``opsgate check`` refuses a bad path.
+``opsgate log verify`` passes, one address has one keyed hash and another a different one, a
+signed proof of a redacted decision checks offline and carries only the hash, the reviewer page says
+"redacted", replay names the field, and ``opsgate check`` refuses a bad path.
 """
 
 from __future__ import annotations
