@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 import pytest
 
 from service.adapters.attest.signing import generate
-from tests.conftest import opsgate, sql, tables, verified
+from tests.conftest import ROOT, opsgate, sql, tables, verified
 from tests.e2e.server import JSON, Server
 
 StartServer = Callable[..., Server]
@@ -176,6 +178,10 @@ def test_a_redacted_decision_is_proved_and_the_proof_holds_its_keyed_hash_only(
     checked = opsgate("log", "check-proof", str(tmp_path / "proof.json"), "--public-key", str(public))
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith("ok: record 1 of writer ")
+    script = subprocess.run([sys.executable, str(ROOT / "scripts" / "verify-proof.py"), str(tmp_path / "proof.json"),
+                             str(public)], capture_output=True, text=True, check=False)  # fmt: skip
+    assert script.returncode == 0, script.stderr
+    assert script.stdout.startswith(f"ok: decision {decision_id} is record 1 of writer ")
     result = opsgate("log", "verify", "--db", db, "--checkpoints", str(checkpoints), "--public-key", str(public),
                      opa_bin=opa_bin)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
