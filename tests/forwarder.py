@@ -1,12 +1,14 @@
 """A TCP forwarder on loopback that a test can switch into a blackhole: it stops relaying bytes on
 every connection, old and new, but keeps the sockets open, as a dead NAT or a failed-over host does
-(the peers see no reset and no close, only silence); switched back, it relays again."""
+(the peers see no reset and no close, only silence); switched back, it relays again.  Severed, it
+drops every connection with a reset, as a crashed middlebox does: the bytes it held are lost."""
 
 from __future__ import annotations
 
 import contextlib
 import select
 import socket
+import struct
 import threading
 
 
@@ -30,6 +32,15 @@ class Forwarder:
         """Relay again: what waited in the buffers goes through, as after a network comes back."""
         self._relaying.set()
 
+    def sever(self) -> None:
+        """Reset every connection, those waiting for a blackhole to end too: what they held is lost."""
+        with self._lock:
+            severed, self._sockets = self._sockets, []
+        for sock in severed:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, no FIN
+                sock.close()
+
     def close(self) -> None:
         self._stopped.set()
         self._relaying.set()
@@ -44,6 +55,8 @@ class Forwarder:
                 client, _ = self._listener.accept()
             except OSError:
                 return  # closed
+            with self._lock:
+                self._sockets.append(client)
             threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
     def _connect(self, client: socket.socket) -> None:
@@ -53,10 +66,14 @@ class Forwarder:
         except OSError:
             client.close()
             return
-        for sock in (client, upstream):  # relay each chunk as it comes: Nagle's delay is no part of the network
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
-            self._sockets += [client, upstream]
+            if client not in self._sockets:  # severed while it waited
+                upstream.close()
+                return
+            self._sockets.append(upstream)
+        for sock in (client, upstream):  # relay each chunk as it comes: Nagle's delay is no part of the network
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for source, sink in ((client, upstream), (upstream, client)):
             threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 

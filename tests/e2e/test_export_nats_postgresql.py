@@ -1,7 +1,8 @@
 """Export from a PostgreSQL decision log (a schema of the test's own) to the real NATS JetStream
-server (a stream of the test's own) through a forwarder the test cuts while decisions go on: the
-stream ends with every record once, exactly as stored, in order, its chain verified from the stream
-alone, and with this writer's signed checkpoints, each root recomputed from the streamed records."""
+server (a stream of the test's own) through a forwarder the test cuts while decisions go on (silent,
+then reset: what it held is lost): the stream ends with every record once, exactly as stored, in
+order, its chain verified from the stream alone, and with this writer's signed checkpoints, each
+root recomputed from the streamed records."""
 
 from __future__ import annotations
 
@@ -89,6 +90,7 @@ def test_a_postgresql_log_reaches_the_stream_once_in_order_with_its_checkpoints_
         down = wait_for(lambda: (s := nats_state(server)) and not s["ok"] and s["lag"] > 0 and s, 15, "sink down")
         assert down["error"].startswith("NATS ") and down["exported_seq"] >= BEFORE * PER_BATCH
         assert export_samples(server, "jetstream")["opsgate_export_up"] == 0
+        forwarder.sever()  # what the forwarder held of the failed batches is lost: only a resend brings it
         forwarder.restore()
         decide(server, AFTER)
 
