@@ -50,12 +50,32 @@ def _label(start: str, bucket: str) -> str:
     return start[11:16] if bucket == "minute" else start[11:13] + ":00"
 
 
+_DIGIT_W = 7.6  # a digit's width at font-size 12 in DejaVu Sans, the widest of the usual sans-serif fonts
+
+
+def _text_width(text: str) -> float:
+    """About how wide ``text`` is drawn at font-size 12: enough to lay labels out without measuring them."""
+    return sum(8.2 if c.isupper() else _DIGIT_W if c.isdigit() else 7.0 for c in text)
+
+
+def _fit(text: str, room: float) -> str:
+    """``text``, cut short with an ellipsis where it is wider than ``room``."""
+    if _text_width(text) <= room:
+        return text
+    while text and _text_width(text + "…") > room:
+        text = text[:-1]
+    return text + "…"
+
+
 def timeline(series: list[dict[str, Any]], bucket: str, statuses: list[str]) -> str:
-    """Decisions over time: one bar per bucket, stacked by current status, its total above it."""
-    height, top, bottom, left = 240, 16, 196, 36
+    """Decisions over time: one bar per bucket, stacked by current status, its total above it (upright
+    where it fits the bar's width, else turned to run up the bar, with room made for it at the top)."""
     peak = max([item["total"] for item in series] + [1])
+    widest = _text_width(str(peak))
+    left = max(36.0, widest + 12)  # room for the axis's peak label
     slot = (WIDTH - left - 24) / max(len(series), 1)  # room on the right for the last tick's label
-    every = max(1, len(series) // 12)
+    upright = widest <= slot - 2
+    top, bottom, every = (16 if upright else 8 + widest), 196, max(1, len(series) // 12)
     body = [f'<line x1="{left}" y1="{bottom}" x2="{WIDTH - 8}" y2="{bottom}" stroke="#888"/>',
             _text(left - 6, top + 4, str(peak), "end"), _text(left - 6, bottom, "0", "end")]  # fmt: skip
     for index, item in enumerate(series):
@@ -70,36 +90,52 @@ def timeline(series: list[dict[str, Any]], bucket: str, statuses: list[str]) -> 
                 body.append(f'<rect x="{x + 1:.1f}" y="{y:.1f}" width="{max(slot - 2, 1):.1f}" height="{h:.1f}" '
                             f'fill="{color(status)}"><title>{escape(tip)}</title></rect>')  # fmt: skip
         if item["total"]:
-            body.append(_text(x + slot / 2, y - 3, str(item["total"]), "middle", "total"))
+            body.append(_total(x + slot / 2, y, str(item["total"]), upright))
         body.append("</g>")
         if index % every == 0:
             body.append(_text(x + slot / 2, bottom + 14, _label(item["start"], bucket), "middle", "tick"))
-    body.extend(_legend(statuses, series, bottom + 36))
-    return _svg("timeline", height, body, "Decisions over time by current status")
+    legend, height = _legend(statuses, series, bottom + 36)
+    return _svg("timeline", height, body + legend, "Decisions over time by current status")
 
 
-def _legend(statuses: list[str], series: list[dict[str, Any]], y: float) -> list[str]:
+def _total(middle: float, bar_top: float, text: str, upright: bool) -> str:
+    if upright:
+        return _text(middle, bar_top - 3, text, "middle", "total")
+    x, y = middle + 4, bar_top - 3  # turned a quarter left about its start, it runs up from the bar
+    return (f'<text x="{x:.1f}" y="{y:.1f}" transform="rotate(-90 {x:.1f} {y:.1f})" fill="#1b1b1b" '
+            f'class="total">{escape(text)}</text>')  # fmt: skip
+
+
+def _legend(statuses: list[str], series: list[dict[str, Any]], y: float) -> tuple[list[str], int]:
+    """The legend, wrapped onto another row where the next entry would pass the chart's right edge,
+    and the chart's height below it."""
     out, x = [], 36.0
     for status in statuses:
         n = sum(item["by_status"].get(status, 0) for item in series)
+        text = f"{status} {n}"
+        width = 30 + _text_width(text)
+        if x > 36 and x + width - 16 > WIDTH:
+            x, y = 36.0, y + 18
         out.append(f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="10" height="10" fill="{color(status)}"/>')
-        out.append(_text(x + 14, y, f"{status} {n}", css="legend"))
-        x += 30 + 7.2 * len(f"{status} {n}")
-    return out
+        out.append(_text(x + 14, y, text, css="legend"))
+        x += width
+    return out, int(y + 8)
 
 
 def bars(chart: str, rows: list[tuple[str, float, str]], title: str, fill: str = "#0b4f9c") -> str:
-    """Horizontal bars, one per (label, value, text shown after the bar), scaled to the largest value."""
+    """Horizontal bars, one per (label, value, text shown after the bar), scaled to the largest value; the
+    labels get the room they need on the left, up to 360 pixels (a longer one is cut, whole in its tooltip)."""
     if not rows:
         return _svg(chart, 28, [_text(0, 18, "None in this window.", css="empty")], title)
-    left, row_h, peak = 200, 24, max([value for _, value, _ in rows] + [1e-9])
+    widest = max(_text_width(label) for label, _, _ in rows)
+    left, row_h, peak = min(max(200.0, widest + 16), 360.0), 24, max([value for _, value, _ in rows] + [1e-9])
     body = []
     for index, (label, value, text) in enumerate(rows):
         y = 4 + index * row_h
         w = max(value / peak * (WIDTH - left - 280), 1)  # room after the longest bar for its text
-        body.append(f'<g class="row" data-label="{escape(label)}">')
-        body.append(_text(left - 8, y + 15, label, "end", "label"))
-        body.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{fill}"/>')
+        body.append(f'<g class="row" data-label="{escape(label)}"><title>{escape(label)}</title>')
+        body.append(_text(left - 8, y + 15, _fit(label, left - 16), "end", "label"))
+        body.append(f'<rect x="{left:.1f}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{fill}"/>')
         body.append(_text(left + w + 6, y + 15, text, css="value"))
         body.append("</g>")
     return _svg(chart, 8 + len(rows) * row_h, body, title)

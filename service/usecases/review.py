@@ -41,7 +41,7 @@ from service.errors import (
     UnknownRuleset,
 )
 from service.ports.log import RecordStore, VersionStore
-from service.usecases.status import Step, approval_state, by_decision, current_status, history
+from service.usecases.status import Step, actions_state, approval_state, by_decision, current_status, history
 from service.usecases.versions import RunningVersion
 
 _CACHE_SIZE = 32
@@ -112,6 +112,12 @@ class Reviewed(Shown, frozen=True):
     @property
     def status(self) -> str:
         return self.history[-1].status
+
+    @property
+    def actions_state(self) -> str:
+        """Where its actions stand, outcomes left aside: EXECUTED, REJECTED, EXPIRED, PENDING_APPROVAL or
+        the status it was answered with."""
+        return actions_state(self.history)
 
 
 def _comparable(

@@ -76,12 +76,17 @@ def current_status(records: list[StoredRecord]) -> str:
 def approval_state(records: list[StoredRecord]) -> str:
     """Where a decision's actions stand, outcomes left aside: its execution status, or for one that
     waited for approval the answer it got (EXECUTED, REJECTED, EXPIRED), or PENDING_APPROVAL."""
-    steps = [step for step in history(records) if step.event != "outcome"]
-    if not steps:
+    return actions_state(history(records))
+
+
+def actions_state(steps: list[Step]) -> str:
+    """``approval_state`` of a decision's history."""
+    answered = [step for step in steps if step.event != "outcome"]
+    if not answered:
         return "unknown"
-    if steps[0].status != PENDING_APPROVAL:
-        return steps[0].status
-    return steps[-1].status
+    if answered[0].status != PENDING_APPROVAL:
+        return answered[0].status
+    return answered[-1].status
 
 
 def by_decision(records: list[StoredRecord]) -> dict[str, list[StoredRecord]]:

@@ -122,6 +122,17 @@ def test_decision_list_shows_every_decision_newest_first(page: Page, server: Ser
         [name, ""]
         for name in ("since", "until", "ruleset", "decision_type", "status", "org_id", "rule", "denied_by", "caller")
     ]
+    assert page.locator("form.filters input[placeholder]").evaluate_all(PLACEHOLDERS_CUT) == []
+    assert page.locator("form.filters input[name=status]").get_attribute("placeholder") == "now, e.g. EXECUTED"
+
+
+# the filters whose placeholder is wider than the room inside its input (the browser cuts it off)
+PLACEHOLDERS_CUT = """inputs => inputs.filter(input => {
+  const style = getComputedStyle(input), context = document.createElement("canvas").getContext("2d");
+  context.font = style.font;
+  const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return context.measureText(input.placeholder).width > room;
+}).map(input => input.name)"""
 
 
 @pytest.mark.parametrize(

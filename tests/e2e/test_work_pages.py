@@ -135,11 +135,16 @@ def test_approved_from_the_queue_then_its_outcome_the_decision_shows_its_current
     assert texts(page, "#history li .status") == ["PENDING_APPROVAL", "EXECUTED", "SUCCEEDED"]
     assert ": EXECUTED by 127.0.0.1: canary error rate flat for 30 min" in steps.nth(1).inner_text()
     assert ": SUCCEEDED by deploy-bot: rolled out to 50%" in steps.nth(2).inner_text()
+    assert page.locator("#actions-held").count() == 0  # approved: its actions went out
+    assert page.locator("h2", has_text="actions").inner_text() == "Proposed and executed actions"
     screenshot(page, "decision-executed.png")
 
 
 def test_a_rejection_needs_a_reason_and_then_shows_as_the_current_status(page: Page, server: Server) -> None:
     rejected = ask(server, "reject-me")
+    page.goto(f"{server.url}/ui/decisions/{rejected}")
+    assert page.locator("#actions-held").inner_text() == "Waiting for approval: not executed yet."
+    assert json.loads(page.locator("#actions").inner_text())[0]["component"] == "reject-me"
     page.goto(f"{server.url}/ui/pending")
     page.locator(f"#pending-{rejected} form.reject button").click()  # no reason: the browser does not post
     assert page.url == f"{server.url}/ui/pending"
@@ -154,6 +159,8 @@ def test_a_rejection_needs_a_reason_and_then_shows_as_the_current_status(page: P
     page.goto(f"{server.url}/ui/decisions/{rejected}")
     assert page.locator("#current-status").inner_text() == "REJECTED"
     assert texts(page, "#history li .status") == ["PENDING_APPROVAL", "REJECTED"]
+    assert page.locator("#actions-held").inner_text() == "Rejected: never executed."
+    assert page.locator("h2", has_text="actions").inner_text() == "Proposed actions"
 
 
 def test_whoever_asked_for_a_decision_cannot_answer_it_from_the_queue(browser: Browser, server: Server) -> None:
