@@ -9,7 +9,7 @@ GET_OPA := scripts/get-opa.sh
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test venv opa redoc browser image-tools image-test check rego-test rule-test pytest lint clean wrk bench bench-quick bench-memory bench-multicore bench-opa
+.PHONY: run test venv opa redoc browser image-tools image-test check rego-test rule-test pytest lint clean wrk bench bench-quick bench-memory bench-multicore bench-opa bench-cpu
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,11 @@ bench: venv opa wrk
 
 bench-quick: venv opa wrk
 	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.run --quick
+
+# CPU µs per decision (service, its OPA, all-in) at c=64 on POST /decide/ops, medians over rounds (bench/cpu.py);
+# REF=main measures that commit side by side, rounds interleaved: make bench-cpu REF=main
+bench-cpu: venv opa wrk
+	OPSGATE_OPA_BIN="$$($(GET_OPA))" $(BIN)/python -m bench.cpu $(if $(REF),--ref $(REF))
 
 # Raw OPA and serve --workers 1/2/4/8 pinned (taskset) to 4 and then 8 cores, wrk on cores 12-15:
 # bench/results/<date>-multicore.json. On a machine of fewer than 16 cores it says why and measures nothing.

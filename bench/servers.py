@@ -98,12 +98,15 @@ def start_opa(opa_bin: str, rego_dir: Path, work: Path, pin: tuple[str, ...] = (
 
 def start_service(
     name: str, opsgate: str, rules: Path, rego: Path, db: str, work: Path, opa_bin: str, log_off: bool,
-    extra: tuple[str, ...] = (), pin: tuple[str, ...] = (),
+    extra: tuple[str, ...] = (), pin: tuple[str, ...] = (), tree: Path | None = None,
 ) -> Server:  # fmt: skip
     """``opsgate serve`` on a loopback port; ``log_off``: the same service with its decision log off
-    (``python -m bench.logoff``, benchmark only); ``extra``: more ``serve`` flags (--workers, --opa-url)."""
+    (``python -m bench.logoff``, benchmark only); ``extra``: more ``serve`` flags (--workers, --opa-url);
+    ``tree``: served from that source tree (``python -m service``, another commit's worktree) instead."""
     port = free_port()
     command = [sys.executable, "-m", "bench.logoff"] if log_off else [opsgate]
+    if tree is not None:
+        command = [sys.executable, "-m", "service"]
     args = [*pin, *command, "serve", "--host", HOST, "--port", str(port), "--rules-dir", str(rules),
             "--rego-dir", str(rego), "--db", db, "--opa-bin", opa_bin, "--writer-id", f"bench-{name}",
             *extra]  # fmt: skip
@@ -112,6 +115,8 @@ def start_service(
     env = {**os.environ, "OPSGATE_RATE_LIMIT": "0"}
     if log_off:  # bench.logoff is found from any working directory
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    if tree is not None:  # its own package, not the one installed in the virtual environment
+        env["PYTHONPATH"] = str(tree)
     server = Server(name, args, port, "/ready", work / f"{name}.log", env)
     server.db = db
     return server
