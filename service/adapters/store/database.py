@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from service.adapters.store.dialect import Dialect, PostgresDialect, Timeouts, dialect_for, public_url
 from service.adapters.store.health import Health
 from service.adapters.store.watchdog import Watchdog
+from service.adapters.store.writelock import TurnTimeout
 from service.errors import DecisionLogError, OpsgateError
 from service.ports.log import LogHealth
 
@@ -157,12 +158,26 @@ class Database:
                 return
 
     def _commit(self, jobs: list[_Job]) -> None:
+        try:
+            with self.dialect.write_turn():  # the turn is released before the callers are told
+                results = self._transaction(jobs)
+        except TurnTimeout as error:
+            self._fail(jobs, "locked", str(error))
+            return
+        if results is None:  # failed: its callers were told why
+            return
+        self._health.committed()
+        for job, found in zip(jobs, results, strict=True):
+            job.settle(found)
+
+    def _transaction(self, jobs: list[_Job]) -> list[Any] | None:
+        """The jobs' results once committed; None when it failed (each job then settled with why)."""
         for attempt in (1, 2):
             connection = self._connected()
             if connection is None:
                 why = "it is closing" if self._closing else str(self._down)
                 self._fail(jobs, "unreachable", f"decision log is not connected: {why}")
-                return
+                return None
             committing = self._stuck = False
             try:
                 with self._watchdog.watch(connection, self.dialect.timeouts.write_s, self._on_stuck):
@@ -170,7 +185,6 @@ class Database:
                     results = _run(connection, jobs)
                     committing = True
                     connection.execute("COMMIT")
-                break
             except Exception as error:  # noqa: BLE001 - the writer thread must outlive any one bad group
                 self._recover(connection, error)
                 # a connection lost before COMMIT wrote nothing: try once more on a new one (not one that
@@ -181,12 +195,11 @@ class Database:
                 if isinstance(error, OpsgateError) and not committing:  # a refusal, not a failure of the log
                     for job in jobs:
                         job.settle(None, error)
-                    return
+                    return None
                 self._fail(jobs, "timeout" if self._stuck else self.dialect.cause(error), str(error))
-                return
-        self._health.committed()
-        for job, found in zip(jobs, results, strict=True):
-            job.settle(found)
+                return None
+            return results
+        return None
 
     def _probe(self) -> None:
         """Try the database while it cannot commit: /ready must come back without a decision to log
@@ -195,8 +208,11 @@ class Database:
         if connection is None:
             return
         try:
-            with self._watchdog.watch(connection, self.dialect.timeouts.write_s, lambda: None):
+            deadline = self.dialect.timeouts.write_s
+            with self.dialect.write_turn(), self._watchdog.watch(connection, deadline, lambda: None):
                 self.dialect.probe(connection)
+        except TurnTimeout:  # another process is writing: not a sign that this one cannot
+            return
         except Exception as error:  # noqa: BLE001 - still failing: stays not ready
             self._recover(connection, error)
             return

@@ -17,6 +17,7 @@ import msgspec
 
 from service.adapters.store.bodies import register
 from service.adapters.store.schema import POSTGRES_SCHEMA, SQLITE_SCHEMA
+from service.adapters.store.writelock import WriteTurn
 from service.errors import UnsupportedDecisionLog
 
 
@@ -37,6 +38,11 @@ class Dialect:
     def __init__(self, target: str, timeouts: Timeouts | None = None) -> None:
         self.target = target
         self.timeouts = timeouts or Timeouts()
+
+    def write_turn(self) -> contextlib.AbstractContextManager[None]:
+        """Held around each write transaction: the processes writing one SQLite file take turns
+        (``service.adapters.store.writelock``); raises TurnTimeout past ``write_s`` of waiting."""
+        return WriteTurn(self.target).held(self.timeouts.write_s)
 
     def connect(self) -> Any:
         path = Path(self.target)
@@ -116,6 +122,10 @@ class PostgresDialect(Dialect):
     schema = POSTGRES_SCHEMA
     # the head is read after the advisory lock is granted; a snapshot taken earlier would be stale
     begin_write = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+    def write_turn(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing to wait for: each writer's advisory lock on its own chain is enough (``lock_chain``)."""
+        return contextlib.nullcontext()
 
     def __init__(self, target: str, timeouts: Timeouts | None = None) -> None:
         super().__init__(target, timeouts)
