@@ -206,6 +206,7 @@ class Columns(msgspec.Struct, frozen=True):
     decision_type: str | None = None
     execution_status: str | None = None
     org_id: str | None = None
+    latency_ms: float | None = None  # a decision's end-to-end time, for the dashboard's percentiles
     fired: tuple[tuple[str, bool], ...] = ()  # (rule id, won)
     denied: tuple[tuple[str, str], ...] = ()  # (policy, violation id)
 
@@ -228,6 +229,7 @@ def columns(record: Record) -> Columns:
         decision_type=record.decision.decision_type,
         execution_status=record.execution.status,
         org_id=None if org_id is None else str(org_id),
+        latency_ms=record.latency_ms.get("total"),
         fired=tuple((r.id, r.won) for r in record.fired_rules),
         denied=tuple((v.policy, v.id) for v in record.guardrails.violations),
     )

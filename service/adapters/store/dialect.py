@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from service.adapters.store.bodies import register
-from service.adapters.store.schema import POSTGRES_SCHEMA, SQLITE_SCHEMA
+from service.adapters.store.schema import ADDED_COLUMNS, POSTGRES_SCHEMA, SQLITE_SCHEMA
 from service.adapters.store.writelock import WriteTurn
 from service.errors import UnsupportedDecisionLog
 
@@ -70,6 +70,14 @@ class Dialect:
 
     def create_schema(self, connection: Any) -> None:
         connection.executescript(self.schema)
+        for table, column, kind in ADDED_COLUMNS:  # a log created before the column was added
+            present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                try:
+                    connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as error:  # another process added it first
+                    if "duplicate column" not in str(error):
+                        raise
 
     def broken(self, error: Exception) -> bool:
         return False
@@ -101,7 +109,8 @@ class Dialect:
 
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
     # a decision's end-to-end ms (its body may be stored compressed: ``service.adapters.store.bodies``)
-    latency = "CAST(json_extract(opsgate_body(body), '$.latency_ms.total') AS REAL)"
+    # (from its column; a decision logged before the column was added: from its body, which may be compressed)
+    latency = "COALESCE(latency_ms, CAST(json_extract(opsgate_body(body), '$.latency_ms.total') AS REAL))"
     # the status a later record gives its decision: an outcome's, or an approval's or expiry's
     later_status = "COALESCE(json_extract(body, '$.outcome.status'), json_extract(body, '$.approval.status'))"
 
@@ -210,7 +219,7 @@ class PostgresDialect(Dialect):
             return "unreachable"
         return "error"
 
-    latency = "((body::jsonb) -> 'latency_ms' ->> 'total')::double precision"
+    latency = "COALESCE(latency_ms, ((body::jsonb) -> 'latency_ms' ->> 'total')::double precision)"
     later_status = "COALESCE((body::jsonb) -> 'outcome' ->> 'status', (body::jsonb) -> 'approval' ->> 'status')"
 
 

@@ -38,8 +38,8 @@ KINDS_QUERIED = ("decision", "external")  # opsgate's own decisions, and those r
 
 _INSERT = (
     "INSERT INTO log_entries (writer, seq, kind, decision_id, created_at, caller, ruleset, ruleset_version, "
-    "bundle_revision, decision_type, execution_status, org_id, body, prev_hash, hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+    "bundle_revision, decision_type, execution_status, org_id, body, prev_hash, hash, latency_ms) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 
 
@@ -79,7 +79,7 @@ class Chain:
         values = (self.writer, seq, cols.kind, cols.decision_id, cols.created_at, cols.caller, cols.ruleset,
                   cols.ruleset_version, cols.bundle_revision, cols.decision_type, cols.execution_status,
                   cols.org_id, self.bodies.encode(connection, cols.kind, (cols.ruleset, cols.ruleset_version), body),
-                  prev_hash, digest)  # fmt: skip
+                  prev_hash, digest, cols.latency_ms)  # fmt: skip
         entry_id = int(connection.execute(self.dialect.sql(_INSERT), values).fetchone()[0])
         self._index(connection, entry_id, cols.fired, cols.denied)
         if isinstance(record, DecisionRecord) and cols.execution_status == PENDING_APPROVAL:

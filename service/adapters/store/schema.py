@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS log_entries (
     decision_type    TEXT,
     execution_status TEXT,
     org_id           TEXT,
+    latency_ms       REAL,
     body             TEXT NOT NULL,
     prev_hash        TEXT NOT NULL,
     hash             TEXT NOT NULL,
@@ -31,6 +32,7 @@ _POSTGRES_SCHEMA = (
     _SQLITE_SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
     .replace("entry_id INTEGER", "entry_id BIGINT")
     .replace("BLOB", "BYTEA")
+    .replace(" REAL,", " DOUBLE PRECISION,")
 )
 
 _COMMON_SCHEMA = """
@@ -100,5 +102,15 @@ CREATE TABLE IF NOT EXISTS export_checkpoints (
 );
 """
 
+# columns added since the first release: a log created before has its tables altered when opened for writing
+ADDED_COLUMNS = (("log_entries", "latency_ms", "REAL"),)  # a decision's end-to-end ms, for the dashboard
+
 SQLITE_SCHEMA = _SQLITE_SCHEMA + _COMMON_SCHEMA
-POSTGRES_SCHEMA = _POSTGRES_SCHEMA + _COMMON_SCHEMA
+POSTGRES_SCHEMA = (
+    _POSTGRES_SCHEMA
+    + _COMMON_SCHEMA
+    + "".join(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind.replace('REAL', 'DOUBLE PRECISION')};\n"
+        for table, column, kind in ADDED_COLUMNS
+    )
+)
