@@ -21,10 +21,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from service.errors import DecisionLogError
 
-
-class TurnTimeout(DecisionLogError):
+class TurnTimeout(Exception):  # noqa: N818 - the writer reports it as a failed write (DecisionLogError)
     """Another process held the write turn past the deadline."""
 
 
