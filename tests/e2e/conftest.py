@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import nats
 import pytest
 
 from tests.conftest import REGO_DIR, RULES_DIR
@@ -28,3 +31,27 @@ def start_server(tmp_path: Path, opa_bin: str) -> Iterator[Callable[..., Server]
     yield start
     for running in started:
         running.stop()
+
+
+NATS_URL = "nats://127.0.0.1:4222"  # the machine's NATS server, with JetStream
+
+
+async def _delete_stream(stream: str) -> None:
+    client = await nats.connect(NATS_URL)
+    try:
+        await client.jetstream().delete_stream(stream)
+    except nats.js.errors.NotFoundError:
+        pass
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+def stream() -> Iterator[tuple[str, str]]:
+    """A JetStream stream and subject of the test's own (names unique per test), deleted after it."""
+    token = uuid.uuid4().hex[:12]
+    name, subject = f"OPSGATE_TEST_{token}", f"opsgate-test-{token}"
+    try:
+        yield name, subject
+    finally:
+        asyncio.run(_delete_stream(name))

@@ -9,22 +9,19 @@ import asyncio
 import json
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nats
-import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.domain.export import RecordMessage, decode, verify_stream
+from tests.e2e.conftest import NATS_URL
 from tests.e2e.server import Server
 from tests.e2e.test_ops_decisions import ops_facts
 from tests.forwarder import Forwarder
 
-NATS_URL = "nats://127.0.0.1:4222"
 TOTAL, PER_BATCH = 10_000, 250
 WRITER = "export-test"
 
@@ -52,26 +49,6 @@ async def _read_stream(stream: str, subject: str) -> list[bytes]:
         return data
     finally:
         await client.close()
-
-
-async def _delete_stream(stream: str) -> None:
-    client = await nats.connect(NATS_URL)
-    try:
-        await client.jetstream().delete_stream(stream)
-    except nats.js.errors.NotFoundError:
-        pass
-    finally:
-        await client.close()
-
-
-@pytest.fixture
-def stream() -> Iterator[tuple[str, str]]:
-    token = uuid.uuid4().hex[:12]
-    name, subject = f"OPSGATE_TEST_{token}", f"opsgate-test-{token}"
-    try:
-        yield name, subject
-    finally:
-        asyncio.run(_delete_stream(name))
 
 
 def export_samples(server: Server, sink: str) -> dict[str, float]:

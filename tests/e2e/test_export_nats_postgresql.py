@@ -9,18 +9,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from service.adapters.attest.signing import generate
 from service.domain.export import CheckpointMessage, RecordMessage, decode, verify_stream
 from tests.conftest import sql
 from tests.e2e.server import Server
-from tests.e2e.test_export_nats import _delete_stream, _read_stream, export_samples, wait_for
+from tests.e2e.test_export_nats import _read_stream, export_samples, wait_for
 from tests.e2e.test_ops_decisions import ops_facts
 from tests.forwarder import Forwarder
 
@@ -28,16 +24,6 @@ WRITER = "pg-export-test"
 PER_BATCH = 50
 BEFORE, DURING, AFTER = 3, 3, 2  # batches decided before, during and after the cut
 TOTAL = (BEFORE + DURING + AFTER) * PER_BATCH
-
-
-@pytest.fixture
-def stream() -> Iterator[tuple[str, str]]:
-    token = uuid.uuid4().hex[:12]
-    name, subject = f"OPSGATE_PG_TEST_{token}", f"opsgate-pg-test-{token}"
-    try:
-        yield name, subject
-    finally:
-        asyncio.run(_delete_stream(name))
 
 
 def mth(leaves: list[bytes]) -> bytes:
