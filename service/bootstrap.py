@@ -41,6 +41,7 @@ from service.authoring.catalog import Catalog, load_catalog
 from service.authoring.policies import PolicyTests
 from service.domain.limits import JsonLimits
 from service.errors import Problem, RulesetInvalid
+from service.ports.executors import ExecutorsConfig
 from service.ports.guardrails import PolicyCheck
 from service.ports.log import Log
 from service.ports.tracing import NO_TRACER, Tracer
@@ -93,28 +94,29 @@ def candidates(settings: Settings, timeout: float = CANDIDATE_OPA_TIMEOUT_S) -> 
     return Candidates(engine, own_guardrails, policy_check(settings), timeout)
 
 
-def open_log(settings: Settings, writer: str | None = None, *, read_only: bool = False) -> Log:
-    """The decision log of ``settings.db``, written as ``writer`` (default: the settings' writer id)."""
-    timeouts = Timeouts(
-        connect_s=settings.db_connect_timeout_s,
-        statement_s=settings.db_statement_timeout_s,
-        write_s=settings.db_write_timeout_s,
-        keepalive_s=settings.db_keepalive_s,
-    )
+def open_log(
+    settings: Settings, writer: str | None = None, *, read_only: bool = False, executors: ExecutorsConfig | None = None
+) -> Log:
+    """The decision log of ``settings.db``, written as ``writer`` (default: the settings' writer id), queueing
+    the action types of ``executors`` (the executors file, read here when not given and ``settings`` names one)."""
+    timeouts = Timeouts(connect_s=settings.db_connect_timeout_s, statement_s=settings.db_statement_timeout_s,
+                        write_s=settings.db_write_timeout_s, keepalive_s=settings.db_keepalive_s)  # fmt: skip
     # the action types approved decisions queue for executors: none for a reader, which never appends
-    executors = None if read_only else settings.executors
-    types = frozenset(load_executors(executors).executors) if executors is not None else frozenset()
-    return open_store(
-        settings.db, writer or settings.writer_id, read_only=read_only, timeouts=timeouts, action_types=types
-    )
+    if executors is None and settings.executors is not None and not read_only:
+        executors = load_executors(settings.executors)
+    types = frozenset(executors.executors) if executors is not None and not read_only else frozenset()
+    return open_store(settings.db, writer or settings.writer_id, read_only=read_only, timeouts=timeouts,
+                      action_types=types)  # fmt: skip
 
 
-def deliverer(settings: Settings, log_store: Log | None, metrics: Metrics | None = None) -> Deliverer | None:
-    """The delivery of this process's outbox to ``settings.executors`` (None: no executors configured);
-    InvalidSettings when the file or a secret is wrong.  ``log_store`` None: only check them."""
+def deliverer(
+    settings: Settings, log_store: Log | None, metrics: Metrics | None = None, config: ExecutorsConfig | None = None
+) -> Deliverer | None:
+    """The delivery of this process's outbox to ``settings.executors`` (None: none configured), from ``config``
+    when the file was read already; InvalidSettings when it or a secret is wrong; ``log_store`` None: only check."""
     if settings.executors is None:
         return None
-    config = load_executors(settings.executors)
+    config = config or load_executors(settings.executors)
     senders = build_executors(config, settings.executors)
     if log_store is None:
         return None
@@ -314,14 +316,16 @@ async def start(
     """Open the log (``log_factory``, by default the one ``settings`` name) and the tracer, start the
     version in rules/ and rego/ (and the shadow candidate when asked for and configured); everything
     started is stopped again when a later step fails."""
-    log_store = (log_factory or open_log)(settings)
+    # the executors file is read once: the action types the log queues are the ones delivered
+    executors_config = load_executors(settings.executors) if settings.executors is not None else None
+    log_store = log_factory(settings) if log_factory else open_log(settings, executors=executors_config)
     metrics = Metrics()
     traces = tracer_factory(settings)
     context = ContextBuilder(HttpContextFetcher(), settings.context_budget_ms)  # one HTTP client per process
     try:
         signer = await checkpointer(settings, log_store)
         export = exporter(settings, log_store)  # a bad export config stops the start here
-        executors = deliverer(settings, log_store, metrics)  # and so does a bad executors config
+        executors = deliverer(settings, log_store, metrics, executors_config)  # and a bad executor's secret
         catalog = await asyncio.to_thread(load_catalog, settings.rules_dir, settings.rego_dir)
         served = await start_version(
             settings, log_store, catalog, settings.rules_dir, settings.rego_dir, check_rego=False, metrics=metrics,
