@@ -33,6 +33,7 @@ from service.adapters.opa.binary import find_opa
 
 PATH = "/decide/ops"
 KINDS = ("service_us", "opa_us", "all_in_us")
+FIGURES = (*KINDS, "decisions_per_s", "p99_ms")  # a window's figures: its CPU, its 2xx rate and wrk's p99
 
 
 @dataclass
@@ -42,6 +43,7 @@ class Side:
     name: str  # "this" or "ref": its files' names
     label: str  # as the report shows it
     tree: Path
+    env: dict[str, str] = field(default_factory=dict)  # OPSGATE_* settings it is served with
     server: Server | None = None
     rounds: list[dict[str, float]] = field(default_factory=list)
 
@@ -56,13 +58,13 @@ def per_decision(cpu: usage.Cpu, decisions: int, ticks_per_s: int) -> dict[str, 
 
 def medians(rounds: list[dict[str, float]]) -> dict[str, float | None]:
     """Each figure's median over the rounds, to 0.1 µs."""
-    return {kind: round(statistics.median(r[kind] for r in rounds), 1) if rounds else None for kind in KINDS}
+    return {kind: round(statistics.median(r[kind] for r in rounds), 1) if rounds else None for kind in FIGURES}
 
 
 def ratios(this: dict[str, float | None], ref: dict[str, float | None]) -> dict[str, float | None]:
     """This tree's median over the ref's, per figure (0.78: 22% less CPU per decision)."""
     return {kind: round(a / b, 3) if a is not None and b else None for kind, a, b in
-            ((k, this[k], ref[k]) for k in KINDS)}  # fmt: skip
+            ((k, this[k], ref[k]) for k in FIGURES)}  # fmt: skip
 
 
 def order(sides: list[Side], round_no: int) -> list[Side]:
@@ -88,7 +90,8 @@ def start(stack: ExitStack, side: Side, work: Path, opa_bin: str) -> Server:
     rules.mkdir()
     shutil.copy(side.tree / "rules" / "ops.yaml", rules / "ops.yaml")
     db = str(work / f"{side.name}.db")
-    server = start_service(side.name, "", rules, side.tree / "rego", db, work, opa_bin, False, tree=side.tree)
+    server = start_service(side.name, "", rules, side.tree / "rego", db, work, opa_bin, False, tree=side.tree,
+                           env=side.env)  # fmt: skip
     stack.callback(server.close)
     return server
 
@@ -107,7 +110,7 @@ def window(server: Server, body: Path, connections: int, seconds: int) -> dict[s
     found = per_decision(spent, usage.successful(report.requests, report.non_2xx, 1), usage.ticks_per_second())
     if found is None:
         raise RuntimeError(f"{server.name}: no 2xx decision in a {seconds} s window")
-    return {**found, "decisions_per_s": report.requests_per_s}
+    return {**found, "decisions_per_s": report.requests_per_s, "p99_ms": report.p99_ms}
 
 
 def measure(sides: list[Side], args: argparse.Namespace, work: Path) -> None:
@@ -126,13 +129,14 @@ def measure(sides: list[Side], args: argparse.Namespace, work: Path) -> None:
 
 def report(sides: list[Side], args: argparse.Namespace) -> dict[str, object]:
     found: dict[str, object] = {s.label: {"median": medians(s.rounds), "rounds": s.rounds} for s in sides}
-    print(f"CPU µs per 2xx decision, POST {PATH}, c={args.connections}, {args.rounds} x {args.seconds} s (medians)")
-    print(f"{'tree':<24}" + "".join(f"{k:>12}" for k in KINDS))
+    print(f"CPU µs per 2xx decision, 2xx/s and p99, POST {PATH}, c={args.connections}, "
+          f"{args.rounds} x {args.seconds} s (medians)")  # fmt: skip
+    print(f"{'tree':<24}" + "".join(f"{k:>16}" for k in FIGURES))
     for side in sides:
-        print(f"{side.label:<24}" + "".join(f"{medians(side.rounds)[k] or 0:>12.1f}" for k in KINDS))
+        print(f"{side.label:<24}" + "".join(f"{medians(side.rounds)[k] or 0:>16.1f}" for k in FIGURES))
     if len(sides) == 2:
         found["ratio"] = ratios(medians(sides[0].rounds), medians(sides[1].rounds))
-        print(f"{'ratio (this / ref)':<24}" + "".join(f"{found['ratio'][k] or 0:>12.3f}" for k in KINDS))  # type: ignore[index]
+        print(f"{'ratio (this / ref)':<24}" + "".join(f"{found['ratio'][k] or 0:>16.3f}" for k in FIGURES))  # type: ignore[index]
     return found
 
 
@@ -143,6 +147,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk before the rounds (default 2)")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--ref", help="a git ref measured side by side with this tree (e.g. main)")
+    parser.add_argument("--ref-env", action="append", default=[], metavar="VAR=VALUE",
+                        help="serve the ref with this variable too (repeatable); without --ref, the ref is this tree "
+                        "served with them, e.g. --ref-env OPSGATE_GC_YOUNG=0")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--opa-bin", default=os.environ.get("OPSGATE_OPA_BIN"), help="the opa binary")
     return parser.parse_args(argv)
@@ -157,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="opsgate-bench-cpu-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         sides = [Side("this", "this tree", ROOT)]
-        if args.ref:
-            sides.append(Side("ref", args.ref, add_worktree(stack, args.ref, work / "ref")))
+        env = dict(item.split("=", 1) for item in args.ref_env)
+        if args.ref or env:
+            tree = add_worktree(stack, args.ref, work / "ref") if args.ref else ROOT
+            label = " ".join([args.ref or "this tree", *args.ref_env])
+            sides.append(Side("ref", label, tree, env))
         for side in sides:
             side.server = start(stack, side, work, opa_bin)
         for side in sides:

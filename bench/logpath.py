@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.servers import in_tree
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # one writer process: C appenders append real decision records for S seconds; prints its figures as JSON
@@ -67,13 +69,17 @@ def record_json() -> bytes:
 
 def one_round(tree: Path, processes: int, appenders: int, seconds: float, work: Path) -> dict[str, float]:
     db = work / f"log-{os.getpid()}-{tree.name}-{processes}.db"
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    child = in_tree(tree, dict(os.environ))  # that tree's package, whichever checkout this runs from
     subprocess.run([sys.executable, "-c", "import sys; from service.adapters.store import open_log; "
-                    "open_log(sys.argv[1], 'setup').close()", str(db)], env=env, check=True)  # fmt: skip
+                    "open_log(sys.argv[1], 'setup').close()", str(db)], check=True, **child)  # fmt: skip
     body = record_json()
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(n), str(appenders), str(seconds)],
-                         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db), str(n), str(appenders), str(seconds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            **child,
+        )  # fmt: skip
         for n in range(processes)
     ]
     outs = [json.loads(proc.communicate(body, timeout=seconds + 120)[0]) for proc in procs]

@@ -44,16 +44,26 @@ def http(method: str, url: str, body: bytes | None = None, timeout: float = 10.0
         return status, None
 
 
+def in_tree(tree: Path, env: dict[str, str]) -> dict[str, Any]:
+    """How a child runs ``tree``'s own package: with ``tree`` on PYTHONPATH and as its working directory
+    (``python -m`` and ``-c`` put the working directory first on sys.path, ahead of PYTHONPATH: started
+    from this checkout, the child would import this checkout's package whatever PYTHONPATH says)."""
+    return {"env": {**env, "PYTHONPATH": str(tree)}, "cwd": str(tree)}
+
+
 class Server:
     """A child process answering on ``url``; stopped (by its own pid) on close."""
 
     db: str | None = None  # the decision log it writes (``--db``), for the benchmark's bytes per decision
 
-    def __init__(self, name: str, args: list[str], port: int, ready_path: str, log: Path, env: dict[str, str]):
+    def __init__(
+        self, name: str, args: list[str], port: int, ready_path: str, log: Path, env: dict[str, str],
+        cwd: str | None = None,
+    ) -> None:  # fmt: skip
         self.name, self.port, self.log = name, port, log
         self.base = f"http://{HOST}:{port}"
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=env)
+            self.proc = subprocess.Popen(args, stdout=out, stderr=out, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
         self._ready_path = ready_path
 
     def wait_ready(self, timeout: float) -> None:
@@ -98,11 +108,12 @@ def start_opa(opa_bin: str, rego_dir: Path, work: Path, pin: tuple[str, ...] = (
 
 def start_service(
     name: str, opsgate: str, rules: Path, rego: Path, db: str, work: Path, opa_bin: str, log_off: bool,
-    extra: tuple[str, ...] = (), pin: tuple[str, ...] = (), tree: Path | None = None,
+    extra: tuple[str, ...] = (), pin: tuple[str, ...] = (), tree: Path | None = None, env: dict[str, str] | None = None,
 ) -> Server:  # fmt: skip
     """``opsgate serve`` on a loopback port; ``log_off``: the same service with its decision log off
     (``python -m bench.logoff``, benchmark only); ``extra``: more ``serve`` flags (--workers, --opa-url);
-    ``tree``: served from that source tree (``python -m service``, another commit's worktree) instead."""
+    ``tree``: served from that source tree (``python -m service``, another commit's worktree) instead;
+    ``env``: more environment variables (``OPSGATE_*`` settings)."""
     port = free_port()
     command = [sys.executable, "-m", "bench.logoff"] if log_off else [opsgate]
     if tree is not None:
@@ -112,12 +123,13 @@ def start_service(
             *extra]  # fmt: skip
     # one load generator is one caller: the per-caller rate limit (20,000/s by default) is off here, so that
     # no row can be limited by it on a faster machine
-    env = {**os.environ, "OPSGATE_RATE_LIMIT": "0"}
+    env = {**os.environ, "OPSGATE_RATE_LIMIT": "0", **(env or {})}
     if log_off:  # bench.logoff is found from any working directory
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    if tree is not None:  # its own package, not the one installed in the virtual environment
-        env["PYTHONPATH"] = str(tree)
-    server = Server(name, args, port, "/ready", work / f"{name}.log", env)
+    child: dict[str, Any] = {"env": env}
+    if tree is not None:  # its own package, not this checkout's nor the one installed in the virtual environment
+        child = in_tree(tree, env)
+    server = Server(name, args, port, "/ready", work / f"{name}.log", **child)
     server.db = db
     return server
 
