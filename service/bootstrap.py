@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from service import heap
 from service.adapters.attest.files import CheckpointFiles
 from service.adapters.attest.signing import load_signer
 from service.adapters.context import HttpContextFetcher
@@ -146,8 +147,7 @@ def policy_problems(settings: Settings) -> list[Problem]:
 
 
 def policy_tests(settings: Settings, opa: str) -> PolicyTests:
-    """``opa test`` over ``settings.rego_dir`` and the entrypoint's contract (what a reload runs) with
-    the binary ``opa``."""
+    """``opa test`` over ``settings.rego_dir`` and the entrypoint's contract (what a reload runs) with ``opa``."""
     return run_policy_tests(opa, settings.rego_dir, "rego", contract=True)
 
 
@@ -346,5 +346,5 @@ async def start(
     )
 
     proofs = Proofs(log_store.records, log_store.chains, CheckpointFiles(checkpoints_path(settings)))
-    runtime = Runtime(settings, log_store, served, reloaded, shadow)
+    runtime = Runtime(settings, log_store, served, reloaded, shadow, retired=heap.resettle)
     return Running(runtime, log_store, metrics, proofs, signer, traces, export, context, executors)

@@ -68,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redaction_key: str | None = None  # the key itself, instead of a file
     redaction_key_id: str | None = None  # the id the records name the key by; unset: derived from the key
     admission_queue_ms: float = 50.0  # how long a decision may wait for room before it is shed; 0: shed at once
+    gc_young: int = 10_000  # serve: allocations between young collections, the start frozen (service/heap.py); 0: off
     # traces (service/adapters/tracing.py), from the standard OTEL_* variables: off unless they configure it
     traces_exporter: str = "none"  # "otlp" (OTLP/HTTP), "console", or both comma-separated; "none": off
     otel_service_name: str = "opsgate"  # the traces' service.name
@@ -106,6 +107,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError("must be a whole number, 1 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be a whole number, 0 or more")
     return value
 
 
@@ -165,6 +173,7 @@ _ENV: dict[str, tuple[str, Callable[[str], object]]] = {
     "OPSGATE_TRUSTED_PROXIES": ("trusted_proxies", proxies),
     "OPSGATE_MAX_IN_FLIGHT": ("max_in_flight", positive_int),
     "OPSGATE_ADMISSION_QUEUE_MS": ("admission_queue_ms", non_negative),
+    "OPSGATE_GC_YOUNG": ("gc_young", non_negative_int),
     "OPSGATE_REDACTION_KEY_FILE": ("redaction_key_file", Path),
     "OPSGATE_REDACTION_KEY": ("redaction_key", str),
     "OPSGATE_REDACTION_KEY_ID": ("redaction_key_id", str),

@@ -10,12 +10,14 @@ scrape (``on_scrape``).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.gc_collector import GCCollector
 from prometheus_client.registry import Collector
 
 from service.adapters.opa.breaker import CLOSED, HALF_OPEN, OPEN
@@ -58,6 +60,9 @@ class Metrics:
             ["policy", "id"], registry=r,
         )  # fmt: skip
         self.pending = Gauge("opsgate_pending_approvals", "Decisions waiting for a human approval", registry=r)
+        GCCollector(registry=r)  # python_gc_*: the collections of each generation and what they freed
+        frozen = Gauge("opsgate_gc_frozen_objects", "Objects kept out of the garbage collector's sight", registry=r)
+        frozen.set_function(gc.get_freeze_count)  # what the start made (service/heap.py), read at each scrape
         self.export_lag = Gauge(
             "opsgate_export_lag", "Records of this process's chain not yet acknowledged by an export sink",
             ["sink"], registry=r,

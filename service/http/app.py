@@ -13,7 +13,7 @@ from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.types import ControllerRouterHandler
 
-from service import bootstrap
+from service import bootstrap, heap
 from service.auth.sessions import from_settings
 from service.domain.limits import RateLimiter
 from service.errors import OpsgateError
@@ -121,6 +121,7 @@ def create_app(settings: Settings, *, log_factory: Callable[[Settings], Log] | N
         app.state.runtime, app.state.metrics, app.state.proofs = started.runtime, started.metrics, started.proofs
         app.state.exporter, app.state.fleet = started.exporter, Fleet(started.runtime)
         started.metrics.watch_admission(admission.stats)
+        heap.settle(settings.gc_young)  # what the start made lives as long as the process
         keys.revocations.attach(started.log.sessions)  # signed-out sessions: shared by the workers, kept across starts
         try:
             async with (

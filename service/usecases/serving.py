@@ -46,7 +46,9 @@ class Runtime:
         served: RunningVersion,
         start_version: StartVersion,
         shadow: Shadow | None = None,
+        retired: Callable[[], None] = lambda: None,
     ) -> None:
+        """``retired``: called once a replaced version has been retired (bootstrap: ``service.heap.resettle``)."""
         self.settings = settings
         self.shadow = shadow  # a candidate decided beside every request (serve --shadow), or None
         self.log = log_store
@@ -57,6 +59,7 @@ class Runtime:
         self._start_version = start_version
         self._swap = asyncio.Lock()
         self._retiring: set[asyncio.Task[None]] = set()
+        self._retired = retired
 
     # the version serving right now (a request should take ``use()`` instead)
     @property
@@ -131,6 +134,7 @@ class Runtime:
             task = asyncio.create_task(previous.retire())
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
+            task.add_done_callback(lambda _: self._retired())
             log.info("%s: now serving version %s (was %s)", why, served.version[:12], previous.version[:12])
             return self._swapped(previous, served, why, changed=True)
 

@@ -92,3 +92,25 @@ def test_a_rollback_without_an_earlier_version_is_a_conflict(tmp_path: Path) -> 
     runtime, _ = runtime_over(rules, rego, Starts())
     with pytest.raises(Conflict, match="no earlier version"):
         asyncio.run(runtime.rollback())
+
+
+def test_the_retired_hook_runs_once_the_replaced_version_is_closed_and_not_for_an_unchanged_reload(
+    tmp_path: Path,
+) -> None:
+    rules, rego = copy_ops_only(tmp_path)
+    seen: list[bool] = []  # whether the replaced version was closed when the hook ran
+
+    async def scenario() -> None:
+        served = FakeVersion(load_catalog(rules, rego))
+        settings = Settings(rules_dir=rules, rego_dir=rego)
+        log = SimpleNamespace(records=object(), versions=object(), approvals=object())
+        runtime = Runtime(settings, log, served, Starts(), None, retired=lambda: seen.append(served.closed))  # type: ignore[arg-type]
+        await runtime.reload()  # nothing changed: nothing retired
+        assert seen == []
+        ops = rules / "ops.yaml"
+        ops.write_text(ops.read_text() + "\n# a comment changes the version\n")
+        await runtime.reload()
+        await runtime.close()
+
+    asyncio.run(scenario())
+    assert seen == [True]
