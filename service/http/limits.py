@@ -43,9 +43,10 @@ def rate_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 def rate_guard(limiter: RateLimiter) -> Any:
     """A Litestar guard taking one token of the caller's bucket; 429 rate_limited when it is empty.
 
-    Listed after the authentication guard, so the caller is the API key's name once keys exist."""
+    Listed after the authentication guard, so the caller is the API key's name once keys exist.  A
+    coroutine, as every guard here: Litestar runs a plain function guard on its thread pool."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         if not limiter.enabled or connection.scope["path"].startswith(UNLIMITED_PREFIXES):
             return
         _check(limiter, rate_key(connection))

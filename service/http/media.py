@@ -26,9 +26,10 @@ def takes_json(method: str, path: str) -> bool:
     return method in _WITH_BODY and not (path == FORM_PREFIX or path.startswith(FORM_PREFIX + "/"))
 
 
-def json_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def json_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """A guard: 415 unsupported_media_type for a JSON route posted without ``Content-Type: application/json``
-    (parameters such as ``charset`` may follow it), even without a body."""
+    (parameters such as ``charset`` may follow it), even without a body.  A coroutine: Litestar runs a plain
+    function guard on its thread pool."""
     method, path = str(connection.scope.get("method", "")), connection.scope["path"]
     if not takes_json(method, path):
         return
