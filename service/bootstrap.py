@@ -313,10 +313,9 @@ async def start(
     log_factory: Callable[[Settings], Log] | None = None,
     tracer_factory: Callable[[Settings], Tracer] = tracer,
 ) -> Running:
-    """Open the log (``log_factory``, by default the one ``settings`` name) and the tracer, start the
-    version in rules/ and rego/ (and the shadow candidate when asked for and configured); everything
-    started is stopped again when a later step fails."""
-    # the executors file is read once: the action types the log queues are the ones delivered
+    """Open the log (``log_factory``, by default the one ``settings`` name; the executors file read once for it
+    and the deliverer) and the tracer, start the version in rules/ and rego/ (and the shadow candidate when asked
+    for and configured); everything started is stopped again when a later step fails."""
     executors_config = load_executors(settings.executors) if settings.executors is not None else None
     log_store = log_factory(settings) if log_factory else open_log(settings, executors=executors_config)
     metrics = Metrics()
@@ -344,7 +343,6 @@ async def start(
     reloaded = functools.partial(
         start_version, settings, log_store, check_rego=True, metrics=metrics, tracer=traces, context=context
     )
-
     proofs = Proofs(log_store.records, log_store.chains, CheckpointFiles(checkpoints_path(settings)))
     runtime = Runtime(settings, log_store, served, reloaded, shadow, retired=heap.resettle)
     return Running(runtime, log_store, metrics, proofs, signer, traces, export, context, executors)

@@ -60,9 +60,7 @@ class Metrics:
             ["policy", "id"], registry=r,
         )  # fmt: skip
         self.pending = Gauge("opsgate_pending_approvals", "Decisions waiting for a human approval", registry=r)
-        GCCollector(registry=r)  # python_gc_*: the collections of each generation and what they freed
-        frozen = Gauge("opsgate_gc_frozen_objects", "Objects kept out of the garbage collector's sight", registry=r)
-        frozen.set_function(gc.get_freeze_count)  # what the start made (service/heap.py), read at each scrape
+        _gc_metrics(r)
         self.export_lag = Gauge(
             "opsgate_export_lag", "Records of this process's chain not yet acknowledged by an export sink",
             ["sink"], registry=r,
@@ -72,12 +70,9 @@ class Metrics:
             ["sink"], registry=r,
         )  # fmt: skip
         self.actions, self.deliveries = _executor_metrics(r)
-        self._opa = _OpaCollector()
-        r.register(self._opa)
-        self._log = _LogCollector()
-        r.register(self._log)
-        self._admission = _AdmissionCollector()
-        r.register(self._admission)
+        self._opa, self._log, self._admission = _OpaCollector(), _LogCollector(), _AdmissionCollector()
+        for collector in (self._opa, self._log, self._admission):
+            r.register(collector)
         self._hooks: list[Callable[[], Awaitable[None]]] = []
 
     # --- fed by the decision service, the served version and the approvals queue -------------------
@@ -136,6 +131,14 @@ class Metrics:
         for hook in self._hooks:
             await hook()
         return generate_latest(self.registry)
+
+
+def _gc_metrics(registry: CollectorRegistry) -> None:
+    """The collector's own counts (python_gc_*: collections of each generation, what they freed) and the
+    objects kept out of its sight: what the start made (service/heap.py), read at each scrape."""
+    GCCollector(registry=registry)
+    frozen = Gauge("opsgate_gc_frozen_objects", "Objects kept out of the garbage collector's sight", registry=registry)
+    frozen.set_function(gc.get_freeze_count)
 
 
 def _executor_metrics(registry: CollectorRegistry) -> tuple[Gauge, Counter]:
