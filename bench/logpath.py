@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             for processes in args.processes:
                 for tree in trees:
-                    figures = one_round(tree, processes, args.appenders, args.seconds, Path(work))
+                    figures = one_round(tree, processes, args.appenders, args.seconds, Path(work).resolve())
                     results.setdefault((str(tree), processes), []).append(figures)
     print(f"{'tree':40} {'procs':>5} {'appends/s':>10} {'p50 ms':>8} {'p99 ms':>8}   (medians of {args.rounds} rounds)")
     for (tree, processes), rounds in results.items():
