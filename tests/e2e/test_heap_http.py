@@ -39,7 +39,11 @@ def test_the_start_is_frozen_and_a_reload_freezes_the_new_version_again(tmp_path
         assert reloaded.status_code == 200 and reloaded.json()["changed"] is True
         # once the old version has drained and retired, everything is collected (a full collection, which
         # nothing else makes this soon) and what is alive frozen again
-        after = wait_for(lambda: (s := gc_samples(server))["collections_2"] > started["collections_2"] and s, 10, "")
+        after = wait_for(
+            lambda: (s := gc_samples(server))["collections_2"] > started["collections_2"] and s,
+            30,
+            "a full collection after the retire",
+        )
         assert after["frozen"] > 20_000
         answer = server.client.post("/decide/ops", json=ops_facts(1)).json()["result"]
         assert answer["explanation"]["guardrails"]["revision"] == reloaded.json()["version"]
