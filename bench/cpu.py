@@ -161,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: wrk is not installed (make bench-cpu installs it: apt-get install -y wrk)", file=sys.stderr)
         return 2
     opa_bin = find_opa(args.opa_bin)
+    opa_bin = os.path.abspath(opa_bin) if os.sep in opa_bin else opa_bin  # the servers run inside their trees
+    if any("=" not in item for item in args.ref_env):
+        print(f"bench: --ref-env takes VAR=VALUE, got {args.ref_env}", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="opsgate-bench-cpu-") as tmp, ExitStack() as stack:
         work = Path(tmp)
         sides = [Side("this", "this tree", ROOT)]

@@ -131,7 +131,7 @@ class Runtime:
             served = await self._start_version(catalog, rules_dir, rego_dir)
             self.current = served
             self.history.append(served.version)
-            task = asyncio.create_task(previous.retire())
+            task = asyncio.create_task(_retire(previous))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
             task.add_done_callback(lambda _: self._retired())
@@ -162,3 +162,12 @@ class Runtime:
         if self.shadow is not None:
             await self.shadow.close()
         await self.current.close()
+
+
+async def _retire(version: RunningVersion) -> None:
+    """Retire a replaced version; a failure is logged, and the task ends without holding the version
+    (its traceback would, and the ``retired`` hook would then freeze it again)."""
+    try:
+        await version.retire()
+    except Exception:
+        log.exception("retiring version %s failed", version.version[:12])

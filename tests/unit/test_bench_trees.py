@@ -9,15 +9,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.servers import in_tree
 from tests.conftest import ROOT
 
 
-def test_a_child_started_from_this_checkout_imports_the_other_trees_package(tmp_path: Path) -> None:
+def test_a_child_started_from_this_checkout_imports_the_other_trees_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     other = tmp_path / "other-tree"
     (other / "service").mkdir(parents=True)
     (other / "service" / "__init__.py").write_text('WHICH = "the other tree"\n')
-    assert Path.cwd() == ROOT  # where the benchmarks are run from, with this checkout's own service/
+    monkeypatch.chdir(ROOT)  # where the benchmarks are run from, with this checkout's own service/
     for flag, code in (("-c", "import service; print(service.WHICH)"), ("-m", "service.which")):
         if flag == "-m":
             (other / "service" / "which.py").write_text("from service import WHICH\nprint(WHICH)\n")

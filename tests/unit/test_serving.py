@@ -114,3 +114,28 @@ def test_the_retired_hook_runs_once_the_replaced_version_is_closed_and_not_for_a
 
     asyncio.run(scenario())
     assert seen == [True]
+
+
+def test_a_retire_that_fails_is_logged_and_still_runs_the_hook_and_close_completes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rules, rego = copy_ops_only(tmp_path)
+    hooked: list[str] = []
+
+    class FailingRetire(FakeVersion):
+        async def retire(self) -> None:
+            raise RuntimeError("OPA would not stop")
+
+    async def scenario() -> None:
+        served = FailingRetire(load_catalog(rules, rego))
+        settings = Settings(rules_dir=rules, rego_dir=rego)
+        log = SimpleNamespace(records=object(), versions=object(), approvals=object())
+        runtime = Runtime(settings, log, served, Starts(), None, retired=lambda: hooked.append("retired"))  # type: ignore[arg-type]
+        ops = rules / "ops.yaml"
+        ops.write_text(ops.read_text() + "\n# a comment changes the version\n")
+        await runtime.reload()
+        await runtime.close()  # the failed retire does not fail the close
+
+    asyncio.run(scenario())
+    assert hooked == ["retired"]
+    assert "OPA would not stop" in caplog.text and "retiring version" in caplog.text
