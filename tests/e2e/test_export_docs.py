@@ -10,9 +10,7 @@ import json
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from service.adapters.export.config import build_sinks, load_export_config
 from service.errors import InvalidSettings
 from service.ports.export import HttpSinkConfig, NatsSinkConfig
 from tests.conftest import ROOT
+from tests.e2e.hooks import HookReceiver
 from tests.e2e.server import Server
 from tests.e2e.test_export_nats import wait_for
 from tests.e2e.test_ops_decisions import ops_facts
@@ -47,35 +46,23 @@ def blocks(language: str) -> list[str]:
     return [text for fence, text in found if fence == language]
 
 
-class Receiver:
+class Receiver(HookReceiver):
     """Keeps every POST's body and signature header, answers 204."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[bytes, str]] = []
-        receiver = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.posts.append((body, self.headers["X-Opsgate-Signature"]))
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/opsgate"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def answer(self, body: bytes, headers: Any) -> int:
+        self.posts.append((body, headers["X-Opsgate-Signature"]))
+        return 204
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     hook = Receiver()
     yield hook
-    hook.server.shutdown()
-    hook.server.server_close()
+    hook.close()
 
 
 def sinks_file(stream: str, subject: str, receiver_url: str) -> str:

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 from service.domain.export import CheckpointMessage, Message, RecordMessage, decode, verify_stream
 from tests.conftest import sql
+from tests.e2e.hooks import HookReceiver
 from tests.e2e.server import Server
 from tests.e2e.test_export_nats import export_samples, wait_for
 from tests.e2e.test_ops_decisions import ops_facts
@@ -26,7 +26,7 @@ WRITER = "http-test"
 COUNT = 30
 
 
-class Receiver:
+class Receiver(HookReceiver):
     """Answers 503 while ``down``; then fails every third call with 500; refuses a bad signature 401."""
 
     def __init__(self) -> None:
@@ -35,27 +35,13 @@ class Receiver:
         self.calls = self.failed = self.bad_signatures = 0
         self.accepted: list[tuple[str, Message]] = []  # (Idempotency-Key, message), in arrival order
         self.lock = threading.Lock()
-        receiver = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(receiver.answer(body, self.headers["X-Opsgate-Signature"], self.headers))
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/opsgate"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def answer(self, body: bytes, signature: str, headers: Any) -> int:
+    def answer(self, body: bytes, headers: Any) -> int:
         expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
         with self.lock:
             self.calls += 1
-            if not hmac.compare_digest(expected, signature or ""):
+            if not hmac.compare_digest(expected, headers["X-Opsgate-Signature"] or ""):
                 self.bad_signatures += 1
                 return 401
             if self.down or (self.flaky and self.calls % 3 == 0):
@@ -69,8 +55,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     hook = Receiver()
     yield hook
-    hook.server.shutdown()
-    hook.server.server_close()
+    hook.close()
 
 
 def test_the_http_sink_retries_until_every_record_arrives_signed_and_in_order(

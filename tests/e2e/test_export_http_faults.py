@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import pytest
 
 from service.domain.export import RecordMessage, decode, verify_stream
 from tests.conftest import ROOT, sql
+from tests.e2e.hooks import HookReceiver
 from tests.e2e.server import Server
 from tests.e2e.test_export_nats import export_samples, wait_for
 from tests.e2e.test_ops_decisions import ops_facts
@@ -35,7 +35,7 @@ TOTAL, PER_BATCH = 5_000, 100
 BATCH = 100  # records the exporter reads and sends per round (the export config's `batch`)
 
 
-class Receiver:
+class Receiver(HookReceiver):
     """Keeps each message once by its Idempotency-Key, in order of first arrival; a message that
     comes again must be byte for byte the first one; a bad signature is refused with 401."""
 
@@ -45,25 +45,10 @@ class Receiver:
         self.conflicts: list[str] = []  # keys delivered again with another body: must stay empty
         self.bad_signatures = 0
         self.lock = threading.Lock()
-        receiver = self
+        super().__init__(keep_alive=True)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver would
-
-            def do_POST(self) -> None:  # noqa: N802 - the http.server API
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = receiver.take(body, self.headers["X-Opsgate-Signature"], self.headers["Idempotency-Key"])
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def answer(self, body: bytes, headers: Any) -> int:
+        return self.take(body, headers["X-Opsgate-Signature"], headers["Idempotency-Key"])
 
     def take(self, body: bytes, signature: str | None, key: str) -> int:
         expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -92,8 +77,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     hook = Receiver()
     yield hook
-    hook.server.shutdown()
-    hook.server.server_close()
+    hook.close()
 
 
 def hook_state(server: Server) -> dict[str, Any]:
