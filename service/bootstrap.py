@@ -103,9 +103,11 @@ def open_log(
     timeouts = Timeouts(connect_s=settings.db_connect_timeout_s, statement_s=settings.db_statement_timeout_s,
                         write_s=settings.db_write_timeout_s, keepalive_s=settings.db_keepalive_s)  # fmt: skip
     # the action types approved decisions queue for executors: none for a reader, which never appends
-    if executors is None and settings.executors is not None and not read_only:
+    if read_only:
+        executors = None
+    elif executors is None and settings.executors is not None:
         executors = load_executors(settings.executors)
-    types = frozenset(executors.executors) if executors is not None and not read_only else frozenset()
+    types = frozenset(executors.executors) if executors is not None else frozenset()
     return open_store(settings.db, writer or settings.writer_id, read_only=read_only, timeouts=timeouts,
                       action_types=types)  # fmt: skip
 
